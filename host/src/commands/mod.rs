@@ -1,0 +1,76 @@
+//! The command line (clap): one file per command group.
+
+mod plugin;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Ferry moves business documents between systems through a durable gateway
+/// queue, as AIF did for Dynamics AX 2012. Adapters, rules and services are
+/// sandboxed WebAssembly components loaded from a plugin directory.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Logging options.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Logging options, shared by every command.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log level or filter (error, warn, info, debug, trace, or a RUST_LOG
+    /// filter such as `ferry=debug`). RUST_LOG is used when this is not given.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log records are written (to stderr).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Ferry's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect and list plugins (WebAssembly components).
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+}
+
+/// Set up tracing on stderr from `--log-level` or `RUST_LOG` (default: info).
+pub fn init_logging(args: &LogArgs) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match &args.log_level {
+        Some(f) => EnvFilter::try_new(f).unwrap_or_else(|e| {
+            eprintln!("warning: invalid --log-level {f:?} ({e}); using info");
+            EnvFilter::new("info")
+        }),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match args.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Plugin(c) => plugin::run(c),
+    }
+}

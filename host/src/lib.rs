@@ -1,0 +1,8 @@
+//! Ferry: an integration host in the manner of AIF (Dynamics AX 2012), whose
+//! adapters, rules and services are sandboxed WebAssembly components.
+//!
+//! See ARCHITECTURE.md for the rooms and the flow of a message.
+
+pub mod commands;
+pub mod config;
+pub mod runtime;

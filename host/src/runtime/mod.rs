@@ -1,0 +1,213 @@
+//! The component runtime: runs plugins (WebAssembly components targeting the
+//! worlds of `wit/ferry.wit`) in sandboxes.
+//!
+//! - One [`wasmtime::Engine`] per [`Runtime`], with the pooling allocator
+//!   (slots sized to the largest memory cap) and epoch interruption (a ticker
+//!   thread advances the epoch every [`TICK`]).
+//! - [`Runtime::load`] compiles a component once (or loads it from the on-disk
+//!   compile cache), checks which world it targets and that it imports nothing
+//!   the host does not provide, and keeps an `InstancePre` for it: a
+//!   [`Plugin`].
+//! - A [`Sandbox`] runs one plugin for one port: its own memory cap, time
+//!   limit, granted folders and configuration; the instance is reused across
+//!   calls and replaced by a fresh one after any trap.
+//!
+//! Deny by default: a sandbox has no environment variables, no arguments, no
+//! stdin, no sockets, no name lookup, a wall clock stuck at the Unix epoch,
+//! and no file system except the folders its configuration grants.
+
+mod bindings;
+mod cache;
+mod error;
+mod plugin;
+mod sandbox;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use bindings::{Context, Direction, Document, Level, Message, PluginError, Stage};
+pub use bindings::adapter::exports::ferry::plugin::receive::{Received, Refusal};
+pub use bindings::service::exports::ferry::plugin::service::{
+    Fault, Header as ServiceHeader, Request as ServiceRequest, ServiceError,
+};
+pub use error::{FailureKind, LoadError, PluginFailure};
+pub use plugin::{Inspection, Plugin};
+pub use sandbox::{Grant, Sandbox, SandboxConfig, SentDocument};
+
+/// How often the epoch advances; time limits are rounded up to this.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// The world a plugin targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum World {
+    /// Receive and send sides of an adapter.
+    Adapter,
+    /// One document in, one document out.
+    Rule,
+    /// A document service dispatched by `Action`.
+    Service,
+}
+
+impl fmt::Display for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            World::Adapter => "adapter",
+            World::Rule => "rule",
+            World::Service => "service",
+        })
+    }
+}
+
+/// Resource limits of one sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory cap in bytes (default 64 MiB).
+    pub memory: u64,
+    /// Time limit of one call (default 5 s).
+    pub time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: 64 << 20,
+            time: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Options of the runtime as a whole.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// The largest memory cap any sandbox will get: the size of a pool slot.
+    pub max_memory: u64,
+    /// How many instances may be alive at once (pool size).
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            cache_dir: None,
+            max_memory: Limits::default().memory,
+            max_instances: 1000,
+        }
+    }
+}
+
+/// The component runtime. Cheap to clone; the epoch ticker stops when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<sandbox::HostState>,
+    options: RuntimeOptions,
+    _ticker: Ticker,
+}
+
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Runtime {
+    /// Build the engine, the linker (WASI p2 + Ferry's host interfaces) and
+    /// start the epoch ticker.
+    pub fn new(options: RuntimeOptions) -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let slot = options.max_memory.max(1 << 20).next_multiple_of(64 << 10);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(options.max_instances)
+            .total_core_instances(options.max_instances.saturating_mul(4))
+            .total_memories(options.max_instances.saturating_mul(2))
+            .total_tables(options.max_instances.saturating_mul(4))
+            .total_stacks(options.max_instances)
+            .max_memory_size(slot as usize)
+            .max_memories_per_component(8)
+            .max_tables_per_component(16)
+            .max_core_instances_per_component(64)
+            .max_core_instance_size(16 << 20)
+            .max_component_instance_size(16 << 20)
+            .table_elements(100_000);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        config.memory_reservation(slot);
+        config.memory_guard_size(64 << 10);
+        config.memory_reservation_for_growth(0);
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("cannot start the WebAssembly engine")?;
+
+        let mut linker = Linker::new(&engine);
+        sandbox::add_to_linker(&mut linker)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("ferry-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .context("cannot start the epoch ticker thread")?
+        };
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                options,
+                _ticker: Ticker {
+                    stop,
+                    thread: Some(thread),
+                },
+            }),
+        })
+    }
+
+    /// The engine (for benchmarks and tests).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The largest memory cap a sandbox may be given.
+    pub fn max_memory(&self) -> u64 {
+        self.inner.options.max_memory
+    }
+
+    fn linker(&self) -> &Linker<sandbox::HostState> {
+        &self.inner.linker
+    }
+
+    fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.inner.options.cache_dir.as_deref()
+    }
+}

@@ -1,0 +1,345 @@
+//! Loading a plugin: read, hash, compile (through the cache), find its world,
+//! check its imports, and keep an `InstancePre` ready for sandboxes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, InstancePre};
+
+use super::bindings::{adapter::AdapterPre, rule::RulePluginPre, service::ServicePluginPre};
+use super::sandbox::HostState;
+use super::{LoadError, Runtime, World, cache};
+
+/// WIT package every Ferry export and import belongs to.
+const PACKAGE: &str = "ferry:plugin";
+/// The version of the WIT package this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// A loaded, validated plugin, ready to be instantiated in sandboxes.
+pub struct Plugin {
+    name: String,
+    hash: String,
+    world: World,
+    path: Option<PathBuf>,
+    loaded_at: SystemTime,
+    imports: Vec<String>,
+    exports: Vec<String>,
+    pub(super) pre: PluginPre,
+}
+
+/// The typed `InstancePre` of a plugin's world.
+pub(super) enum PluginPre {
+    Rule(RulePluginPre<HostState>),
+    Adapter(AdapterPre<HostState>),
+    Service(ServicePluginPre<HostState>),
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .field("world", &self.world)
+            .finish()
+    }
+}
+
+impl Plugin {
+    /// The plugin's name: its file name without `.wasm`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The sha256 of the component's bytes, hex.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+    /// The first 12 hex digits of [`Plugin::hash`].
+    pub fn short_hash(&self) -> &str {
+        &self.hash[..12]
+    }
+    /// The world it targets.
+    pub fn world(&self) -> World {
+        self.world
+    }
+    /// The file it was loaded from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+    /// When it was loaded.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+    /// The component's import names.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+    /// The component's export names.
+    pub fn exports(&self) -> &[String] {
+        &self.exports
+    }
+
+    /// Fail with [`LoadError::Mismatch`] unless the plugin targets `world`.
+    pub fn expect(&self, world: World) -> Result<(), LoadError> {
+        if self.world == world {
+            Ok(())
+        } else {
+            Err(LoadError::Mismatch {
+                name: self.name.clone(),
+                hash: self.short_hash().to_string(),
+                expected: world,
+                found: self.world,
+            })
+        }
+    }
+}
+
+/// What `ferry plugin check` shows about a file: as much as could be learnt,
+/// and what is wrong with it, if anything.
+#[derive(Debug)]
+pub struct Inspection {
+    /// The plugin's name.
+    pub name: String,
+    /// sha256 of the bytes, hex.
+    pub hash: String,
+    /// Size in bytes.
+    pub size: usize,
+    /// The world, if it targets one of Ferry's.
+    pub world: Option<World>,
+    /// Import names (empty when it did not compile).
+    pub imports: Vec<String>,
+    /// Export names (empty when it did not compile).
+    pub exports: Vec<String>,
+    /// The problem, if any.
+    pub error: Option<LoadError>,
+}
+
+/// The hex sha256 of `bytes`.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The plugin name for a path: the file name without `.wasm`.
+pub fn name_of(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Tell a core module or some other file from a component by its header.
+fn check_header(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    let not = |reason: &str| {
+        Err(LoadError::NotAComponent {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return not("it does not start with the WebAssembly magic bytes \\0asm");
+    }
+    match bytes[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => not(
+            "it is a core WebAssembly module, not a component; build it for \
+             wasm32-wasip2 (or run `wasm-tools component new`)",
+        ),
+        _ => not("unknown WebAssembly version/layer in its header"),
+    }
+}
+
+/// Strip `@version` from an interface name: `ferry:plugin/rule@0.1.0` →
+/// (`ferry:plugin/rule`, Some(`0.1.0`)).
+fn split_version(name: &str) -> (&str, Option<&str>) {
+    match name.rsplit_once('@') {
+        Some((n, v)) => (n, Some(v)),
+        None => (name, None),
+    }
+}
+
+fn world_of(exports: &[String]) -> Option<World> {
+    let has = |i: &str| {
+        exports
+            .iter()
+            .any(|e| split_version(e).0 == format!("{PACKAGE}/{i}"))
+    };
+    if has("rule") {
+        Some(World::Rule)
+    } else if has("service") {
+        Some(World::Service)
+    } else if has("receive") && has("send") {
+        Some(World::Adapter)
+    } else {
+        None
+    }
+}
+
+/// The imports of `world` that the host provides, by interface name without
+/// version; WASI 0.2 interfaces are provided to every world.
+fn provided(world: World, import: &str) -> Result<(), String> {
+    let (iface, version) = split_version(import);
+    if let Some(rest) = iface.strip_prefix("wasi:") {
+        if rest.starts_with("http/") {
+            return Err(format!(
+                "it imports {import}, but plugins get no network access (for \
+                 componentize-js, build with `--disable http fetch-event`)"
+            ));
+        }
+        if rest.starts_with("sockets/") {
+            return Ok(()); // linked, but every socket operation is denied
+        }
+        return match version {
+            Some(v) if v.starts_with("0.2.") => Ok(()),
+            _ => Err(format!(
+                "it imports {import}; Ferry provides WASI 0.2 (wasm32-wasip2) interfaces only"
+            )),
+        };
+    }
+    let ours = |i: &str| iface == format!("{PACKAGE}/{i}");
+    let allowed = ours("types")
+        || ours("host")
+        || (world == World::Service && ours("send-api"));
+    if !allowed {
+        return Err(format!(
+            "it imports {import}, which Ferry does not provide to a {world} plugin"
+        ));
+    }
+    match version {
+        Some(v) if v.starts_with("0.1.") => Ok(()),
+        _ => Err(format!(
+            "it imports {import}, but this host implements {PACKAGE}@{WIT_VERSION}; \
+             rebuild the plugin against the WIT shipped with this Ferry"
+        )),
+    }
+}
+
+impl Runtime {
+    /// Load the plugin at `path` (its name is the file name without `.wasm`).
+    pub fn load(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut plugin = self.load_bytes(&name_of(path), &bytes)?;
+        if let Some(p) = Arc::get_mut(&mut plugin) {
+            p.path = Some(path.to_path_buf());
+        }
+        Ok(plugin)
+    }
+
+    /// Load a plugin from its bytes.
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+        check_header(name, bytes)?;
+        let hash = content_hash(bytes);
+        let short = hash[..12].to_string();
+        let component = cache::compile(self.engine(), self.cache_dir(), &hash, bytes).map_err(
+            |e| LoadError::Compile {
+                name: name.to_string(),
+                hash: short.clone(),
+                reason: format!("{e:#}"),
+            },
+        )?;
+        let (imports, exports) = names(self, &component);
+        let world = world_of(&exports).ok_or_else(|| LoadError::WrongWorld {
+            name: name.to_string(),
+            hash: short.clone(),
+            exports: exports.join(", "),
+        })?;
+        let problems: Vec<String> = imports
+            .iter()
+            .filter_map(|i| provided(world, i).err())
+            .collect();
+        let imports_error = |reason: String| LoadError::Imports {
+            name: name.to_string(),
+            hash: short.clone(),
+            world,
+            reason,
+        };
+        if !problems.is_empty() {
+            return Err(imports_error(problems.join("; ")));
+        }
+        let pre: InstancePre<HostState> = self
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| imports_error(format!("{e:#}")))?;
+        let typed = match world {
+            World::Rule => RulePluginPre::new(pre).map(PluginPre::Rule),
+            World::Adapter => AdapterPre::new(pre).map(PluginPre::Adapter),
+            World::Service => ServicePluginPre::new(pre).map(PluginPre::Service),
+        }
+        .map_err(|e| {
+            imports_error(format!(
+                "its exports do not match {PACKAGE}@{WIT_VERSION}'s {world} world: {e:#}"
+            ))
+        })?;
+        Ok(Arc::new(Plugin {
+            name: name.to_string(),
+            hash,
+            world,
+            path: None,
+            loaded_at: SystemTime::now(),
+            imports,
+            exports,
+            pre: typed,
+        }))
+    }
+
+    /// Inspect a file for `ferry plugin check`: never fails, reports what it
+    /// found and what is wrong.
+    pub fn inspect(&self, path: &Path) -> Inspection {
+        let name = name_of(path);
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(source) => {
+                return Inspection {
+                    name,
+                    hash: String::new(),
+                    size: 0,
+                    world: None,
+                    imports: vec![],
+                    exports: vec![],
+                    error: Some(LoadError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    }),
+                };
+            }
+        };
+        let hash = content_hash(&bytes);
+        let mut inspection = Inspection {
+            name: name.clone(),
+            hash: hash.clone(),
+            size: bytes.len(),
+            world: None,
+            imports: vec![],
+            exports: vec![],
+            error: None,
+        };
+        // Names are worth showing even when validation fails later.
+        if check_header(&name, &bytes).is_ok()
+            && let Ok(c) = cache::compile(self.engine(), self.cache_dir(), &hash, &bytes)
+        {
+            let (i, e) = names(self, &c);
+            inspection.world = world_of(&e);
+            inspection.imports = i;
+            inspection.exports = e;
+        }
+        if let Err(e) = self.load_bytes(&name, &bytes) {
+            inspection.error = Some(e);
+        }
+        inspection
+    }
+}
+
+fn names(rt: &Runtime, component: &Component) -> (Vec<String>, Vec<String>) {
+    let ty = component.component_type();
+    let imports = ty
+        .imports(rt.engine())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let exports = ty
+        .exports(rt.engine())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    (imports, exports)
+}
