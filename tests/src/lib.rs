@@ -1,1 +1,89 @@
+//! Support for Ferry's end-to-end tests.
+//!
+//! `build.rs` builds the plugins workspace (`plugins/`) for `wasm32-wasip2`
+//! and copies each component to `<root>/target/plugins/<crate-name>.wasm`
+//! (`file-adapter.wasm`, `value-map.wasm`, `sales-order-service.wasm`,
+//! `test-hostile.wasm`, `test-wrong-world.wasm`, `test-probe.wasm`).
+//! These functions find them.
 
+use std::path::PathBuf;
+
+/// The folder holding the built plugin components
+/// (`<root>/target/plugins`, as set by `build.rs`).
+pub fn plugins_dir() -> PathBuf {
+    PathBuf::from(env!("FERRY_PLUGINS_DIR"))
+}
+
+/// The component of the plugin crate `name` (e.g. `"file-adapter"`, with or
+/// without `.wasm`): `<plugins_dir>/<name>.wasm`.
+///
+/// # Panics
+///
+/// When the file is not there, with a message saying how to build it.
+pub fn plugin(name: &str) -> PathBuf {
+    let file = if name.ends_with(".wasm") {
+        name.to_string()
+    } else {
+        format!("{name}.wasm")
+    };
+    let path = plugins_dir().join(&file);
+    if !path.is_file() {
+        let available: Vec<String> = std::fs::read_dir(plugins_dir())
+            .map(|entries| {
+                let mut v: Vec<String> = entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".wasm"))
+                    .collect();
+                v.sort();
+                v
+            })
+            .unwrap_or_default();
+        panic!(
+            "plugin component {} is missing (available: {}). It is built by tests/build.rs from the \
+             crate `{}` in plugins/; run `scripts/build-plugins` (or `touch tests/build.rs && cargo build -p ferry-tests`)",
+            path.display(),
+            if available.is_empty() {
+                "none".to_string()
+            } else {
+                available.join(", ")
+            },
+            file.trim_end_matches(".wasm"),
+        );
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_plugin_is_built() {
+        for name in [
+            "file-adapter",
+            "value-map",
+            "sales-order-service",
+            "test-hostile",
+            "test-wrong-world",
+            "test-probe",
+        ] {
+            let path = plugin(name);
+            let bytes = std::fs::read(&path).unwrap();
+            // A component, not a core module: `\0asm`, then version 0x0d and layer 1.
+            assert_eq!(&bytes[..4], b"\0asm", "{}", path.display());
+            assert_eq!(
+                &bytes[4..8],
+                &[0x0d, 0x00, 0x01, 0x00],
+                "{} is not a component",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "scripts/build-plugins")]
+    fn a_missing_plugin_says_how_to_build_it() {
+        plugin("no-such-plugin");
+    }
+}

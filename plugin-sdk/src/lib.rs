@@ -1,0 +1,118 @@
+//! # ferry-plugin-sdk
+//!
+//! The crate for writing Ferry plugins in
+//! Rust: adapters, document rules and document services, each a sandboxed
+//! WebAssembly component built with plain
+//! `cargo build --release --target wasm32-wasip2`.
+//!
+//! The SDK carries Ferry's WIT contract (`ferry:plugin@0.1.0`), so plugin
+//! authors never copy WIT files. A component must export exactly one world,
+//! so each world sits behind a cargo feature:
+//!
+//! | feature   | trait       | export macro                      | exports (as the host sees them) |
+//! |-----------|-------------|-----------------------------------|---------------------------------|
+//! | `rule`    | `Rule`      | `export_rule!(MyRule);`           | `ferry:plugin/rule@0.1.0` |
+//! | `adapter` | `Adapter`   | `export_adapter!(MyAdapter);`     | `ferry:plugin/receive@0.1.0`, `ferry:plugin/send@0.1.0` |
+//! | `service` | `Service`   | `export_service!(MyService);`     | `ferry:plugin/service@0.1.0` |
+//!
+//! Enable exactly one of them in a plugin crate (the types and helpers of
+//! the other worlds compile with several features on, but a component built
+//! with two export macros is refused by the host).
+//!
+//! ```ignore
+//! use ferry_plugin_sdk::{envelope, Context, Document, PluginError, Rule};
+//!
+//! struct StampCompany;
+//!
+//! impl Rule for StampCompany {
+//!     fn apply(_ctx: Context, doc: Document) -> Result<Document, PluginError> {
+//!         let company = ferry_plugin_sdk::config_get("company").unwrap_or("DAT".into());
+//!         let content = envelope::set_header(&doc.content, "Company", &company)?;
+//!         Ok(doc.with_content(content))
+//!     }
+//! }
+//!
+//! ferry_plugin_sdk::export_rule!(StampCompany);
+//! ```
+//!
+//! Besides the traits and macros the SDK offers the host functions
+//! ([`log()`], the [`mod@log`] shortcuts, [`config()`], [`config_get`] and
+//! the helpers in [`mod@config`], and `send` for services) and the
+//! [`envelope`] module: small helpers to read and change AIF message
+//! envelopes with a few lines.
+//!
+//! Off WebAssembly (in `cargo test` on the build machine) the host functions
+//! are served by the [`testing`] module's stand-ins, so plugin logic can be
+//! unit-tested natively.
+
+#![warn(missing_docs)]
+
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod bindings;
+
+pub mod config;
+pub mod envelope;
+mod host;
+pub mod log;
+mod types;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
+#[cfg(feature = "adapter")]
+pub mod adapter;
+#[cfg(feature = "rule")]
+pub mod rule;
+#[cfg(feature = "service")]
+pub mod service;
+
+pub use bindings::ferry::plugin::types::{
+    Context, Direction, Document, Level, Message, PluginError, Stage,
+};
+pub use config::{config, config_get};
+pub use envelope::EnvelopeError;
+pub use host::log;
+
+#[cfg(feature = "adapter")]
+pub use adapter::{Adapter, Received, Refusal};
+#[cfg(feature = "rule")]
+pub use rule::Rule;
+#[cfg(feature = "service")]
+pub use service::{Fault, Header, Request, Service, ServiceError, send};
+
+/// Fallback of [`export_rule!`] when the `rule` feature is off: a clear
+/// compile error instead of an unknown macro.
+#[cfg(not(feature = "rule"))]
+#[macro_export]
+macro_rules! export_rule {
+    ($($t:tt)*) => {
+        compile_error!(
+            "export_rule! needs the `rule` feature: ferry-plugin-sdk = { path = \"...\", features = [\"rule\"] }"
+        );
+    };
+}
+
+/// Fallback of [`export_adapter!`] when the `adapter` feature is off: a
+/// clear compile error instead of an unknown macro.
+#[cfg(not(feature = "adapter"))]
+#[macro_export]
+macro_rules! export_adapter {
+    ($($t:tt)*) => {
+        compile_error!(
+            "export_adapter! needs the `adapter` feature: ferry-plugin-sdk = { path = \"...\", features = [\"adapter\"] }"
+        );
+    };
+}
+
+/// Fallback of [`export_service!`] when the `service` feature is off: a
+/// clear compile error instead of an unknown macro.
+#[cfg(not(feature = "service"))]
+#[macro_export]
+macro_rules! export_service {
+    ($($t:tt)*) => {
+        compile_error!(
+            "export_service! needs the `service` feature: ferry-plugin-sdk = { path = \"...\", features = [\"service\"] }"
+        );
+    };
+}

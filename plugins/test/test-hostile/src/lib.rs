@@ -1,0 +1,152 @@
+//! # test-hostile — test fixture, not shipped
+//!
+//! A rule (world `rule-plugin`) that misbehaves when the document asks it
+//! to, for the host's sandbox tests. The first marker found in the document
+//! content, checked in this order, decides:
+//!
+//! | marker in the content | behaviour |
+//! |-----------------------|-----------|
+//! | `HOSTILE:open:<path>` | `std::fs::read_to_string(<path>)`: the file's content as the document on success, else `failed("open <path>: <os error>")`. The path runs to the next whitespace, `<`, `"` or `'`. |
+//! | `HOSTILE:loop` | loops forever |
+//! | `HOSTILE:alloc` | allocates 1 GiB and touches every page |
+//! | `HOSTILE:recurse` | recurses without bound (stack overflow) |
+//! | `HOSTILE:panic` | `panic!("hostile panic: the document asked for it")` |
+//! | `HOSTILE:reject` | `rejected("hostile rejects")` |
+//! | `HOSTILE:fail` | `failed("hostile fails")` |
+//! | none | the document, unchanged |
+//!
+//! Options: none.
+
+use ferry_plugin_sdk::{Context, Document, PluginError, Rule};
+use std::hint::black_box;
+
+/// The hostile rule.
+pub struct Hostile;
+
+ferry_plugin_sdk::export_rule!(Hostile);
+
+/// The text `panic!` prints (and the host's error should carry).
+pub const PANIC_MESSAGE: &str = "hostile panic: the document asked for it";
+
+/// The path after `HOSTILE:open:`, if the marker is there.
+pub fn open_target(content: &str) -> Option<&str> {
+    let start = content.find("HOSTILE:open:")? + "HOSTILE:open:".len();
+    let rest = &content[start..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, '<' | '"' | '\''))
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    // A frame the optimizer cannot remove, and work after the call so it is
+    // not a tail call.
+    let frame = black_box([depth; 32]);
+    let below = recurse(black_box(depth + 1));
+    below.wrapping_add(frame[(depth % 32) as usize])
+}
+
+fn spin() -> ! {
+    let mut i: u64 = 0;
+    loop {
+        i = black_box(i.wrapping_add(1));
+    }
+}
+
+fn allocate_gib() -> u64 {
+    const GIB: usize = 1 << 30;
+    let mut v: Vec<u8> = Vec::with_capacity(GIB);
+    // Touch every page so the memory is really used.
+    v.resize(GIB, 1);
+    let mut sum = 0u64;
+    for i in (0..GIB).step_by(4096) {
+        v[i] = black_box(i as u8);
+        sum = sum.wrapping_add(u64::from(v[i]));
+    }
+    black_box(sum)
+}
+
+impl Rule for Hostile {
+    fn apply(_ctx: Context, doc: Document) -> Result<Document, PluginError> {
+        let content = &doc.content;
+        if let Some(path) = open_target(content) {
+            return match std::fs::read_to_string(path) {
+                Ok(text) => Ok(doc.with_content(text)),
+                Err(e) => Err(PluginError::failed(format!("open {path}: {e}"))),
+            };
+        }
+        if content.contains("HOSTILE:loop") {
+            spin();
+        }
+        if content.contains("HOSTILE:alloc") {
+            let sum = allocate_gib();
+            return Err(PluginError::failed(format!(
+                "hostile allocated 1 GiB ({sum})"
+            )));
+        }
+        if content.contains("HOSTILE:recurse") {
+            let n = recurse(0);
+            return Err(PluginError::failed(format!(
+                "hostile recursion ended ({n})"
+            )));
+        }
+        if content.contains("HOSTILE:panic") {
+            panic!("{PANIC_MESSAGE}");
+        }
+        if content.contains("HOSTILE:reject") {
+            return Err(PluginError::rejected("hostile rejects"));
+        }
+        if content.contains("HOSTILE:fail") {
+            return Err(PluginError::failed("hostile fails"));
+        }
+        Ok(doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_plugin_sdk::{Direction, Stage};
+
+    fn ctx() -> Context {
+        Context {
+            port: "p".into(),
+            direction: Direction::Inbound,
+            stage: Stage::Pipeline,
+        }
+    }
+
+    #[test]
+    fn open_paths() {
+        assert_eq!(
+            open_target("<a>HOSTILE:open:/etc/passwd</a>"),
+            Some("/etc/passwd")
+        );
+        assert_eq!(open_target("HOSTILE:open:/x y"), Some("/x"));
+        assert_eq!(open_target("nothing"), None);
+    }
+
+    #[test]
+    fn harmless_markers() {
+        let d = Document::new("d", "<a>HOSTILE:reject</a>");
+        assert_eq!(
+            Hostile::apply(ctx(), d).unwrap_err(),
+            PluginError::rejected("hostile rejects")
+        );
+        let d = Document::new("d", "<a>HOSTILE:fail</a>");
+        assert_eq!(
+            Hostile::apply(ctx(), d).unwrap_err(),
+            PluginError::failed("hostile fails")
+        );
+        let d = Document::new("d", "<a>fine</a>");
+        assert_eq!(Hostile::apply(ctx(), d.clone()).unwrap(), d);
+        let d = Document::new("d", "<a>HOSTILE:open:/definitely/not/here</a>");
+        let e = Hostile::apply(ctx(), d).unwrap_err();
+        assert!(
+            e.reason().starts_with("open /definitely/not/here: "),
+            "{e:?}"
+        );
+    }
+}
