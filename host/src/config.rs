@@ -352,7 +352,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
         "d" => n * 86400.0,
-        u => return Err(format!("unknown unit {u:?} in {text:?} (use ms, s, m, h or d)")),
+        u => {
+            return Err(format!(
+                "unknown unit {u:?} in {text:?} (use ms, s, m, h or d)"
+            ));
+        }
     };
     if !(secs.is_finite() && secs >= 0.0) {
         return Err(format!("{text:?} is not a valid duration"));
@@ -367,8 +371,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
-    {
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -536,10 +539,18 @@ impl Config {
                 }
             }
             if p.max_parallel == Some(0) {
-                problem(span.clone(), &key("max_parallel"), "must be at least 1".into());
+                problem(
+                    span.clone(),
+                    &key("max_parallel"),
+                    "must be at least 1".into(),
+                );
             }
             if p.receive_batch == Some(0) {
-                problem(span.clone(), &key("receive_batch"), "must be at least 1".into());
+                problem(
+                    span.clone(),
+                    &key("receive_batch"),
+                    "must be at least 1".into(),
+                );
             }
             let limits = Limits {
                 memory: p
@@ -639,9 +650,9 @@ impl Config {
             file: path.to_path_buf(),
             data_dir: abs(raw.data_dir.as_ref().map_or("data", |s| s.get_ref())),
             plugin_dir: abs(raw.plugin_dir.as_ref().map_or("plugins", |s| s.get_ref())),
-            workers: raw.workers.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(2, |n| n.get())
-            }),
+            workers: raw
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             group_commit: raw.group_commit.unwrap_or(256),
             adapters,
             rules,
@@ -730,7 +741,9 @@ address = "copies"
         assert!(!p.parallel);
         assert_eq!(p.limits, Limits::default());
         assert_eq!(
-            p.route("http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create"),
+            p.route(
+                "http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create"
+            ),
             Some("sales")
         );
         assert_eq!(p.route("x/CustomerService/create"), None);
@@ -749,19 +762,33 @@ address = "copies"
     #[test]
     fn every_dangling_reference_is_reported_with_line_and_key() {
         let bad = GOOD
-            .replace("adapter = \"file\"\naddress = \"copies\"", "adapter = \"ftp\"\naddress = \"copies\"")
+            .replace(
+                "adapter = \"file\"\naddress = \"copies\"",
+                "adapter = \"ftp\"\naddress = \"copies\"",
+            )
             .replace("pipeline = [\"map\"]", "pipeline = [\"nope\"]");
         let err = Config::parse(Path::new("f.toml"), &bad).unwrap_err();
         assert_eq!(err.problems.len(), 2, "{err}");
         let text = err.to_string();
-        assert!(text.contains("f.toml:29: ports.copy.adapter: no adapter named \"ftp\""), "{text}");
-        assert!(text.contains("f.toml:21: ports.in.pipeline: no rule named \"nope\""), "{text}");
+        assert!(
+            text.contains("f.toml:29: ports.copy.adapter: no adapter named \"ftp\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("f.toml:21: ports.in.pipeline: no rule named \"nope\""),
+            "{text}"
+        );
     }
 
     #[test]
     fn unknown_keys_and_bad_values_name_the_line() {
-        let err = Config::parse(Path::new("f.toml"), "data_dir = \"d\"\nworkres = 2\n").unwrap_err();
-        assert!(err.to_string().starts_with("f.toml:2: unknown field `workres`"), "{err}");
+        let err =
+            Config::parse(Path::new("f.toml"), "data_dir = \"d\"\nworkres = 2\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("f.toml:2: unknown field `workres`"),
+            "{err}"
+        );
         let err = Config::parse(
             Path::new("f.toml"),
             "[ports.x]\ndirection = \"sideways\"\nadapter = \"a\"\naddress = \"x\"\n",
@@ -783,7 +810,10 @@ address = "copies"
         assert!(glob_match("a*c", "abc"));
         assert!(glob_match("a*c", "ac"));
         assert!(!glob_match("a*c", "ab"));
-        assert!(glob_match("*/Sales*/create", "http://x/SalesOrderService/create"));
+        assert!(glob_match(
+            "*/Sales*/create",
+            "http://x/SalesOrderService/create"
+        ));
         assert!(!glob_match("exact", "exactly"));
     }
 }

@@ -5,4 +5,9 @@
 
 pub mod commands;
 pub mod config;
+pub mod envelope;
+pub mod plugins;
+pub mod queue;
 pub mod runtime;
+pub mod scheduler;
+pub mod services;

@@ -1,6 +1,8 @@
 //! The command line (clap): one file per command group.
 
 mod plugin;
+mod queue;
+mod run;
 
 use std::process::ExitCode;
 
@@ -47,6 +49,18 @@ pub enum Command {
     /// Inspect and list plugins (WebAssembly components).
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Run the batch jobs: receive, process and send messages until Ctrl-C
+    /// or SIGTERM (or one occurrence with --once).
+    Run(run::RunArgs),
+    /// Validate a configuration file and every plugin it references,
+    /// without running anything.
+    Check(run::CheckArgs),
+    /// The queue manager: list, show, hold, release (resubmit), delete.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
+    /// The exception log.
+    #[command(subcommand)]
+    Exceptions(queue::ExceptionsCommand),
 }
 
 /// Set up tracing on stderr from `--log-level` or `RUST_LOG` (default: info).
@@ -72,5 +86,9 @@ pub fn init_logging(args: &LogArgs) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plugin(c) => plugin::run(c),
+        Command::Run(a) => run::run(a),
+        Command::Check(a) => run::check(a),
+        Command::Queue(c) => queue::run(c),
+        Command::Exceptions(c) => queue::run_exceptions(c),
     }
 }

@@ -47,9 +47,10 @@ fn print_inspection(file: &Path, i: &Inspection) {
     }
     println!(
         "world:   {}",
-        i.world.map_or("none (not a Ferry plugin)".to_string(), |w| format!(
-            "{w} (ferry:plugin@0.1.0)"
-        ))
+        i.world
+            .map_or("none (not a Ferry plugin)".to_string(), |w| format!(
+                "{w} (ferry:plugin@0.1.0)"
+            ))
     );
     if !i.exports.is_empty() {
         println!("exports:");
@@ -95,5 +96,9 @@ fn list(runtime: &Runtime, dir: &Path) -> anyhow::Result<ExitCode> {
             status
         );
     }
-    Ok(if bad { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if bad {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

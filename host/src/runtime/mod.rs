@@ -33,11 +33,11 @@ use anyhow::Context as _;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use bindings::{Context, Direction, Document, Level, Message, PluginError, Stage};
 pub use bindings::adapter::exports::ferry::plugin::receive::{Received, Refusal};
 pub use bindings::service::exports::ferry::plugin::service::{
     Fault, Header as ServiceHeader, Request as ServiceRequest, ServiceError,
 };
+pub use bindings::{Context, Direction, Document, Level, Message, PluginError, Stage};
 pub use error::{FailureKind, LoadError, PluginFailure};
 pub use plugin::{Inspection, Plugin};
 pub use sandbox::{Grant, Sandbox, SandboxConfig, SentDocument};

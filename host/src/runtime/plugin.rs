@@ -27,6 +27,9 @@ pub struct Plugin {
     imports: Vec<String>,
     exports: Vec<String>,
     pub(super) pre: PluginPre,
+    /// Keeps the runtime (and its epoch ticker, which enforces time limits)
+    /// alive as long as the plugin can run.
+    _runtime: Runtime,
 }
 
 /// The typed `InstancePre` of a plugin's world.
@@ -196,9 +199,7 @@ fn provided(world: World, import: &str) -> Result<(), String> {
         };
     }
     let ours = |i: &str| iface == format!("{PACKAGE}/{i}");
-    let allowed = ours("types")
-        || ours("host")
-        || (world == World::Service && ours("send-api"));
+    let allowed = ours("types") || ours("host") || (world == World::Service && ours("send-api"));
     if !allowed {
         return Err(format!(
             "it imports {import}, which Ferry does not provide to a {world} plugin"
@@ -232,13 +233,14 @@ impl Runtime {
         check_header(name, bytes)?;
         let hash = content_hash(bytes);
         let short = hash[..12].to_string();
-        let component = cache::compile(self.engine(), self.cache_dir(), &hash, bytes).map_err(
-            |e| LoadError::Compile {
-                name: name.to_string(),
-                hash: short.clone(),
-                reason: format!("{e:#}"),
-            },
-        )?;
+        let component =
+            cache::compile(self.engine(), self.cache_dir(), &hash, bytes).map_err(|e| {
+                LoadError::Compile {
+                    name: name.to_string(),
+                    hash: short.clone(),
+                    reason: format!("{e:#}"),
+                }
+            })?;
         let (imports, exports) = names(self, &component);
         let world = world_of(&exports).ok_or_else(|| LoadError::WrongWorld {
             name: name.to_string(),
@@ -281,6 +283,7 @@ impl Runtime {
             imports,
             exports,
             pre: typed,
+            _runtime: self.clone(),
         }))
     }
 

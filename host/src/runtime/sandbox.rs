@@ -365,15 +365,16 @@ impl Sandbox {
             return Err(self.world_mismatch("invoke"));
         }
         let result = self.call("invoke", |store, b| match b {
-            Bindings::Service(s) => Ok(match s.ferry_plugin_service().call_invoke(
-                &mut *store,
-                ctx,
-                req,
-            )? {
-                Ok(bodies) => Ok(Ok(bodies)),
-                Err(ServiceError::Fault(f)) => Ok(Err(f)),
-                Err(ServiceError::Plugin(e)) => Err(e),
-            }),
+            Bindings::Service(s) => Ok(
+                match s
+                    .ferry_plugin_service()
+                    .call_invoke(&mut *store, ctx, req)?
+                {
+                    Ok(bodies) => Ok(Ok(bodies)),
+                    Err(ServiceError::Fault(f)) => Ok(Err(f)),
+                    Err(ServiceError::Plugin(e)) => Err(e),
+                },
+            ),
             _ => unreachable!("world checked above"),
         })?;
         let sent = match &mut self.live {
@@ -388,7 +389,10 @@ impl Sandbox {
     fn adapter_call<R>(
         &mut self,
         function: &'static str,
-        f: impl FnOnce(&adapter::Adapter, &mut Store<HostState>) -> wasmtime::Result<Result<R, PluginError>>,
+        f: impl FnOnce(
+            &adapter::Adapter,
+            &mut Store<HostState>,
+        ) -> wasmtime::Result<Result<R, PluginError>>,
     ) -> Result<R, PluginFailure> {
         if self.plugin.world() != World::Adapter {
             return Err(self.world_mismatch(function));
@@ -425,7 +429,9 @@ impl Sandbox {
     }
     /// `send.begin`.
     pub fn send_begin(&mut self, address: &str) -> Result<(), PluginFailure> {
-        self.adapter_call("send.begin", |a, s| a.ferry_plugin_send().call_begin(s, address))
+        self.adapter_call("send.begin", |a, s| {
+            a.ferry_plugin_send().call_begin(s, address)
+        })
     }
     /// `send.send`.
     pub fn send(&mut self, msg: &Message) -> Result<(), PluginFailure> {
@@ -437,7 +443,9 @@ impl Sandbox {
     }
     /// `send.rollback`.
     pub fn send_rollback(&mut self) -> Result<(), PluginFailure> {
-        self.adapter_call("send.rollback", |a, s| a.ferry_plugin_send().call_rollback(s))
+        self.adapter_call("send.rollback", |a, s| {
+            a.ferry_plugin_send().call_rollback(s)
+        })
     }
 }
 
@@ -495,7 +503,15 @@ fn describe(kind: FailureKind, e: &wasmtime::Error, setup: &SandboxConfig) -> St
         _ => {
             let root = e.root_cause().to_string();
             let full = format!("{e:#}");
-            if full.len() > 600 { root } else { full }
+            let text = if full.len() > 600 { root } else { full };
+            if text.contains("out of bounds memory access") {
+                format!(
+                    "{text} (in a guest compiled from Rust or C this is most often its own \
+                     stack overflowing: deep recursion)"
+                )
+            } else {
+                text
+            }
         }
     }
 }

@@ -1,0 +1,120 @@
+//! `ferry run` and `ferry check`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::config::Config;
+use crate::plugins::PluginSet;
+use crate::queue::{GatewayQueue, RedbQueue};
+use crate::runtime::{Runtime, RuntimeOptions};
+use crate::scheduler;
+use crate::services::{Gateway, Sandboxes};
+
+/// Options of `ferry run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file.
+    #[arg(long, short, default_value = "ferry.toml")]
+    pub config: PathBuf,
+    /// Run one occurrence of every job, then exit (0 when every task ended
+    /// without error).
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// Options of `ferry check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The configuration file.
+    #[arg(long, short, default_value = "ferry.toml")]
+    pub config: PathBuf,
+}
+
+/// Load the configuration, or print every problem and fail.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+}
+
+/// The runtime for a configuration: compile cache under the data directory.
+pub fn runtime_for(config: &Config) -> anyhow::Result<Runtime> {
+    Runtime::new(RuntimeOptions {
+        cache_dir: Some(config.data_dir.join("cache")),
+        max_memory: config.max_memory(),
+        ..RuntimeOptions::default()
+    })
+}
+
+fn load_plugins(runtime: &Runtime, config: &Config) -> anyhow::Result<PluginSet> {
+    PluginSet::load(runtime, config).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        anyhow::anyhow!("plugins could not be loaded:\n{}", list.join("\n"))
+    })
+}
+
+/// `ferry check`: configuration and every referenced plugin, without running.
+pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.config)?;
+    let runtime = runtime_for(&config)?;
+    let plugins = load_plugins(&runtime, &config)?;
+    println!("configuration {} is valid", args.config.display());
+    for p in plugins.iter() {
+        println!(
+            "  {:<8} {:<28} sha256:{}",
+            p.world().to_string(),
+            p.name(),
+            p.short_hash()
+        );
+    }
+    println!(
+        "  {} port(s), {} job(s); data directory {}",
+        config.ports.len(),
+        config.jobs.len(),
+        config.data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ferry run`.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(load_config(&args.config)?);
+    let queue = RedbQueue::open(&config.data_dir).context("cannot open the gateway queue")?;
+    let recovered = queue.recover()?;
+    if recovered.total() > 0 {
+        tracing::warn!(
+            in_process = recovered.in_process,
+            in_transport_process = recovered.in_transport_process,
+            "messages left in flight by the previous run are Ready again"
+        );
+    }
+    let runtime = runtime_for(&config)?;
+    let plugins = Arc::new(load_plugins(&runtime, &config)?);
+    let gw = Gateway::new(config.clone(), Arc::new(queue), runtime, plugins);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
+    }
+    let stopped = || stop.load(Ordering::Relaxed);
+    let mut sandboxes = Sandboxes::new();
+    if args.once {
+        let mut ok = true;
+        for job in config.jobs.values() {
+            let report = scheduler::run_occurrence(&gw, job, &mut sandboxes, &stopped);
+            ok &= report.ended();
+        }
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    tracing::info!(config = %args.config.display(), ports = config.ports.len(), "ferry is running; Ctrl-C to stop");
+    scheduler::run_forever(&gw, &mut sandboxes, &stopped);
+    tracing::info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,396 @@
+//! The byte encoding of the records [`RedbQueue`](super::RedbQueue) stores.
+//!
+//! Every record starts with a format byte (currently [`FORMAT_V1`]) so the
+//! layout can evolve: a later version adds a format and keeps reading the old
+//! one. Integers are LEB128 varints, strings a varint length and their UTF-8
+//! bytes, options a 0/1 tag. A message's metadata record is a few dozen bytes
+//! plus its strings; its content is stored in a separate table.
+
+use super::{Direction, Exception, HistoryEntry, MessageKey, Status};
+
+/// The first (and current) record format.
+pub(super) const FORMAT_V1: u8 = 1;
+
+/// The metadata of a queued message: everything but the key (the record's
+/// key) and the content (its own table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct MessageMeta {
+    pub direction: Direction,
+    pub status: Status,
+    pub port: String,
+    pub name: String,
+    pub position: u32,
+    pub message_id: String,
+    pub action: String,
+    pub conversation_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub request_message_id: Option<String>,
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+/// A decoding failure: what is wrong with the bytes.
+#[derive(Debug)]
+pub(super) struct DecodeError(pub String);
+
+type Result<T> = std::result::Result<T, DecodeError>;
+
+/// Appends encoded values to a buffer.
+pub(super) struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn new(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity + 1);
+        buf.push(FORMAT_V1);
+        Writer { buf }
+    }
+
+    pub fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+
+    pub fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
+    pub fn str(&mut self, s: &str) {
+        self.varint(s.len() as u64);
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    pub fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            None => self.u8(0),
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+        }
+    }
+
+    pub fn opt_varint(&mut self, v: Option<u64>) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                self.varint(v);
+            }
+        }
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Reads encoded values from a record.
+pub(super) struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// Checks the format byte and positions after it.
+    pub fn new(bytes: &'a [u8]) -> Result<Self> {
+        match bytes.split_first() {
+            Some((&FORMAT_V1, rest)) => Ok(Reader { bytes: rest }),
+            Some((other, _)) => Err(DecodeError(format!("unknown record format {other}"))),
+            None => Err(DecodeError("empty record".into())),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.bytes.len() < n {
+            return Err(DecodeError("record is truncated".into()));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    pub fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub fn varint(&mut self) -> Result<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError("integer is too long".into()))
+    }
+
+    pub fn u32(&mut self) -> Result<u32> {
+        u32::try_from(self.varint()?).map_err(|_| DecodeError("integer out of range".into()))
+    }
+
+    pub fn str(&mut self) -> Result<String> {
+        let len = usize::try_from(self.varint()?)
+            .map_err(|_| DecodeError("string length out of range".into()))?;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError("string is not UTF-8".into()))
+    }
+
+    pub fn opt_str(&mut self) -> Result<Option<String>> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.str().map(Some),
+            t => Err(DecodeError(format!("bad option tag {t}"))),
+        }
+    }
+
+    pub fn opt_varint(&mut self) -> Result<Option<u64>> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.varint().map(Some),
+            t => Err(DecodeError(format!("bad option tag {t}"))),
+        }
+    }
+
+    /// Fails if bytes are left over (a record of an unknown, longer layout).
+    pub fn end(self) -> Result<()> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError(format!(
+                "{} unexpected trailing bytes",
+                self.bytes.len()
+            )))
+        }
+    }
+}
+
+pub(super) fn encode_meta(m: &MessageMeta) -> Vec<u8> {
+    let strings = m.port.len()
+        + m.name.len()
+        + m.message_id.len()
+        + m.action.len()
+        + m.conversation_id.as_ref().map_or(0, String::len)
+        + m.batch_id.as_ref().map_or(0, String::len)
+        + m.request_message_id.as_ref().map_or(0, String::len)
+        + m.error.as_ref().map_or(0, String::len);
+    let mut w = Writer::new(strings + 48);
+    w.u8(m.direction.code());
+    w.u8(m.status.code());
+    w.varint(u64::from(m.position));
+    w.varint(u64::from(m.attempts));
+    w.varint(m.created_ms);
+    w.varint(m.updated_ms);
+    w.str(&m.port);
+    w.str(&m.name);
+    w.str(&m.message_id);
+    w.str(&m.action);
+    w.opt_str(m.conversation_id.as_deref());
+    w.opt_str(m.batch_id.as_deref());
+    w.opt_str(m.request_message_id.as_deref());
+    w.opt_str(m.error.as_deref());
+    w.finish()
+}
+
+pub(super) fn decode_meta(bytes: &[u8]) -> Result<MessageMeta> {
+    let mut r = Reader::new(bytes)?;
+    let direction = r.u8()?;
+    let direction = Direction::from_code(direction)
+        .ok_or_else(|| DecodeError(format!("unknown direction code {direction}")))?;
+    let status = r.u8()?;
+    let status = Status::from_code(status)
+        .ok_or_else(|| DecodeError(format!("unknown status code {status}")))?;
+    let meta = MessageMeta {
+        direction,
+        status,
+        position: r.u32()?,
+        attempts: r.u32()?,
+        created_ms: r.varint()?,
+        updated_ms: r.varint()?,
+        port: r.str()?,
+        name: r.str()?,
+        message_id: r.str()?,
+        action: r.str()?,
+        conversation_id: r.opt_str()?,
+        batch_id: r.opt_str()?,
+        request_message_id: r.opt_str()?,
+        error: r.opt_str()?,
+    };
+    r.end()?;
+    Ok(meta)
+}
+
+/// Content records: the format byte, then the UTF-8 text.
+pub(super) fn encode_content(content: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(content.len() + 1);
+    v.push(FORMAT_V1);
+    v.extend_from_slice(content.as_bytes());
+    v
+}
+
+pub(super) fn decode_content(bytes: &[u8]) -> Result<String> {
+    match bytes.split_first() {
+        Some((&FORMAT_V1, text)) => {
+            String::from_utf8(text.to_vec()).map_err(|_| DecodeError("content is not UTF-8".into()))
+        }
+        Some((other, _)) => Err(DecodeError(format!("unknown record format {other}"))),
+        None => Err(DecodeError("empty record".into())),
+    }
+}
+
+/// Exception records: everything but the id (the record's key).
+pub(super) fn encode_exception(e: &Exception) -> Vec<u8> {
+    let mut w = Writer::new(e.text.len() + e.port.len() + e.stage.len() + 64);
+    w.varint(e.time_ms);
+    w.str(&e.port);
+    w.str(&e.stage);
+    w.opt_str(e.plugin.as_deref());
+    w.opt_str(e.plugin_hash.as_deref());
+    w.opt_varint(e.message_key);
+    w.opt_str(e.message_id.as_deref());
+    w.str(&e.text);
+    w.finish()
+}
+
+pub(super) fn decode_exception(id: u64, bytes: &[u8]) -> Result<Exception> {
+    let mut r = Reader::new(bytes)?;
+    let e = Exception {
+        id,
+        time_ms: r.varint()?,
+        port: r.str()?,
+        stage: r.str()?,
+        plugin: r.opt_str()?,
+        plugin_hash: r.opt_str()?,
+        message_key: r.opt_varint()?,
+        message_id: r.opt_str()?,
+        text: r.str()?,
+    };
+    r.end()?;
+    Ok(e)
+}
+
+/// History records: everything but the message id (part of the key).
+pub(super) fn encode_history(h: &HistoryEntry) -> Vec<u8> {
+    let mut w = Writer::new(h.content.len() + h.port.len() + h.stage.len() + 32);
+    w.varint(h.time_ms);
+    w.opt_varint(h.message_key);
+    w.str(&h.port);
+    w.str(&h.stage);
+    w.varint(h.plugins.len() as u64);
+    for (name, hash) in &h.plugins {
+        w.str(name);
+        w.str(hash);
+    }
+    w.str(&h.content);
+    w.finish()
+}
+
+pub(super) fn decode_history(message_id: &str, bytes: &[u8]) -> Result<HistoryEntry> {
+    let mut r = Reader::new(bytes)?;
+    let time_ms = r.varint()?;
+    let message_key: Option<MessageKey> = r.opt_varint()?;
+    let port = r.str()?;
+    let stage = r.str()?;
+    let n = r.varint()?;
+    let mut plugins = Vec::new();
+    for _ in 0..n {
+        let name = r.str()?;
+        let hash = r.str()?;
+        plugins.push((name, hash));
+    }
+    let content = r.str()?;
+    r.end()?;
+    Ok(HistoryEntry {
+        time_ms,
+        message_id: message_id.to_string(),
+        message_key,
+        port,
+        stage,
+        plugins,
+        content,
+    })
+}
+
+/// Message log records: when and by which port a `MessageId` was processed.
+pub(super) fn encode_processed(time_ms: u64, port: &str) -> Vec<u8> {
+    let mut w = Writer::new(port.len() + 12);
+    w.varint(time_ms);
+    w.str(port);
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut w = Writer::new(0);
+            w.varint(v);
+            let bytes = w.finish();
+            let mut r = Reader::new(&bytes).unwrap();
+            assert_eq!(r.varint().unwrap(), v);
+            r.end().unwrap();
+        }
+    }
+
+    #[test]
+    fn meta_round_trips_and_is_compact() {
+        let m = MessageMeta {
+            direction: Direction::Outbound,
+            status: Status::InTransportProcess,
+            port: "orders".into(),
+            name: "order-0001.xml".into(),
+            position: 3,
+            message_id: "{5D5E0A30-1A6D-4F4B-9E8A-8D6B1C3B1A11}".into(),
+            action:
+                "http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create"
+                    .into(),
+            conversation_id: Some("c1".into()),
+            batch_id: None,
+            request_message_id: None,
+            error: Some("boom".into()),
+            attempts: 2,
+            created_ms: 1_700_000_000_000,
+            updated_ms: 1_700_000_000_500,
+        };
+        let bytes = encode_meta(&m);
+        assert_eq!(decode_meta(&bytes).unwrap(), m);
+        let strings = 6 + 14 + 38 + 80 + 2 + 4;
+        assert!(bytes.len() < strings + 32, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn unknown_format_and_truncation_are_errors() {
+        assert!(decode_content(&[9, b'a']).is_err());
+        assert!(decode_content(&[]).is_err());
+        let m = MessageMeta {
+            direction: Direction::Inbound,
+            status: Status::Ready,
+            port: "p".into(),
+            name: "n".into(),
+            position: 0,
+            message_id: "m".into(),
+            action: "a".into(),
+            conversation_id: None,
+            batch_id: None,
+            request_message_id: None,
+            error: None,
+            attempts: 0,
+            created_ms: 1,
+            updated_ms: 1,
+        };
+        let bytes = encode_meta(&m);
+        assert!(decode_meta(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_meta(&longer).is_err());
+    }
+}

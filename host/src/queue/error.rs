@@ -1,0 +1,167 @@
+//! Errors of the gateway queue. Every message says what went wrong and what
+//! the operator (or the calling code) can do about it.
+
+use std::path::PathBuf;
+
+use super::{MessageKey, Status};
+
+/// Why a gateway queue operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// Another Ferry host (another process, or another open in this one)
+    /// already has the queue database of this data directory open.
+    #[error(
+        "data directory {} is in use by another Ferry host (ferry.redb is locked); \
+         stop the other host or use another --data-dir",
+        dir.display()
+    )]
+    InUse {
+        /// The data directory.
+        dir: PathBuf,
+    },
+
+    /// The data directory could not be created or the database file could not
+    /// be opened.
+    #[error(
+        "cannot open the gateway queue database {}: {reason}; check that the data \
+         directory exists, is writable by this user, and is on a local disk",
+        path.display()
+    )]
+    Open {
+        /// The database file (or the directory that could not be created).
+        path: PathBuf,
+        /// What the operating system or redb said.
+        reason: String,
+    },
+
+    /// The database file was written by a newer version of Ferry whose format
+    /// this version cannot read.
+    #[error(
+        "the gateway queue database {} has format version {found}, but this Ferry \
+         reads versions up to {supported}; run the newer Ferry that wrote it, or \
+         point --data-dir at another directory",
+        path.display()
+    )]
+    NewerFormat {
+        /// The database file.
+        path: PathBuf,
+        /// The format version found in the file.
+        found: u64,
+        /// The newest format version this build understands.
+        supported: u64,
+    },
+
+    /// A read or write of the database failed (disk full, I/O error, ...).
+    #[error(
+        "gateway queue storage error: {0}; check free disk space and the health \
+         of the disk holding the data directory, then restart the host"
+    )]
+    Storage(#[from] redb::Error),
+
+    /// A stored record could not be decoded.
+    #[error(
+        "gateway queue record {table}/{key} cannot be read ({reason}); the database \
+         was written by a newer Ferry or is damaged: restore the data directory \
+         from a backup or run the Ferry version that wrote it"
+    )]
+    Corrupt {
+        /// The table holding the record.
+        table: &'static str,
+        /// The record's key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The message is not (or no longer) in the queue.
+    #[error(
+        "message {key} is not in the gateway queue (it was processed, deleted, or \
+         never existed); list the queue to find the message you mean"
+    )]
+    NotFound {
+        /// The message key asked for.
+        key: MessageKey,
+    },
+
+    /// An operator action is not allowed in the message's current status.
+    #[error("cannot {action} message {key}: it is {status}; {hint}")]
+    NotAllowed {
+        /// The message.
+        key: MessageKey,
+        /// What was attempted ("hold", "release", "delete").
+        action: &'static str,
+        /// The message's status.
+        status: Status,
+        /// What to do instead.
+        hint: &'static str,
+    },
+
+    /// A [`Transaction`](super::Transaction) was refused as a whole: one of
+    /// its changes was invalid, so none of them was applied.
+    #[error(
+        "transaction rejected, nothing in it was applied: change {index} ({change}): \
+         {reason}"
+    )]
+    Rejected {
+        /// Index of the offending change in the transaction (0-based).
+        index: usize,
+        /// Which kind of change it was.
+        change: &'static str,
+        /// Why it was refused.
+        reason: Box<QueueError>,
+    },
+}
+
+impl QueueError {
+    /// The error an operator action gets when the message's status forbids it.
+    pub(crate) fn not_allowed(key: MessageKey, action: &'static str, status: Status) -> Self {
+        let hint = match status {
+            Status::InProcess | Status::InTransportProcess => {
+                "a service is working on it; wait until it finishes (or, if the host \
+                 stopped, restart it: start-up returns unfinished messages to Ready)"
+            }
+            Status::MalformedXml => {
+                "its content is not a valid message; fix the source and receive it again, \
+                 or edit its content and re-queue it with a transaction, or delete it"
+            }
+            Status::Ready => "only held or failed messages can be released",
+            Status::Hold | Status::Error => "this action does not apply to it",
+        };
+        QueueError::NotAllowed {
+            key,
+            action,
+            status,
+            hint,
+        }
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for QueueError {
+            fn from(e: $t) -> Self {
+                QueueError::Storage(redb::Error::from(e))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// A status (or direction) name that is not one of the known words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} '{given}'; expected one of: {expected}")]
+pub struct ParseError {
+    /// What was being parsed ("message status", "direction").
+    pub what: &'static str,
+    /// The text given.
+    pub given: String,
+    /// The accepted words.
+    pub expected: &'static str,
+}

@@ -1,0 +1,676 @@
+//! The gateway queue: the durable table of inbound and outbound messages
+//! between the adapters and the services, as in AIF's `AifGatewayQueue`, plus
+//! the message log (duplicate detection), the exception log, the document
+//! history and a small key/value area for other host parts.
+//!
+//! Everything goes through the [`GatewayQueue`] trait, so the services and
+//! the engine do not depend on the storage. [`RedbQueue`] keeps it in one
+//! redb file, `<data dir>/ferry.redb`; a PostgreSQL implementation can follow
+//! for several hosts sharing one queue.
+//!
+//! Every change of state is one durable transaction. Work on many messages
+//! can be grouped into one [`Transaction`] (group commit): it is applied
+//! completely or not at all.
+//!
+//! Message keys ([`MessageKey`]) are assigned by the queue and strictly
+//! increase in insertion order, so "everything received up to now" is
+//! `key <= GatewayQueue::last_key()`. Within a port and direction, Ready
+//! messages are taken in the order (name, position, key): alphabetical by the
+//! name the adapter gave (e.g. the file name), then by the index inside a
+//! batch file, then in order of arrival.
+
+mod codec;
+mod error;
+mod redb_queue;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{ParseError, QueueError};
+pub use redb_queue::RedbQueue;
+
+/// Identifies a message in the queue. Assigned by the queue; strictly
+/// increasing in insertion order and never reused.
+pub type MessageKey = u64;
+
+/// Which way a message travels, i.e. which service takes it next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Received by an adapter, waiting for inbound processing.
+    Inbound,
+    /// A response, fault or Send API document produced by inbound
+    /// processing, waiting for outbound processing (AIF's outbound
+    /// processing queue).
+    OutboundRequest,
+    /// Wrapped by outbound processing, waiting for an adapter to send it.
+    Outbound,
+}
+
+impl Direction {
+    /// Every direction.
+    pub const ALL: [Direction; 3] = [
+        Direction::Inbound,
+        Direction::OutboundRequest,
+        Direction::Outbound,
+    ];
+
+    /// Stable one-byte code used in storage.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Direction::Inbound => 1,
+            Direction::Outbound => 2,
+            Direction::OutboundRequest => 3,
+        }
+    }
+
+    /// Inverse of [`Direction::code`].
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Direction::Inbound),
+            2 => Some(Direction::Outbound),
+            3 => Some(Direction::OutboundRequest),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Inbound => "Inbound",
+            Direction::Outbound => "Outbound",
+            Direction::OutboundRequest => "Outbound request",
+        })
+    }
+}
+
+impl FromStr for Direction {
+    type Err = ParseError;
+
+    /// Accepts `inbound`/`in`, `outbound-request`/`request` (also with a
+    /// space or `_`) and `outbound`/`out`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s
+            .trim()
+            .to_ascii_lowercase()
+            .replace([' ', '_'], "-")
+            .as_str()
+        {
+            "inbound" | "in" => Ok(Direction::Inbound),
+            "outbound" | "out" => Ok(Direction::Outbound),
+            "outbound-request" | "request" => Ok(Direction::OutboundRequest),
+            _ => Err(ParseError {
+                what: "direction",
+                given: s.to_string(),
+                expected: "inbound, outbound-request, outbound",
+            }),
+        }
+    }
+}
+
+/// The status of a queued message: AIF's gateway queue statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Waiting to be processed (inbound) or sent (outbound).
+    Ready,
+    /// Taken by inbound processing; not yet committed.
+    InProcess,
+    /// Held by an operator; not processed until released.
+    Hold,
+    /// Processing failed; see the message's error and the exception log.
+    /// Released (resubmitted) by an operator.
+    Error,
+    /// Taken by the gateway send service; not yet committed.
+    InTransportProcess,
+    /// Received, but the content is not a readable message; the raw text is
+    /// kept as the content.
+    MalformedXml,
+}
+
+impl Status {
+    /// Every status, in AIF's order.
+    pub const ALL: [Status; 6] = [
+        Status::Ready,
+        Status::InProcess,
+        Status::Hold,
+        Status::Error,
+        Status::InTransportProcess,
+        Status::MalformedXml,
+    ];
+
+    /// The kebab-case form, for command lines and file names
+    /// (`in-process`, `malformed-xml`, ...).
+    pub fn kebab(self) -> &'static str {
+        match self {
+            Status::Ready => "ready",
+            Status::InProcess => "in-process",
+            Status::Hold => "hold",
+            Status::Error => "error",
+            Status::InTransportProcess => "in-transport-process",
+            Status::MalformedXml => "malformed-xml",
+        }
+    }
+
+    /// Whether a service is working on the message (it was claimed and its
+    /// result is not committed yet).
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, Status::InProcess | Status::InTransportProcess)
+    }
+
+    /// Stable one-byte code used in storage.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Status::Ready => 1,
+            Status::InProcess => 2,
+            Status::Hold => 3,
+            Status::Error => 4,
+            Status::InTransportProcess => 5,
+            Status::MalformedXml => 6,
+        }
+    }
+
+    /// Inverse of [`Status::code`].
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        Status::ALL.into_iter().find(|s| s.code() == code)
+    }
+}
+
+impl fmt::Display for Status {
+    /// AIF's words: "Ready", "In process", "Hold", "Error",
+    /// "In transport process", "Malformed XML".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Ready => "Ready",
+            Status::InProcess => "In process",
+            Status::Hold => "Hold",
+            Status::Error => "Error",
+            Status::InTransportProcess => "In transport process",
+            Status::MalformedXml => "Malformed XML",
+        })
+    }
+}
+
+impl FromStr for Status {
+    type Err = ParseError;
+
+    /// Accepts AIF's words in any case ("In process", "malformed xml") and the
+    /// kebab or snake forms (`in-process`, `malformed_xml`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let normalized: String = s
+            .trim()
+            .to_ascii_lowercase()
+            .split(|c: char| c == '-' || c == '_' || c.is_whitespace())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        Status::ALL
+            .into_iter()
+            .find(|st| st.kebab() == normalized)
+            .ok_or_else(|| ParseError {
+                what: "message status",
+                given: s.to_string(),
+                expected: "Ready, In process, Hold, Error, In transport process, Malformed XML",
+            })
+    }
+}
+
+/// A message in the gateway queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedMessage {
+    /// Assigned by the queue; strictly increasing in insertion order.
+    pub key: MessageKey,
+    /// Inbound or outbound.
+    pub direction: Direction,
+    /// The integration port it belongs to.
+    pub port: String,
+    /// Its status.
+    pub status: Status,
+    /// The name the adapter gave it (e.g. the file name): the ordering key.
+    pub name: String,
+    /// Index inside a batch file; 0 for a message that came alone.
+    pub position: u32,
+    /// The envelope's `MessageId` (may be empty for Malformed XML).
+    pub message_id: String,
+    /// The envelope's `Action`.
+    pub action: String,
+    /// The envelope's `ConversationId`, if any.
+    pub conversation_id: Option<String>,
+    /// The `BatchId` of the batch file it came in, if any.
+    pub batch_id: Option<String>,
+    /// On a response: the `MessageId` of the request it answers.
+    pub request_message_id: Option<String>,
+    /// The envelope XML, or the raw text for Malformed XML.
+    pub content: String,
+    /// The last failure reason, if it ever failed.
+    pub error: Option<String>,
+    /// How many times it was taken for processing (or sending).
+    pub attempts: u32,
+    /// When it was queued, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// When it last changed, in milliseconds since the Unix epoch.
+    pub updated_ms: u64,
+}
+
+/// A message to put in the queue (see [`Transaction::insert`]): a
+/// [`QueuedMessage`] without the fields the queue assigns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewMessage {
+    /// Inbound or outbound.
+    pub direction: Direction,
+    /// The integration port it belongs to.
+    pub port: String,
+    /// Its initial status (usually Ready; Malformed XML for unreadable input).
+    pub status: Status,
+    /// The name the adapter gave it (e.g. the file name): the ordering key.
+    pub name: String,
+    /// Index inside a batch file; 0 for a message that came alone.
+    pub position: u32,
+    /// The envelope's `MessageId`.
+    pub message_id: String,
+    /// The envelope's `Action`.
+    pub action: String,
+    /// The envelope's `ConversationId`, if any.
+    pub conversation_id: Option<String>,
+    /// The `BatchId` of the batch file it came in, if any.
+    pub batch_id: Option<String>,
+    /// On a response: the `MessageId` of the request it answers.
+    pub request_message_id: Option<String>,
+    /// The envelope XML, or the raw text for Malformed XML.
+    pub content: String,
+    /// A failure reason to record with it (e.g. why it is Malformed XML).
+    pub error: Option<String>,
+}
+
+/// An entry of the exception log: a failure, where it happened, who caused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exception {
+    /// Assigned by the queue; increasing in the order written.
+    pub id: u64,
+    /// When it happened, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The integration port.
+    pub port: String,
+    /// The stage ("receive", "transforms", "pipeline", "service", "send", ...).
+    pub stage: String,
+    /// The plugin that failed or reported it, if any.
+    pub plugin: Option<String>,
+    /// That plugin's content hash (its version).
+    pub plugin_hash: Option<String>,
+    /// The queued message concerned, if it was in the queue.
+    pub message_key: Option<MessageKey>,
+    /// The `MessageId` concerned, if known.
+    pub message_id: Option<String>,
+    /// What went wrong.
+    pub text: String,
+}
+
+/// An exception to log (see [`Transaction::exception`]): an [`Exception`]
+/// without its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewException {
+    /// When it happened, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The integration port.
+    pub port: String,
+    /// The stage where it happened.
+    pub stage: String,
+    /// The plugin that failed or reported it, if any.
+    pub plugin: Option<String>,
+    /// That plugin's content hash (its version).
+    pub plugin_hash: Option<String>,
+    /// The queued message concerned, if it was in the queue.
+    pub message_key: Option<MessageKey>,
+    /// The `MessageId` concerned, if known.
+    pub message_id: Option<String>,
+    /// What went wrong.
+    pub text: String,
+}
+
+/// One version of a document in a message's history: what it looked like
+/// after a stage, and which plugins made it so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When this version was produced, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The `MessageId` the history belongs to.
+    pub message_id: String,
+    /// The queued message, if it was in the queue.
+    pub message_key: Option<MessageKey>,
+    /// The integration port.
+    pub port: String,
+    /// The stage that produced this version.
+    pub stage: String,
+    /// (name, content hash) of each plugin that touched this version.
+    pub plugins: Vec<(String, String)>,
+    /// The document at this point.
+    pub content: String,
+}
+
+/// One change of a [`Transaction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// Put a new message in the queue.
+    Insert(NewMessage),
+    /// Change a message's status (and record a failure reason).
+    SetStatus {
+        /// The message.
+        key: MessageKey,
+        /// The new status.
+        status: Status,
+        /// A failure reason to record; `None` keeps the previous one.
+        error: Option<String>,
+    },
+    /// Replace a message's content.
+    SetContent {
+        /// The message.
+        key: MessageKey,
+        /// The new content.
+        content: String,
+    },
+    /// Take a message out of the queue (it was processed or sent).
+    Remove {
+        /// The message.
+        key: MessageKey,
+    },
+    /// Record a `MessageId` in the message log (duplicate detection).
+    LogProcessed {
+        /// The `MessageId`.
+        message_id: String,
+        /// The port that processed it.
+        port: String,
+    },
+    /// Add an entry to the exception log.
+    Exception(NewException),
+    /// Add a version to a message's history.
+    History(HistoryEntry),
+    /// Set a value in the key/value state area.
+    PutState {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Remove a key from the state area (no error if absent).
+    DeleteState {
+        /// The key.
+        key: String,
+    },
+}
+
+impl Change {
+    /// A short name of the kind of change, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Insert(_) => "insert",
+            Change::SetStatus { .. } => "set status",
+            Change::SetContent { .. } => "set content",
+            Change::Remove { .. } => "remove",
+            Change::LogProcessed { .. } => "log processed",
+            Change::Exception(_) => "exception",
+            Change::History(_) => "history",
+            Change::PutState { .. } => "put state",
+            Change::DeleteState { .. } => "delete state",
+        }
+    }
+}
+
+/// An ordered set of changes, committed atomically by
+/// [`GatewayQueue::commit`]: all of them or none.
+///
+/// Built by callers; it may hold the results of many messages at once
+/// (group commit). Changes are applied in the order they were added, so a
+/// later change sees the earlier ones (removing a message twice fails).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transaction {
+    changes: Vec<Change>,
+}
+
+impl Transaction {
+    /// An empty transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts a new message in the queue. [`GatewayQueue::commit`] returns the
+    /// keys of the inserted messages, in the order of these calls.
+    pub fn insert(&mut self, message: NewMessage) -> &mut Self {
+        self.push(Change::Insert(message))
+    }
+
+    /// Changes a message's status. Moving to In process or In transport
+    /// process counts an attempt. `error: Some(..)` records the failure
+    /// reason; `None` keeps the previous one.
+    pub fn set_status(
+        &mut self,
+        key: MessageKey,
+        status: Status,
+        error: Option<String>,
+    ) -> &mut Self {
+        self.push(Change::SetStatus { key, status, error })
+    }
+
+    /// Replaces a message's content (an edit before resubmitting it).
+    pub fn set_content(&mut self, key: MessageKey, content: String) -> &mut Self {
+        self.push(Change::SetContent { key, content })
+    }
+
+    /// Takes a message out of the queue: it was processed or sent.
+    pub fn remove(&mut self, key: MessageKey) -> &mut Self {
+        self.push(Change::Remove { key })
+    }
+
+    /// Records `message_id` in the message log, so that a later message with
+    /// the same id is detected as a duplicate ([`GatewayQueue::is_processed`]).
+    pub fn log_processed(
+        &mut self,
+        message_id: impl Into<String>,
+        port: impl Into<String>,
+    ) -> &mut Self {
+        self.push(Change::LogProcessed {
+            message_id: message_id.into(),
+            port: port.into(),
+        })
+    }
+
+    /// Adds an entry to the exception log.
+    pub fn exception(&mut self, exception: NewException) -> &mut Self {
+        self.push(Change::Exception(exception))
+    }
+
+    /// Adds a version to a message's document history.
+    pub fn history(&mut self, entry: HistoryEntry) -> &mut Self {
+        self.push(Change::History(entry))
+    }
+
+    /// Sets a value in the key/value state area, atomically with the rest.
+    pub fn put_state(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.push(Change::PutState {
+            key: key.into(),
+            value: value.into(),
+        })
+    }
+
+    /// Removes a key from the state area (no error if it is absent).
+    pub fn delete_state(&mut self, key: impl Into<String>) -> &mut Self {
+        self.push(Change::DeleteState { key: key.into() })
+    }
+
+    /// Adds any change.
+    pub fn push(&mut self, change: Change) -> &mut Self {
+        self.changes.push(change);
+        self
+    }
+
+    /// The changes, in order.
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    /// Consumes the transaction, giving its changes in order.
+    pub fn into_changes(self) -> Vec<Change> {
+        self.changes
+    }
+
+    /// Whether there is nothing to commit.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The number of changes.
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+}
+
+/// Which messages [`GatewayQueue::list`] returns. Empty fields match all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only this direction.
+    pub direction: Option<Direction>,
+    /// Only this port.
+    pub port: Option<String>,
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only this conversation.
+    pub conversation_id: Option<String>,
+    /// At most this many (the oldest first).
+    pub limit: Option<usize>,
+}
+
+/// Which entries [`GatewayQueue::exceptions`] returns. Empty fields match all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExceptionFilter {
+    /// Only this port.
+    pub port: Option<String>,
+    /// Only this `MessageId`.
+    pub message_id: Option<String>,
+    /// Only this queued message.
+    pub message_key: Option<MessageKey>,
+    /// At most this many: the newest ones (still returned oldest first).
+    pub limit: Option<usize>,
+}
+
+/// What [`GatewayQueue::recover`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    /// Messages found In process and returned to Ready.
+    pub in_process: u64,
+    /// Messages found In transport process and returned to Ready.
+    pub in_transport_process: u64,
+}
+
+impl RecoveryReport {
+    /// All messages returned to Ready.
+    pub fn total(&self) -> u64 {
+        self.in_process + self.in_transport_process
+    }
+}
+
+/// The gateway queue, whatever stores it.
+///
+/// Every method that changes something does so in one durable transaction:
+/// when it returns `Ok`, the change survives a crash; when it returns `Err`,
+/// nothing of it was applied.
+pub trait GatewayQueue: Send + Sync {
+    /// Applies all changes of `tx` in one durable transaction, in order, and
+    /// returns the keys of the inserted messages in the order they were
+    /// inserted. If any change is invalid (e.g. it names a message that is
+    /// not in the queue), fails with [`QueueError::Rejected`] and applies
+    /// nothing.
+    fn commit(&self, tx: Transaction) -> Result<Vec<MessageKey>, QueueError>;
+
+    /// Takes up to `limit` Ready messages of `port` and `direction` (only keys
+    /// `<= max_key` if given), in the order (name, position, key), and marks
+    /// them In process (inbound, outbound request) or In transport process
+    /// (outbound), counting an attempt; one transaction. Claimed messages are
+    /// not claimed again until their status goes back to Ready.
+    fn claim(
+        &self,
+        direction: Direction,
+        port: &str,
+        limit: usize,
+        max_key: Option<MessageKey>,
+    ) -> Result<Vec<QueuedMessage>, QueueError>;
+
+    /// The messages [`claim`](GatewayQueue::claim) would take, in the same
+    /// order, without taking them.
+    fn ready(
+        &self,
+        direction: Direction,
+        port: &str,
+        limit: usize,
+        max_key: Option<MessageKey>,
+    ) -> Result<Vec<QueuedMessage>, QueueError>;
+
+    /// Sets the status of all `keys` in one transaction (keeping their error
+    /// reasons); fails as a whole if one is not in the queue.
+    fn mark(&self, keys: &[MessageKey], status: Status) -> Result<(), QueueError> {
+        let mut tx = Transaction::new();
+        for &key in keys {
+            tx.set_status(key, status, None);
+        }
+        self.commit(tx).map(|_| ())
+    }
+
+    /// The highest key assigned so far (0 if none): a snapshot of "received
+    /// up to now" for `max_key`.
+    fn last_key(&self) -> Result<MessageKey, QueueError>;
+
+    /// One message, if it is in the queue.
+    fn get(&self, key: MessageKey) -> Result<Option<QueuedMessage>, QueueError>;
+
+    /// The messages matching `filter`, by key (oldest first).
+    fn list(&self, filter: &Filter) -> Result<Vec<QueuedMessage>, QueueError>;
+
+    /// How many messages there are per direction, port and status (only
+    /// non-zero counts), sorted by (direction, port, status).
+    fn counts(&self) -> Result<Vec<(Direction, String, Status, u64)>, QueueError>;
+
+    /// Whether a message with this `MessageId` was processed (is in the
+    /// message log).
+    fn is_processed(&self, message_id: &str) -> Result<bool, QueueError>;
+
+    /// The exception log entries matching `filter`, oldest first.
+    fn exceptions(&self, filter: &ExceptionFilter) -> Result<Vec<Exception>, QueueError>;
+
+    /// The document history of a `MessageId`, in the order written.
+    fn history(&self, message_id: &str) -> Result<Vec<HistoryEntry>, QueueError>;
+
+    /// Called at host start: every message left In process or In transport
+    /// process (its work was never committed) goes back to Ready.
+    fn recover(&self) -> Result<RecoveryReport, QueueError>;
+
+    /// Operator action: puts a Ready or Error message on hold (no-op if it
+    /// is already held). Refused for messages in process or malformed.
+    fn hold(&self, key: MessageKey) -> Result<(), QueueError>;
+
+    /// Operator action: makes a held message Ready again, or resubmits a
+    /// failed (Error) one. Refused in other statuses.
+    fn release(&self, key: MessageKey) -> Result<(), QueueError>;
+
+    /// Operator action: deletes a message that is not in process (Ready,
+    /// Hold, Error, Malformed XML).
+    fn delete(&self, key: MessageKey) -> Result<(), QueueError>;
+
+    /// Sets a value in the persistent key/value state area (for other host
+    /// parts, e.g. the batch scheduler's job state).
+    fn put_state(&self, key: &str, value: &[u8]) -> Result<(), QueueError>;
+
+    /// A value of the state area.
+    fn get_state(&self, key: &str) -> Result<Option<Vec<u8>>, QueueError>;
+
+    /// Removes a key of the state area; returns whether it was there.
+    fn delete_state(&self, key: &str) -> Result<bool, QueueError>;
+
+    /// All entries of the state area whose key starts with `prefix`, sorted
+    /// by key.
+    fn state_keys(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, QueueError>;
+}

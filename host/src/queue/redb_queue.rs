@@ -1,0 +1,936 @@
+//! [`RedbQueue`]: the gateway queue in one redb file, `<data dir>/ferry.redb`.
+//!
+//! # Tables
+//!
+//! | table          | key                                         | value |
+//! |----------------|---------------------------------------------|-------|
+//! | `meta`         | name (`format`, `last_message_key`, ...)    | `u64` |
+//! | `messages`     | message key                                 | metadata record (codec) |
+//! | `contents`     | message key                                 | format byte + UTF-8 content |
+//! | `ready_index`  | (direction, port, name, position, key)      | `()`: one entry per Ready message |
+//! | `status_index` | (status, key)                               | `()`: one entry per message |
+//! | `counts`       | (direction, port, status)                   | number of messages (no zero rows) |
+//! | `message_log`  | `MessageId`                                 | record: time, port |
+//! | `exceptions`   | exception id                                | exception record |
+//! | `history`      | (`MessageId`, sequence)                     | history record |
+//! | `state`        | key                                         | the caller's bytes |
+//!
+//! Content is kept apart from the small metadata record, so a status change
+//! rewrites a few dozen bytes, not the document. `ready_index` makes claiming
+//! proportional to the messages taken, not to the backlog; `status_index`
+//! makes recovery and listing by status independent of the other statuses;
+//! `counts` makes status summaries free. Every status change maintains all
+//! three in the same write transaction.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use redb::{
+    Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition,
+    WriteTransaction,
+};
+
+use super::codec::{self, DecodeError, MessageMeta};
+use super::{
+    Change, Direction, Exception, ExceptionFilter, Filter, GatewayQueue, HistoryEntry, MessageKey,
+    NewMessage, QueueError, QueuedMessage, RecoveryReport, Status, Transaction,
+};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "ferry.redb";
+
+/// The database layout this build writes (stored under `meta/format`).
+const DB_FORMAT: u64 = 1;
+
+type ReadyKey = (u8, &'static str, &'static str, u32, u64);
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
+const CONTENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("contents");
+const READY: TableDefinition<ReadyKey, ()> = TableDefinition::new("ready_index");
+const BY_STATUS: TableDefinition<(u8, u64), ()> = TableDefinition::new("status_index");
+const COUNTS: TableDefinition<(u8, &str, u8), u64> = TableDefinition::new("counts");
+const MESSAGE_LOG: TableDefinition<&str, &[u8]> = TableDefinition::new("message_log");
+const EXCEPTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("exceptions");
+const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+
+const LAST_MESSAGE_KEY: &str = "last_message_key";
+const LAST_EXCEPTION_ID: &str = "last_exception_id";
+const LAST_HISTORY_SEQ: &str = "last_history_seq";
+const FORMAT: &str = "format";
+
+/// The gateway queue stored in a redb database file, `<data dir>/ferry.redb`.
+///
+/// Only one `RedbQueue` (in any process) can have a data directory open at a
+/// time; a second [`open`](RedbQueue::open) fails with [`QueueError::InUse`].
+/// It is `Send + Sync`: share it with an `Arc`. Write transactions are
+/// serialized by redb; reads run concurrently with them on a snapshot.
+pub struct RedbQueue {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for RedbQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbQueue")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn corrupt(table: &'static str, key: impl ToString, e: DecodeError) -> QueueError {
+    QueueError::Corrupt {
+        table,
+        key: key.to_string(),
+        reason: e.0,
+    }
+}
+
+fn message_from(key: MessageKey, m: MessageMeta, content: String) -> QueuedMessage {
+    QueuedMessage {
+        key,
+        direction: m.direction,
+        port: m.port,
+        status: m.status,
+        name: m.name,
+        position: m.position,
+        message_id: m.message_id,
+        action: m.action,
+        conversation_id: m.conversation_id,
+        batch_id: m.batch_id,
+        request_message_id: m.request_message_id,
+        content,
+        error: m.error,
+        attempts: m.attempts,
+        created_ms: m.created_ms,
+        updated_ms: m.updated_ms,
+    }
+}
+
+fn load_meta(
+    messages: &impl ReadableTable<u64, &'static [u8]>,
+    key: MessageKey,
+) -> Result<Option<MessageMeta>, QueueError> {
+    match messages.get(key)? {
+        None => Ok(None),
+        Some(v) => codec::decode_meta(v.value())
+            .map(Some)
+            .map_err(|e| corrupt("messages", key, e)),
+    }
+}
+
+fn load_content(
+    contents: &impl ReadableTable<u64, &'static [u8]>,
+    key: MessageKey,
+) -> Result<String, QueueError> {
+    match contents.get(key)? {
+        None => Err(corrupt(
+            "contents",
+            key,
+            DecodeError("the message has no content record".into()),
+        )),
+        Some(v) => codec::decode_content(v.value()).map_err(|e| corrupt("contents", key, e)),
+    }
+}
+
+fn load_message(
+    messages: &impl ReadableTable<u64, &'static [u8]>,
+    contents: &impl ReadableTable<u64, &'static [u8]>,
+    key: MessageKey,
+) -> Result<Option<QueuedMessage>, QueueError> {
+    match load_meta(messages, key)? {
+        None => Ok(None),
+        Some(meta) => Ok(Some(message_from(key, meta, load_content(contents, key)?))),
+    }
+}
+
+/// Keys of the Ready messages of (direction, port), in claim order.
+fn scan_ready(
+    ready: &impl ReadableTable<ReadyKey, ()>,
+    direction: Direction,
+    port: &str,
+    limit: usize,
+    max_key: Option<MessageKey>,
+) -> Result<Vec<MessageKey>, QueueError> {
+    let mut keys = Vec::new();
+    if limit == 0 {
+        return Ok(keys);
+    }
+    let d = direction.code();
+    let start: (u8, &str, &str, u32, u64) = (d, port, "", 0, 0);
+    for entry in ready.range(start..)? {
+        let (k, _) = entry?;
+        let (d2, port2, _name, _position, key) = k.value();
+        if d2 != d || port2 != port {
+            break;
+        }
+        if max_key.is_some_and(|max| key > max) {
+            continue;
+        }
+        keys.push(key);
+        if keys.len() == limit {
+            break;
+        }
+    }
+    Ok(keys)
+}
+
+/// The queue tables of one write transaction, with the pending changes of the
+/// counters and of the `counts` table (written by [`Writer::finish`]).
+struct Writer<'t> {
+    meta: Table<'t, &'static str, u64>,
+    messages: Table<'t, u64, &'static [u8]>,
+    contents: Table<'t, u64, &'static [u8]>,
+    ready: Table<'t, ReadyKey, ()>,
+    by_status: Table<'t, (u8, u64), ()>,
+    counts: Table<'t, (u8, &'static str, u8), u64>,
+    count_deltas: BTreeMap<(u8, String, u8), i64>,
+    last_key: Option<u64>,
+    now: u64,
+}
+
+impl<'t> Writer<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self, QueueError> {
+        Ok(Writer {
+            meta: txn.open_table(META)?,
+            messages: txn.open_table(MESSAGES)?,
+            contents: txn.open_table(CONTENTS)?,
+            ready: txn.open_table(READY)?,
+            by_status: txn.open_table(BY_STATUS)?,
+            counts: txn.open_table(COUNTS)?,
+            count_deltas: BTreeMap::new(),
+            last_key: None,
+            now: now_ms(),
+        })
+    }
+
+    fn counter(&self, name: &str) -> Result<u64, QueueError> {
+        Ok(self.meta.get(name)?.map_or(0, |v| v.value()))
+    }
+
+    fn load(&self, key: MessageKey) -> Result<MessageMeta, QueueError> {
+        load_meta(&self.messages, key)?.ok_or(QueueError::NotFound { key })
+    }
+
+    fn count(&mut self, meta: &MessageMeta, delta: i64) {
+        *self
+            .count_deltas
+            .entry((meta.direction.code(), meta.port.clone(), meta.status.code()))
+            .or_insert(0) += delta;
+    }
+
+    /// Adds the index entries of a message in its current status.
+    fn index(&mut self, key: MessageKey, meta: &MessageMeta) -> Result<(), QueueError> {
+        self.by_status.insert((meta.status.code(), key), ())?;
+        if meta.status == Status::Ready {
+            self.ready.insert(
+                (
+                    meta.direction.code(),
+                    meta.port.as_str(),
+                    meta.name.as_str(),
+                    meta.position,
+                    key,
+                ),
+                (),
+            )?;
+        }
+        self.count(meta, 1);
+        Ok(())
+    }
+
+    /// Removes the index entries of a message in its current status.
+    fn unindex(&mut self, key: MessageKey, meta: &MessageMeta) -> Result<(), QueueError> {
+        self.by_status.remove((meta.status.code(), key))?;
+        if meta.status == Status::Ready {
+            self.ready.remove((
+                meta.direction.code(),
+                meta.port.as_str(),
+                meta.name.as_str(),
+                meta.position,
+                key,
+            ))?;
+        }
+        self.count(meta, -1);
+        Ok(())
+    }
+
+    fn store(&mut self, key: MessageKey, meta: &MessageMeta) -> Result<(), QueueError> {
+        self.messages
+            .insert(key, codec::encode_meta(meta).as_slice())?;
+        Ok(())
+    }
+
+    fn insert(&mut self, m: NewMessage) -> Result<MessageKey, QueueError> {
+        let key = match self.last_key {
+            Some(k) => k,
+            None => self.counter(LAST_MESSAGE_KEY)?,
+        } + 1;
+        self.last_key = Some(key);
+        let meta = MessageMeta {
+            direction: m.direction,
+            status: m.status,
+            port: m.port,
+            name: m.name,
+            position: m.position,
+            message_id: m.message_id,
+            action: m.action,
+            conversation_id: m.conversation_id,
+            batch_id: m.batch_id,
+            request_message_id: m.request_message_id,
+            error: m.error,
+            attempts: 0,
+            created_ms: self.now,
+            updated_ms: self.now,
+        };
+        self.store(key, &meta)?;
+        self.contents
+            .insert(key, codec::encode_content(&m.content).as_slice())?;
+        self.index(key, &meta)?;
+        Ok(key)
+    }
+
+    /// Moves a message to `status`; counts an attempt when it is taken for
+    /// processing or sending. Returns the updated metadata.
+    fn set_status(
+        &mut self,
+        key: MessageKey,
+        mut meta: MessageMeta,
+        status: Status,
+        error: Option<String>,
+    ) -> Result<MessageMeta, QueueError> {
+        self.unindex(key, &meta)?;
+        meta.status = status;
+        if status.is_in_flight() {
+            meta.attempts = meta.attempts.saturating_add(1);
+        }
+        if error.is_some() {
+            meta.error = error;
+        }
+        meta.updated_ms = self.now;
+        self.index(key, &meta)?;
+        self.store(key, &meta)?;
+        Ok(meta)
+    }
+
+    fn set_content(&mut self, key: MessageKey, content: &str) -> Result<(), QueueError> {
+        let mut meta = self.load(key)?;
+        meta.updated_ms = self.now;
+        self.store(key, &meta)?;
+        self.contents
+            .insert(key, codec::encode_content(content).as_slice())?;
+        Ok(())
+    }
+
+    fn remove(&mut self, key: MessageKey) -> Result<(), QueueError> {
+        let meta = self.load(key)?;
+        self.unindex(key, &meta)?;
+        self.messages.remove(key)?;
+        self.contents.remove(key)?;
+        Ok(())
+    }
+
+    /// Writes the counters and counts changed by this transaction.
+    fn finish(mut self) -> Result<(), QueueError> {
+        if let Some(k) = self.last_key {
+            self.meta.insert(LAST_MESSAGE_KEY, k)?;
+        }
+        for ((d, port, s), delta) in std::mem::take(&mut self.count_deltas) {
+            if delta == 0 {
+                continue;
+            }
+            let key = (d, port.as_str(), s);
+            let current = self.counts.get(key)?.map_or(0, |v| v.value());
+            let new = current.checked_add_signed(delta).ok_or_else(|| {
+                corrupt(
+                    "counts",
+                    format!("{d}/{port}/{s}"),
+                    DecodeError(format!("count {current} cannot change by {delta}")),
+                )
+            })?;
+            if new == 0 {
+                self.counts.remove(key)?;
+            } else {
+                self.counts.insert(key, new)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RedbQueue {
+    /// Opens (creating if needed) the queue of a data directory: creates the
+    /// directory and `ferry.redb` inside it.
+    ///
+    /// Fails with [`QueueError::InUse`] if another Ferry host (or another
+    /// `RedbQueue` in this process) has it open.
+    pub fn open(data_dir: &Path) -> Result<RedbQueue, QueueError> {
+        fs::create_dir_all(data_dir).map_err(|e| QueueError::Open {
+            path: data_dir.to_path_buf(),
+            reason: format!("cannot create the data directory: {e}"),
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let db = match Database::create(&path) {
+            Ok(db) => db,
+            Err(DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(QueueError::InUse {
+                    dir: data_dir.to_path_buf(),
+                });
+            }
+            Err(e) => {
+                return Err(QueueError::Open {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let queue = RedbQueue { db, path };
+        queue.init()?;
+        Ok(queue)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the tables and checks (or records) the layout version.
+    fn init(&self) -> Result<(), QueueError> {
+        let txn = self.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get(FORMAT)?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert(FORMAT, DB_FORMAT)?;
+                }
+                Some(f) if f > DB_FORMAT => {
+                    return Err(QueueError::NewerFormat {
+                        path: self.path.clone(),
+                        found: f,
+                        supported: DB_FORMAT,
+                    });
+                }
+                Some(_) => {}
+            }
+            txn.open_table(MESSAGES)?;
+            txn.open_table(CONTENTS)?;
+            txn.open_table(READY)?;
+            txn.open_table(BY_STATUS)?;
+            txn.open_table(COUNTS)?;
+            txn.open_table(MESSAGE_LOG)?;
+            txn.open_table(EXCEPTIONS)?;
+            txn.open_table(HISTORY)?;
+            txn.open_table(STATE)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction, QueueError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        Ok(txn)
+    }
+
+    /// Runs `f` on the queue tables in one durable write transaction,
+    /// committing if it succeeds (and aborting otherwise).
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        let txn = self.begin_write()?;
+        let out = {
+            let mut w = Writer::open(&txn)?;
+            let out = f(&mut w)?;
+            w.finish()?;
+            out
+        };
+        txn.commit()?;
+        Ok(out)
+    }
+
+    /// Claims or peeks.
+    fn take_ready(
+        &self,
+        direction: Direction,
+        port: &str,
+        limit: usize,
+        max_key: Option<MessageKey>,
+    ) -> Result<Vec<QueuedMessage>, QueueError> {
+        let target = match direction {
+            Direction::Inbound | Direction::OutboundRequest => Status::InProcess,
+            Direction::Outbound => Status::InTransportProcess,
+        };
+        self.write(|w| {
+            let keys = scan_ready(&w.ready, direction, port, limit, max_key)?;
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let meta = w.load(key).map_err(|e| match e {
+                    QueueError::NotFound { .. } => corrupt(
+                        "ready_index",
+                        key,
+                        DecodeError("indexed message has no record".into()),
+                    ),
+                    other => other,
+                })?;
+                let meta = w.set_status(key, meta, target, None)?;
+                let content = load_content(&w.contents, key)?;
+                out.push(message_from(key, meta, content));
+            }
+            Ok(out)
+        })
+    }
+
+    /// An operator action on one message: `decide` gives the new status,
+    /// `None` to delete, or refuses.
+    fn operator(
+        &self,
+        key: MessageKey,
+        decide: impl FnOnce(Status) -> Result<Option<Option<Status>>, QueueError>,
+    ) -> Result<(), QueueError> {
+        self.write(|w| {
+            let meta = w.load(key)?;
+            match decide(meta.status)? {
+                None => Ok(()),
+                Some(None) => w.remove(key),
+                Some(Some(status)) => w.set_status(key, meta, status, None).map(|_| ()),
+            }
+        })
+    }
+
+    /// Checks that the indexes and counts agree with the messages (tests).
+    #[cfg(test)]
+    pub(crate) fn check_invariants(&self) {
+        use redb::ReadableTableMetadata as _;
+        let txn = self.db.begin_read().unwrap();
+        let messages = txn.open_table(MESSAGES).unwrap();
+        let contents = txn.open_table(CONTENTS).unwrap();
+        let ready = txn.open_table(READY).unwrap();
+        let by_status = txn.open_table(BY_STATUS).unwrap();
+        let counts = txn.open_table(COUNTS).unwrap();
+        let mut want_ready = Vec::new();
+        let mut want_status = Vec::new();
+        let mut want_counts: BTreeMap<(u8, String, u8), u64> = BTreeMap::new();
+        for e in messages.iter().unwrap() {
+            let (k, v) = e.unwrap();
+            let m = codec::decode_meta(v.value()).unwrap();
+            let key = k.value();
+            assert!(contents.get(key).unwrap().is_some(), "content of {key}");
+            if m.status == Status::Ready {
+                want_ready.push((
+                    m.direction.code(),
+                    m.port.clone(),
+                    m.name.clone(),
+                    m.position,
+                    key,
+                ));
+            }
+            want_status.push((m.status.code(), key));
+            *want_counts
+                .entry((m.direction.code(), m.port.clone(), m.status.code()))
+                .or_default() += 1;
+        }
+        want_ready.sort();
+        want_status.sort();
+        let got_ready: Vec<_> = ready
+            .iter()
+            .unwrap()
+            .map(|e| {
+                let (key, _) = e.unwrap();
+                let (d, p, n, pos, k) = key.value();
+                (d, p.to_string(), n.to_string(), pos, k)
+            })
+            .collect();
+        let got_status: Vec<_> = by_status
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value())
+            .collect();
+        let got_counts: BTreeMap<_, _> = counts
+            .iter()
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                let (d, p, s) = k.value();
+                ((d, p.to_string(), s), v.value())
+            })
+            .collect();
+        assert_eq!(got_ready, want_ready, "ready_index");
+        assert_eq!(got_status, want_status, "status_index");
+        assert_eq!(got_counts, want_counts, "counts");
+        assert_eq!(contents.len().unwrap(), messages.len().unwrap(), "contents");
+    }
+}
+
+impl GatewayQueue for RedbQueue {
+    fn commit(&self, tx: Transaction) -> Result<Vec<MessageKey>, QueueError> {
+        if tx.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.begin_write()?;
+        let keys = {
+            let mut w = Writer::open(&txn)?;
+            let mut log = None;
+            let mut exceptions = None;
+            let mut history = None;
+            let mut state = None;
+            let mut keys = Vec::new();
+            for (index, change) in tx.into_changes().into_iter().enumerate() {
+                let kind = change.kind();
+                let reject = |reason: QueueError| match reason {
+                    QueueError::NotFound { .. } => QueueError::Rejected {
+                        index,
+                        change: kind,
+                        reason: Box::new(reason),
+                    },
+                    other => other,
+                };
+                match change {
+                    Change::Insert(m) => keys.push(w.insert(m)?),
+                    Change::SetStatus { key, status, error } => {
+                        let meta = w.load(key).map_err(reject)?;
+                        w.set_status(key, meta, status, error)?;
+                    }
+                    Change::SetContent { key, content } => {
+                        w.set_content(key, &content).map_err(reject)?
+                    }
+                    Change::Remove { key } => w.remove(key).map_err(reject)?,
+                    Change::LogProcessed { message_id, port } => {
+                        let t = match &mut log {
+                            Some(t) => t,
+                            None => log.insert(txn.open_table(MESSAGE_LOG)?),
+                        };
+                        t.insert(
+                            message_id.as_str(),
+                            codec::encode_processed(w.now, &port).as_slice(),
+                        )?;
+                    }
+                    Change::Exception(e) => {
+                        let t = match &mut exceptions {
+                            Some(t) => t,
+                            None => exceptions.insert(txn.open_table(EXCEPTIONS)?),
+                        };
+                        let id = w.counter(LAST_EXCEPTION_ID)? + 1;
+                        w.meta.insert(LAST_EXCEPTION_ID, id)?;
+                        let e = Exception {
+                            id,
+                            time_ms: e.time_ms,
+                            port: e.port,
+                            stage: e.stage,
+                            plugin: e.plugin,
+                            plugin_hash: e.plugin_hash,
+                            message_key: e.message_key,
+                            message_id: e.message_id,
+                            text: e.text,
+                        };
+                        t.insert(id, codec::encode_exception(&e).as_slice())?;
+                    }
+                    Change::History(h) => {
+                        let t = match &mut history {
+                            Some(t) => t,
+                            None => history.insert(txn.open_table(HISTORY)?),
+                        };
+                        let seq = w.counter(LAST_HISTORY_SEQ)? + 1;
+                        w.meta.insert(LAST_HISTORY_SEQ, seq)?;
+                        t.insert(
+                            (h.message_id.as_str(), seq),
+                            codec::encode_history(&h).as_slice(),
+                        )?;
+                    }
+                    Change::PutState { key, value } => {
+                        let t = match &mut state {
+                            Some(t) => t,
+                            None => state.insert(txn.open_table(STATE)?),
+                        };
+                        t.insert(key.as_str(), value.as_slice())?;
+                    }
+                    Change::DeleteState { key } => {
+                        let t = match &mut state {
+                            Some(t) => t,
+                            None => state.insert(txn.open_table(STATE)?),
+                        };
+                        t.remove(key.as_str())?;
+                    }
+                }
+            }
+            w.finish()?;
+            keys
+        };
+        txn.commit()?;
+        Ok(keys)
+    }
+
+    fn claim(
+        &self,
+        direction: Direction,
+        port: &str,
+        limit: usize,
+        max_key: Option<MessageKey>,
+    ) -> Result<Vec<QueuedMessage>, QueueError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.take_ready(direction, port, limit, max_key)
+    }
+
+    fn ready(
+        &self,
+        direction: Direction,
+        port: &str,
+        limit: usize,
+        max_key: Option<MessageKey>,
+    ) -> Result<Vec<QueuedMessage>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let ready = txn.open_table(READY)?;
+        let messages = txn.open_table(MESSAGES)?;
+        let contents = txn.open_table(CONTENTS)?;
+        let keys = scan_ready(&ready, direction, port, limit, max_key)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            match load_message(&messages, &contents, key)? {
+                Some(m) => out.push(m),
+                None => {
+                    return Err(corrupt(
+                        "ready_index",
+                        key,
+                        DecodeError("indexed message has no record".into()),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn last_key(&self) -> Result<MessageKey, QueueError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(LAST_MESSAGE_KEY)?.map_or(0, |v| v.value()))
+    }
+
+    fn get(&self, key: MessageKey) -> Result<Option<QueuedMessage>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let messages = txn.open_table(MESSAGES)?;
+        let contents = txn.open_table(CONTENTS)?;
+        load_message(&messages, &contents, key)
+    }
+
+    fn list(&self, filter: &Filter) -> Result<Vec<QueuedMessage>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let messages = txn.open_table(MESSAGES)?;
+        let contents = txn.open_table(CONTENTS)?;
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let mut consider = |key: MessageKey, meta: MessageMeta| -> Result<bool, QueueError> {
+            let matches = filter.direction.is_none_or(|d| d == meta.direction)
+                && filter.port.as_deref().is_none_or(|p| p == meta.port)
+                && filter.status.is_none_or(|s| s == meta.status)
+                && filter
+                    .conversation_id
+                    .as_deref()
+                    .is_none_or(|c| meta.conversation_id.as_deref() == Some(c));
+            if matches {
+                let content = load_content(&contents, key)?;
+                out.push(message_from(key, meta, content));
+            }
+            Ok(out.len() < limit)
+        };
+        if let Some(status) = filter.status {
+            let by_status = txn.open_table(BY_STATUS)?;
+            let s = status.code();
+            for entry in by_status.range((s, 0)..=(s, u64::MAX))? {
+                let key = entry?.0.value().1;
+                let meta = load_meta(&messages, key)?.ok_or_else(|| {
+                    corrupt(
+                        "status_index",
+                        key,
+                        DecodeError("indexed message has no record".into()),
+                    )
+                })?;
+                if !consider(key, meta)? {
+                    break;
+                }
+            }
+        } else {
+            for entry in messages.iter()? {
+                let (k, v) = entry?;
+                let key = k.value();
+                let meta =
+                    codec::decode_meta(v.value()).map_err(|e| corrupt("messages", key, e))?;
+                if !consider(key, meta)? {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn counts(&self) -> Result<Vec<(Direction, String, Status, u64)>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let counts = txn.open_table(COUNTS)?;
+        let mut out = Vec::new();
+        for entry in counts.iter()? {
+            let (k, v) = entry?;
+            let (d, port, s) = k.value();
+            let bad = || {
+                corrupt(
+                    "counts",
+                    format!("{d}/{port}/{s}"),
+                    DecodeError("unknown direction or status code".into()),
+                )
+            };
+            let direction = Direction::from_code(d).ok_or_else(bad)?;
+            let status = Status::from_code(s).ok_or_else(bad)?;
+            out.push((direction, port.to_string(), status, v.value()));
+        }
+        // Stored by direction code; the codes need not follow the enum's order.
+        out.sort();
+        Ok(out)
+    }
+
+    fn is_processed(&self, message_id: &str) -> Result<bool, QueueError> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(MESSAGE_LOG)?;
+        Ok(log.get(message_id)?.is_some())
+    }
+
+    fn exceptions(&self, filter: &ExceptionFilter) -> Result<Vec<Exception>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EXCEPTIONS)?;
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        for entry in table.iter()?.rev() {
+            let (k, v) = entry?;
+            let id = k.value();
+            let e =
+                codec::decode_exception(id, v.value()).map_err(|e| corrupt("exceptions", id, e))?;
+            let matches = filter.port.as_deref().is_none_or(|p| p == e.port)
+                && filter
+                    .message_id
+                    .as_deref()
+                    .is_none_or(|m| e.message_id.as_deref() == Some(m))
+                && filter.message_key.is_none_or(|k| e.message_key == Some(k));
+            if matches {
+                out.push(e);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn history(&self, message_id: &str) -> Result<Vec<HistoryEntry>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HISTORY)?;
+        let mut out = Vec::new();
+        for entry in table.range((message_id, 0)..=(message_id, u64::MAX))? {
+            let (k, v) = entry?;
+            let (_, seq) = k.value();
+            let h = codec::decode_history(message_id, v.value())
+                .map_err(|e| corrupt("history", format!("{message_id}/{seq}"), e))?;
+            out.push(h);
+        }
+        Ok(out)
+    }
+
+    fn recover(&self) -> Result<RecoveryReport, QueueError> {
+        self.write(|w| {
+            let mut report = RecoveryReport::default();
+            for status in [Status::InProcess, Status::InTransportProcess] {
+                let s = status.code();
+                let keys = w
+                    .by_status
+                    .range((s, 0)..=(s, u64::MAX))?
+                    .map(|e| e.map(|(k, _)| k.value().1))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for &key in &keys {
+                    let meta = w.load(key)?;
+                    w.set_status(key, meta, Status::Ready, None)?;
+                }
+                let n = keys.len() as u64;
+                match status {
+                    Status::InProcess => report.in_process = n,
+                    _ => report.in_transport_process = n,
+                }
+            }
+            Ok(report)
+        })
+    }
+
+    fn hold(&self, key: MessageKey) -> Result<(), QueueError> {
+        self.operator(key, |status| match status {
+            Status::Ready | Status::Error => Ok(Some(Some(Status::Hold))),
+            Status::Hold => Ok(None),
+            other => Err(QueueError::not_allowed(key, "hold", other)),
+        })
+    }
+
+    fn release(&self, key: MessageKey) -> Result<(), QueueError> {
+        self.operator(key, |status| match status {
+            Status::Hold | Status::Error => Ok(Some(Some(Status::Ready))),
+            Status::Ready => Ok(None),
+            other => Err(QueueError::not_allowed(key, "release", other)),
+        })
+    }
+
+    fn delete(&self, key: MessageKey) -> Result<(), QueueError> {
+        self.operator(key, |status| {
+            if status.is_in_flight() {
+                Err(QueueError::not_allowed(key, "delete", status))
+            } else {
+                Ok(Some(None))
+            }
+        })
+    }
+
+    fn put_state(&self, key: &str, value: &[u8]) -> Result<(), QueueError> {
+        let txn = self.begin_write()?;
+        txn.open_table(STATE)?.insert(key, value)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn get_state(&self, key: &str) -> Result<Option<Vec<u8>>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(STATE)?;
+        Ok(table.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    fn delete_state(&self, key: &str) -> Result<bool, QueueError> {
+        let txn = self.begin_write()?;
+        let existed = txn.open_table(STATE)?.remove(key)?.is_some();
+        txn.commit()?;
+        Ok(existed)
+    }
+
+    fn state_keys(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, QueueError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(STATE)?;
+        let mut out = Vec::new();
+        for entry in table.range(prefix..)? {
+            let (k, v) = entry?;
+            let key = k.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}

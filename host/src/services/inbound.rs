@@ -1,0 +1,282 @@
+//! Inbound processing (AIFInboundProcessingService): take Ready inbound
+//! messages of a port, mark them In process, detect duplicates, run the
+//! port's pipeline, dispatch by `Action` to the port's service, and record
+//! the outcome — responses (or faults) and Send API documents become
+//! outbound requests, in the same transaction that takes the message off the
+//! queue and writes its `MessageId` to the message log.
+//!
+//! Messages are taken in the queue's order (file name, then position in a
+//! batch file) and results committed in groups of `group_commit` messages,
+//! so throughput is not bound by one fsync per message. A crash before a
+//! group's commit leaves its messages In process; the queue's recovery puts
+//! them back to Ready at the next start, and nothing of them was committed.
+
+use std::collections::HashSet;
+
+use crate::config::{PortConfig, PortDirection};
+use crate::envelope::{self, Envelope, Parsed};
+use crate::queue::{
+    Direction, MessageKey, NewMessage, QueueError, QueuedMessage, Status, Transaction,
+};
+use crate::runtime::{Context, Document, ServiceHeader, ServiceRequest, Stage};
+
+use super::sandboxes::{SandboxError, run_rules};
+use super::{Gateway, Sandboxes, TaskCounts, stage};
+
+/// Process the Ready inbound messages of `port` received up to now.
+pub fn run(
+    gw: &Gateway,
+    port: &PortConfig,
+    sandboxes: &mut Sandboxes,
+    stop: &dyn Fn() -> bool,
+) -> Result<TaskCounts, QueueError> {
+    let mut counts = TaskCounts::default();
+    if port.direction != PortDirection::Inbound {
+        return Ok(counts);
+    }
+    let snapshot = gw.queue.last_key()?;
+    while !stop() {
+        let group = gw.queue.claim(
+            Direction::Inbound,
+            &port.name,
+            gw.config.group_commit,
+            Some(snapshot),
+        )?;
+        if group.is_empty() {
+            break;
+        }
+        let mut tx = Transaction::new();
+        let mut seen = HashSet::new();
+        for msg in &group {
+            let ok = process(gw, port, sandboxes, msg, &mut seen, &mut tx)?;
+            if ok {
+                counts.done += 1;
+            } else {
+                counts.failed += 1;
+            }
+        }
+        commit_group(gw, &group, tx)?;
+    }
+    Ok(counts)
+}
+
+/// Commit a group's results; if that fails, put the group back to Ready so
+/// nothing stays In process, and report the error.
+pub(super) fn commit_group(
+    gw: &Gateway,
+    group: &[QueuedMessage],
+    tx: Transaction,
+) -> Result<(), QueueError> {
+    if let Err(e) = gw.queue.commit(tx) {
+        let keys: Vec<MessageKey> = group.iter().map(|m| m.key).collect();
+        let _ = gw.queue.mark(&keys, Status::Ready);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// An outbound request (a response, a fault, or a Send API document) for
+/// outbound processing on `port`.
+pub(super) fn outbound_request(port: &str, env: &Envelope, name: &str) -> NewMessage {
+    NewMessage {
+        direction: Direction::OutboundRequest,
+        port: port.to_string(),
+        status: Status::Ready,
+        name: name.to_string(),
+        position: 0,
+        message_id: env.header.message_id.clone(),
+        action: env.header.action.clone(),
+        conversation_id: env.header.conversation_id.clone(),
+        batch_id: None,
+        request_message_id: env.header.request_message_id.clone(),
+        content: env.to_xml(),
+        error: None,
+    }
+}
+
+/// Process one message into `tx`. Returns whether it succeeded.
+fn process(
+    gw: &Gateway,
+    port: &PortConfig,
+    sandboxes: &mut Sandboxes,
+    msg: &QueuedMessage,
+    seen: &mut HashSet<String>,
+    tx: &mut Transaction,
+) -> Result<bool, QueueError> {
+    let fail = |tx: &mut Transaction, stage: &str, err: &SandboxError| {
+        let reason = format!("{stage}: {err}");
+        tx.set_status(msg.key, Status::Error, Some(reason.clone()));
+        tx.exception(match err {
+            SandboxError::Plugin(f) => Gateway::plugin_exception(
+                &port.name,
+                stage,
+                Some(msg.key),
+                Some(&msg.message_id),
+                f,
+            ),
+            other => Gateway::host_exception(
+                &port.name,
+                stage,
+                Some(msg.key),
+                Some(&msg.message_id),
+                other.to_string(),
+            ),
+        });
+        tracing::warn!(port = %port.name, message_id = %msg.message_id, "{reason}");
+        false
+    };
+    let env = match envelope::parse(&msg.content) {
+        Ok(Parsed::Single(e)) => e,
+        Ok(Parsed::Batch(_)) | Err(_) => {
+            let err =
+                SandboxError::Unavailable("the queued content is not a single envelope".into());
+            return Ok(fail(tx, stage::PARSE, &err));
+        }
+    };
+
+    // Duplicate detection against the message log (and this group).
+    if gw.queue.is_processed(&msg.message_id)? || !seen.insert(msg.message_id.clone()) {
+        let fault = env.duplicate_fault();
+        if port.send_faults && port.response_address.is_some() {
+            tx.insert(outbound_request(&port.name, &fault, &msg.name));
+        }
+        tx.exception(Gateway::host_exception(
+            &port.name,
+            stage::DUPLICATE,
+            Some(msg.key),
+            Some(&msg.message_id),
+            format!(
+                "{}: {} (MessageId {})",
+                envelope::DUPLICATE_MESSAGE_CODE,
+                envelope::DUPLICATE_MESSAGE_TEXT,
+                msg.message_id
+            ),
+        ));
+        tx.remove(msg.key);
+        return Ok(false);
+    }
+
+    // Pipeline.
+    let mut provenance = Vec::new();
+    let env = if port.pipeline.is_empty() {
+        env
+    } else {
+        let doc = Document {
+            name: msg.name.clone(),
+            content: msg.content.clone(),
+        };
+        let out = match run_rules(
+            gw,
+            sandboxes,
+            port,
+            &port.pipeline,
+            Stage::Pipeline,
+            doc,
+            &mut provenance,
+        ) {
+            Ok(d) => d,
+            Err(e) => return Ok(fail(tx, stage::PIPELINE, &e)),
+        };
+        if let Some(h) = Gateway::history(
+            port,
+            stage::PIPELINE,
+            &msg.message_id,
+            Some(msg.key),
+            &provenance,
+            &out.content,
+        ) {
+            tx.history(h);
+        }
+        match envelope::parse(&out.content) {
+            Ok(Parsed::Single(e)) => e,
+            Ok(Parsed::Batch(_)) => {
+                let err = SandboxError::Unavailable(
+                    "the pipeline returned a batch, not one envelope".into(),
+                );
+                return Ok(fail(tx, stage::PIPELINE, &err));
+            }
+            Err(e) => {
+                let err = SandboxError::Unavailable(format!(
+                    "the pipeline returned an invalid envelope: {e}"
+                ));
+                return Ok(fail(tx, stage::PIPELINE, &err));
+            }
+        }
+    };
+
+    // Service.
+    let Some(service) = port.route(&env.header.action) else {
+        let err = SandboxError::Unavailable(format!(
+            "no service on port {} handles Action {:?}",
+            port.name, env.header.action
+        ));
+        return Ok(fail(tx, stage::SERVICE, &err));
+    };
+    let ctx = Context {
+        port: port.name.clone(),
+        direction: crate::runtime::Direction::Inbound,
+        stage: Stage::Pipeline,
+    };
+    let req = ServiceRequest {
+        header: ServiceHeader {
+            message_id: env.header.message_id.clone(),
+            action: env.header.action.clone(),
+            company: env.header.company.clone(),
+            logon_as_user: env.header.logon_as_user.clone(),
+            conversation_id: env.header.conversation_id.clone(),
+            partition_key: env.header.partition_key.clone(),
+        },
+        body: env.body.clone(),
+    };
+    let sandbox = match sandboxes.service(gw, port, service) {
+        Ok(s) => s,
+        Err(e) => return Ok(fail(tx, stage::SERVICE, &e)),
+    };
+    let (result, sent) = match sandbox.invoke(&ctx, &req) {
+        Ok(r) => r,
+        Err(f) => return Ok(fail(tx, stage::SERVICE, &SandboxError::Plugin(f))),
+    };
+    let respond = port.response_address.is_some();
+    let ok = match result {
+        Ok(bodies) => {
+            if respond {
+                for body in bodies {
+                    let response = env.response(body);
+                    tx.insert(outbound_request(&port.name, &response, &msg.name));
+                }
+            }
+            for doc in sent {
+                let mut out = Envelope::new(doc.action, doc.body);
+                out.header.company = env.header.company.clone();
+                out.header.conversation_id = env.header.conversation_id.clone();
+                tx.insert(outbound_request(&doc.port, &out, &msg.name));
+            }
+            true
+        }
+        Err(fault) => {
+            if respond && port.send_faults {
+                let response = env.fault(&fault.code, &fault.reason);
+                tx.insert(outbound_request(&port.name, &response, &msg.name));
+            }
+            let plugin = sandbox.plugin();
+            tx.exception(crate::queue::NewException {
+                plugin: Some(plugin.name().to_string()),
+                plugin_hash: Some(plugin.hash().to_string()),
+                ..Gateway::host_exception(
+                    &port.name,
+                    stage::SERVICE,
+                    Some(msg.key),
+                    Some(&msg.message_id),
+                    format!(
+                        "service {service} answered with fault {}: {}",
+                        fault.code, fault.reason
+                    ),
+                )
+            });
+            false
+        }
+    };
+    tx.log_processed(msg.message_id.clone(), port.name.clone());
+    tx.remove(msg.key);
+    Ok(ok)
+}

@@ -1,0 +1,221 @@
+//! The four AIF services, each a batch task with AIF's role:
+//!
+//! 1. [`receive`] — gateway receive: adapters → transforms → gateway queue.
+//! 2. [`inbound`] — inbound processing: queue → pipeline → service →
+//!    responses and Send API documents as outbound requests.
+//! 3. [`outbound`] — outbound processing: outbound requests → the outbound
+//!    port's rules → queued, Ready to send.
+//! 4. [`send`] — gateway send: queue → adapters.
+//!
+//! [`Gateway`] holds what they share; [`Sandboxes`] holds one worker's
+//! plugin instances.
+
+pub mod inbound;
+pub mod outbound;
+pub mod receive;
+mod sandboxes;
+pub mod send;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use sandboxes::Sandboxes;
+
+use crate::config::{Config, LoggingMode, PortConfig, TaskKind};
+use crate::plugins::PluginSet;
+use crate::queue::{GatewayQueue, HistoryEntry, MessageKey, NewException, QueueError};
+use crate::runtime::{PluginFailure, Runtime};
+
+/// What the four services share: configuration, queue, plugins.
+pub struct Gateway {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The gateway queue.
+    pub queue: Arc<dyn GatewayQueue>,
+    /// The component runtime.
+    pub runtime: Runtime,
+    /// The loaded plugins.
+    pub plugins: Arc<PluginSet>,
+    /// Sources refused by an adapter that were already reported, so a file
+    /// left in place is reported once, not at every occurrence.
+    reported_refusals: Mutex<HashSet<(String, String, String)>>,
+}
+
+/// What one run of a task did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TaskCounts {
+    /// Messages handled successfully.
+    pub done: u64,
+    /// Messages that failed (now in Error or Malformed XML).
+    pub failed: u64,
+}
+
+impl TaskCounts {
+    fn add(&mut self, other: TaskCounts) {
+        self.done += other.done;
+        self.failed += other.failed;
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The stage names used in the exception log and the history.
+pub mod stage {
+    /// Gateway receive: the adapter.
+    pub const RECEIVE: &str = "receive";
+    /// Gateway receive: the port's inbound transforms.
+    pub const TRANSFORM: &str = "transform";
+    /// Gateway receive: reading the envelope.
+    pub const PARSE: &str = "parse";
+    /// Inbound processing: duplicate detection.
+    pub const DUPLICATE: &str = "duplicate";
+    /// Inbound or outbound processing: the port's pipeline.
+    pub const PIPELINE: &str = "pipeline";
+    /// Inbound processing: the service.
+    pub const SERVICE: &str = "service";
+    /// Outbound processing: the outbound transforms.
+    pub const OUTBOUND_TRANSFORM: &str = "outbound-transform";
+    /// Gateway send: the adapter.
+    pub const SEND: &str = "send";
+}
+
+impl Gateway {
+    /// Put the pieces together.
+    pub fn new(
+        config: Arc<Config>,
+        queue: Arc<dyn GatewayQueue>,
+        runtime: Runtime,
+        plugins: Arc<PluginSet>,
+    ) -> Gateway {
+        Gateway {
+            config,
+            queue,
+            runtime,
+            plugins,
+            reported_refusals: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Run one of the four services over `ports` (all ports when empty),
+    /// using `sandboxes` for plugin calls.
+    pub fn run_task(
+        &self,
+        kind: TaskKind,
+        ports: &[String],
+        sandboxes: &mut Sandboxes,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<TaskCounts, QueueError> {
+        let mut total = TaskCounts::default();
+        let selected: Vec<&PortConfig> = self
+            .config
+            .ports
+            .values()
+            .filter(|p| ports.is_empty() || ports.contains(&p.name))
+            .collect();
+        for port in selected {
+            if stop() {
+                break;
+            }
+            let counts = match kind {
+                TaskKind::GatewayReceive => receive::run(self, port, sandboxes, stop)?,
+                TaskKind::InboundProcessing => inbound::run(self, port, sandboxes, stop)?,
+                TaskKind::OutboundProcessing => outbound::run(self, port, sandboxes, stop)?,
+                TaskKind::GatewaySend => send::run(self, port, sandboxes, stop)?,
+            };
+            total.add(counts);
+        }
+        Ok(total)
+    }
+
+    /// An exception entry for a plugin failure.
+    pub fn plugin_exception(
+        port: &str,
+        stage: &str,
+        key: Option<MessageKey>,
+        message_id: Option<&str>,
+        failure: &PluginFailure,
+    ) -> NewException {
+        NewException {
+            time_ms: now_ms(),
+            port: port.to_string(),
+            stage: stage.to_string(),
+            plugin: Some(failure.plugin.clone()),
+            plugin_hash: Some(failure.hash.clone()),
+            message_key: key,
+            message_id: message_id.map(str::to_string),
+            text: failure.to_string(),
+        }
+    }
+
+    /// An exception entry that no plugin caused.
+    pub fn host_exception(
+        port: &str,
+        stage: &str,
+        key: Option<MessageKey>,
+        message_id: Option<&str>,
+        text: String,
+    ) -> NewException {
+        NewException {
+            time_ms: now_ms(),
+            port: port.to_string(),
+            stage: stage.to_string(),
+            plugin: None,
+            plugin_hash: None,
+            message_key: key,
+            message_id: message_id.map(str::to_string),
+            text,
+        }
+    }
+
+    /// A history entry for one document version, as the port's logging mode
+    /// asks: `None` when this version is not to be kept.
+    pub fn history(
+        port: &PortConfig,
+        stage: &str,
+        message_id: &str,
+        key: Option<MessageKey>,
+        plugins: &[(String, String)],
+        content: &str,
+    ) -> Option<HistoryEntry> {
+        let content = match port.logging {
+            LoggingMode::Off => return None,
+            LoggingMode::Original if stage != stage::RECEIVE => return None,
+            LoggingMode::Original | LoggingMode::All => content.to_string(),
+            LoggingMode::Header => header_only(content),
+        };
+        Some(HistoryEntry {
+            time_ms: now_ms(),
+            message_id: message_id.to_string(),
+            message_key: key,
+            port: port.name.clone(),
+            stage: stage.to_string(),
+            plugins: plugins.to_vec(),
+            content,
+        })
+    }
+
+    /// Report a refused source once per (port, name, reason).
+    fn first_report(&self, port: &str, name: &str, reason: &str) -> bool {
+        self.reported_refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((port.to_string(), name.to_string(), reason.to_string()))
+    }
+}
+
+/// The envelope without its body (for the `header` logging mode).
+fn header_only(content: &str) -> String {
+    match crate::envelope::parse(content) {
+        Ok(crate::envelope::Parsed::Single(mut e)) => {
+            e.body = String::new();
+            e.to_xml()
+        }
+        _ => String::new(),
+    }
+}

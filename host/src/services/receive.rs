@@ -1,0 +1,283 @@
+//! Gateway receive (AIFGatewayReceiveService): for each inbound port, take
+//! messages from its adapter, run the port's transforms, read the envelope
+//! (splitting batches), and commit them to the gateway queue in one
+//! transaction per receive batch — *then* tell the adapter to commit (remove
+//! the sources).
+//!
+//! Nothing is dropped: a message that is not a valid envelope is queued as
+//! Malformed XML with the reason; one whose transform fails is queued in
+//! Error with the exception. A source the adapter refuses to load (e.g. too
+//! large) stays where it is and is reported once in the exception log.
+//!
+//! A crash between the queue commit and the adapter commit would receive the
+//! same sources again. Each receive transaction therefore also writes a
+//! receipt per source (port, name, content hash), deleted once the adapter
+//! has committed; a source received again with a receipt is a redelivery and
+//! is only committed at the adapter, not queued twice.
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{PortConfig, PortDirection};
+use crate::envelope::{self, Parsed};
+use crate::queue::{Direction, NewMessage, QueueError, Status, Transaction};
+use crate::runtime::{Document, Received, Stage};
+
+use super::sandboxes::{PORT_FOLDER, Side, run_rules};
+use super::{Gateway, Sandboxes, TaskCounts, stage};
+
+/// The state-area key of a receipt.
+fn receipt_key(port: &str, name: &str, content: &[u8]) -> String {
+    format!(
+        "receipt/{port}/{name}/{}",
+        hex::encode(&Sha256::digest(content)[..16])
+    )
+}
+
+/// Receive everything waiting on `port` (inbound ports only).
+pub fn run(
+    gw: &Gateway,
+    port: &PortConfig,
+    sandboxes: &mut Sandboxes,
+    stop: &dyn Fn() -> bool,
+) -> Result<TaskCounts, QueueError> {
+    let mut counts = TaskCounts::default();
+    if port.direction != PortDirection::Inbound {
+        return Ok(counts);
+    }
+    let adapter_failed = |gw: &Gateway,
+                          text: String,
+                          plugin: Option<&crate::runtime::PluginFailure>| {
+        let e = match plugin {
+            Some(f) => Gateway::plugin_exception(&port.name, stage::RECEIVE, None, None, f),
+            None => Gateway::host_exception(&port.name, stage::RECEIVE, None, None, text.clone()),
+        };
+        tracing::error!(port = %port.name, "gateway receive: {text}");
+        let mut tx = Transaction::new();
+        tx.exception(e);
+        gw.queue.commit(tx).map(|_| ())
+    };
+    let sandbox = match sandboxes.adapter(gw, port, Side::Receive) {
+        Ok(s) => s,
+        Err(e) => {
+            adapter_failed(gw, e.to_string(), None)?;
+            return Ok(counts);
+        }
+    };
+    if let Err(f) = sandbox.receive_begin(PORT_FOLDER) {
+        adapter_failed(gw, f.to_string(), Some(&f))?;
+        return Ok(counts);
+    }
+    while !stop() {
+        let sandbox = sandboxes
+            .adapter(gw, port, Side::Receive)
+            .expect("created above");
+        let batch = match sandbox.receive(port.receive_batch) {
+            Ok(b) => b,
+            Err(f) => {
+                adapter_failed(gw, f.to_string(), Some(&f))?;
+                break;
+            }
+        };
+        if batch.is_empty() {
+            break;
+        }
+        let mut tx = Transaction::new();
+        let mut commit_names = Vec::new();
+        let mut rollback_names = Vec::new();
+        let mut receipts = Vec::new();
+        for entry in batch {
+            match entry {
+                Received::Refused(r) => {
+                    if gw.first_report(&port.name, &r.name, &r.reason) {
+                        tracing::warn!(port = %port.name, file = %r.name, "refused by the adapter: {}", r.reason);
+                        tx.exception(Gateway::host_exception(
+                            &port.name,
+                            stage::RECEIVE,
+                            None,
+                            None,
+                            format!("{} was not received: {}", r.name, r.reason),
+                        ));
+                    }
+                    rollback_names.push(r.name);
+                }
+                Received::Accepted(m) => {
+                    let receipt = receipt_key(&port.name, &m.name, &m.content);
+                    commit_names.push(m.name.clone());
+                    if gw.queue.get_state(&receipt)?.is_some() {
+                        tracing::info!(port = %port.name, file = %m.name, "already queued before a restart; not queued again");
+                        receipts.push(receipt);
+                        continue;
+                    }
+                    tx.put_state(receipt.clone(), Vec::new());
+                    receipts.push(receipt);
+                    counts.add(accept(gw, port, sandboxes, &mut tx, m.name, m.content));
+                }
+            }
+        }
+        gw.queue.commit(tx)?;
+        let sandbox = sandboxes
+            .adapter(gw, port, Side::Receive)
+            .expect("created above");
+        if !rollback_names.is_empty()
+            && let Err(f) = sandbox.receive_rollback(&rollback_names)
+        {
+            adapter_failed(gw, f.to_string(), Some(&f))?;
+        }
+        if commit_names.is_empty() {
+            // Only refused sources left: they stay in place; stop here so
+            // they are not read again in this occurrence.
+            break;
+        }
+        match sandbox.receive_commit(&commit_names) {
+            Ok(()) => {
+                let mut done = Transaction::new();
+                for r in receipts {
+                    done.delete_state(r);
+                }
+                gw.queue.commit(done)?;
+            }
+            Err(f) => {
+                // The messages are safely queued; their sources remain and
+                // their receipts keep them from being queued twice.
+                adapter_failed(gw, f.to_string(), Some(&f))?;
+                break;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Turn one received message into queue entries in `tx`.
+fn accept(
+    gw: &Gateway,
+    port: &PortConfig,
+    sandboxes: &mut Sandboxes,
+    tx: &mut Transaction,
+    name: String,
+    content: Vec<u8>,
+) -> TaskCounts {
+    let entry = |status: Status, content: String, error: Option<String>| NewMessage {
+        direction: Direction::Inbound,
+        port: port.name.clone(),
+        status,
+        name: name.clone(),
+        position: 0,
+        message_id: String::new(),
+        action: String::new(),
+        conversation_id: None,
+        batch_id: None,
+        request_message_id: None,
+        content,
+        error,
+    };
+    let failed = TaskCounts { done: 0, failed: 1 };
+    let text = match envelope::decode_text(&content) {
+        Ok(t) => t,
+        Err(e) => {
+            let reason = format!("{name}: {e}");
+            tx.insert(entry(
+                Status::MalformedXml,
+                String::from_utf8_lossy(&content).into_owned(),
+                Some(reason.clone()),
+            ));
+            tx.exception(Gateway::host_exception(
+                &port.name,
+                stage::PARSE,
+                None,
+                None,
+                reason,
+            ));
+            return failed;
+        }
+    };
+    let mut provenance = Vec::new();
+    let text = if port.transforms.is_empty() {
+        text
+    } else {
+        let doc = Document {
+            name: name.clone(),
+            content: text.clone(),
+        };
+        match run_rules(
+            gw,
+            sandboxes,
+            port,
+            &port.transforms,
+            Stage::Transform,
+            doc,
+            &mut provenance,
+        ) {
+            Ok(d) => d.content,
+            Err(e) => {
+                let reason = format!("{name}: transform failed: {e}");
+                tx.insert(entry(Status::Error, text, Some(reason.clone())));
+                tx.exception(match &e {
+                    super::sandboxes::SandboxError::Plugin(f) => {
+                        Gateway::plugin_exception(&port.name, stage::TRANSFORM, None, None, f)
+                    }
+                    other => Gateway::host_exception(
+                        &port.name,
+                        stage::TRANSFORM,
+                        None,
+                        None,
+                        other.to_string(),
+                    ),
+                });
+                return failed;
+            }
+        }
+    };
+    let (messages, batch_id) = match envelope::parse(&text) {
+        Ok(Parsed::Single(e)) => (vec![e], None),
+        Ok(Parsed::Batch(b)) => {
+            let id = b.batch_id.clone();
+            (b.messages, id)
+        }
+        Err(e) => {
+            let reason = format!("{name}: {e}");
+            let status = if e.is_malformed() {
+                Status::MalformedXml
+            } else {
+                Status::Error
+            };
+            tx.insert(entry(status, text, Some(reason.clone())));
+            tx.exception(Gateway::host_exception(
+                &port.name,
+                stage::PARSE,
+                None,
+                None,
+                reason,
+            ));
+            return failed;
+        }
+    };
+    let n = messages.len() as u64;
+    for (i, env) in messages.into_iter().enumerate() {
+        let content = env.to_xml();
+        if let Some(h) = Gateway::history(
+            port,
+            stage::RECEIVE,
+            &env.header.message_id,
+            None,
+            &provenance,
+            &content,
+        ) {
+            tx.history(h);
+        }
+        tx.insert(NewMessage {
+            direction: Direction::Inbound,
+            port: port.name.clone(),
+            status: Status::Ready,
+            name: name.clone(),
+            position: i as u32,
+            message_id: env.header.message_id.clone(),
+            action: env.header.action.clone(),
+            conversation_id: env.header.conversation_id.clone(),
+            batch_id: batch_id.clone(),
+            request_message_id: None,
+            content,
+            error: None,
+        });
+    }
+    TaskCounts { done: n, failed: 0 }
+}

@@ -1,0 +1,205 @@
+//! One worker's plugin instances: an adapter sandbox per port and side, a
+//! rule sandbox per port and rule, a service sandbox per port and service.
+//! Created on first use, reused across messages, recycled after a trap (by
+//! [`Sandbox`] itself).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::PortConfig;
+use crate::runtime::{Grant, PluginFailure, Sandbox, SandboxConfig};
+
+use super::Gateway;
+
+/// Where an adapter sees its port's folder.
+pub const PORT_FOLDER: &str = "/port";
+
+/// Which side of an adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Receive (gateway receive).
+    Receive,
+    /// Send (gateway send).
+    Send,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Role {
+    Adapter(Side),
+    Rule(String),
+    Service(String),
+}
+
+/// Why a sandbox could not be had: the configuration names a plugin that is
+/// not loaded, or a folder that cannot be granted.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// Nothing to build the sandbox from.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The plugin failed.
+    #[error(transparent)]
+    Plugin(#[from] PluginFailure),
+}
+
+/// One worker's sandboxes.
+#[derive(Default)]
+pub struct Sandboxes {
+    map: HashMap<(String, Role), Sandbox>,
+}
+
+impl Sandboxes {
+    /// No sandboxes yet.
+    pub fn new() -> Sandboxes {
+        Sandboxes::default()
+    }
+
+    /// The adapter sandbox of `port` for `side`, with the port's folder
+    /// (address for receive; send address for send) granted read-write at
+    /// [`PORT_FOLDER`], plus the adapter's own grants.
+    pub fn adapter(
+        &mut self,
+        gw: &Gateway,
+        port: &PortConfig,
+        side: Side,
+    ) -> Result<&mut Sandbox, SandboxError> {
+        let key = (port.name.clone(), Role::Adapter(side));
+        if !self.map.contains_key(&key) {
+            let adapter = gw.config.adapters.get(&port.adapter).ok_or_else(|| {
+                SandboxError::Unavailable(format!(
+                    "port {}: no adapter {}",
+                    port.name, port.adapter
+                ))
+            })?;
+            let plugin = gw.plugins.get(&adapter.plugin.component).ok_or_else(|| {
+                SandboxError::Unavailable(format!(
+                    "port {}: adapter plugin {} is not loaded",
+                    port.name, adapter.plugin.component
+                ))
+            })?;
+            let folder = match side {
+                Side::Receive => port.address.clone(),
+                Side::Send => port.send_address().map(Into::into).ok_or_else(|| {
+                    SandboxError::Unavailable(format!(
+                        "port {} has no response address to send to",
+                        port.name
+                    ))
+                })?,
+            };
+            std::fs::create_dir_all(&folder).map_err(|e| {
+                SandboxError::Unavailable(format!(
+                    "port {}: cannot create folder {}: {e}",
+                    port.name,
+                    folder.display()
+                ))
+            })?;
+            let mut grants = vec![Grant {
+                host: folder,
+                guest: PORT_FOLDER.to_string(),
+                writable: true,
+            }];
+            grants.extend(adapter.grants.iter().cloned());
+            let setup = SandboxConfig {
+                port: port.name.clone(),
+                config: adapter.plugin.options.clone(),
+                grants,
+                limits: port.limits,
+                outbound_ports: Arc::default(),
+            };
+            self.map
+                .insert(key.clone(), Sandbox::new(plugin.clone(), Arc::new(setup)));
+        }
+        Ok(self.map.get_mut(&key).expect("inserted above"))
+    }
+
+    /// The sandbox of rule `rule` on `port`.
+    pub fn rule(
+        &mut self,
+        gw: &Gateway,
+        port: &PortConfig,
+        rule: &str,
+    ) -> Result<&mut Sandbox, SandboxError> {
+        let key = (port.name.clone(), Role::Rule(rule.to_string()));
+        if !self.map.contains_key(&key) {
+            let cfg = gw.config.rules.get(rule).ok_or_else(|| {
+                SandboxError::Unavailable(format!("port {}: no rule {rule}", port.name))
+            })?;
+            let plugin = gw.plugins.get(&cfg.component).ok_or_else(|| {
+                SandboxError::Unavailable(format!(
+                    "port {}: rule plugin {} is not loaded",
+                    port.name, cfg.component
+                ))
+            })?;
+            let setup = SandboxConfig {
+                port: port.name.clone(),
+                config: cfg.options.clone(),
+                grants: vec![],
+                limits: port.limits,
+                outbound_ports: Arc::default(),
+            };
+            self.map
+                .insert(key.clone(), Sandbox::new(plugin.clone(), Arc::new(setup)));
+        }
+        Ok(self.map.get_mut(&key).expect("inserted above"))
+    }
+
+    /// The sandbox of service `service` for `port`.
+    pub fn service(
+        &mut self,
+        gw: &Gateway,
+        port: &PortConfig,
+        service: &str,
+    ) -> Result<&mut Sandbox, SandboxError> {
+        let key = (port.name.clone(), Role::Service(service.to_string()));
+        if !self.map.contains_key(&key) {
+            let cfg = gw.config.services.get(service).ok_or_else(|| {
+                SandboxError::Unavailable(format!("port {}: no service {service}", port.name))
+            })?;
+            let plugin = gw.plugins.get(&cfg.component).ok_or_else(|| {
+                SandboxError::Unavailable(format!(
+                    "port {}: service plugin {} is not loaded",
+                    port.name, cfg.component
+                ))
+            })?;
+            let setup = SandboxConfig {
+                port: port.name.clone(),
+                config: cfg.options.clone(),
+                grants: vec![],
+                limits: port.limits,
+                outbound_ports: Arc::new(gw.config.outbound_ports()),
+            };
+            self.map
+                .insert(key.clone(), Sandbox::new(plugin.clone(), Arc::new(setup)));
+        }
+        Ok(self.map.get_mut(&key).expect("inserted above"))
+    }
+}
+
+/// Run `port`'s rules `rules` in order over `doc`, returning the final
+/// document and the (name, hash) of each plugin that touched it, or the
+/// failure of the first rule that did not pass it on.
+pub fn run_rules(
+    gw: &Gateway,
+    sandboxes: &mut Sandboxes,
+    port: &PortConfig,
+    rules: &[String],
+    stage: crate::runtime::Stage,
+    mut doc: crate::runtime::Document,
+    provenance: &mut Vec<(String, String)>,
+) -> Result<crate::runtime::Document, SandboxError> {
+    let ctx = crate::runtime::Context {
+        port: port.name.clone(),
+        direction: match port.direction {
+            crate::config::PortDirection::Inbound => crate::runtime::Direction::Inbound,
+            crate::config::PortDirection::Outbound => crate::runtime::Direction::Outbound,
+        },
+        stage,
+    };
+    for rule in rules {
+        let sandbox = sandboxes.rule(gw, port, rule)?;
+        let plugin = sandbox.plugin().clone();
+        doc = sandbox.apply(&ctx, &doc)?;
+        provenance.push((plugin.name().to_string(), plugin.hash().to_string()));
+    }
+    Ok(doc)
+}
