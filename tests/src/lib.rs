@@ -6,7 +6,9 @@
 //! `test-hostile.wasm`, `test-wrong-world.wasm`, `test-probe.wasm`).
 //! These functions find them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// The folder holding the built plugin components
 /// (`<root>/target/plugins`, as set by `build.rs`).
@@ -52,6 +54,43 @@ pub fn plugin(name: &str) -> PathBuf {
         );
     }
     path
+}
+
+/// The `ferry` binary of this workspace (dev profile), built on first use
+/// with `cargo build -p ferry --bin ferry` so end-to-end tests always run the
+/// current code.
+///
+/// # Panics
+///
+/// When the build fails.
+pub fn ferry_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(root)
+            .args(["build", "--quiet", "-p", "ferry", "--bin", "ferry"])
+            .status()
+            .expect("cannot run cargo to build the ferry binary");
+        assert!(status.success(), "building the ferry binary failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let bin = target.join("debug").join("ferry");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// Run the ferry binary with `args`, capturing its output.
+pub fn ferry(args: &[&str]) -> Output {
+    Command::new(ferry_bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("cannot run the ferry binary")
 }
 
 #[cfg(test)]
