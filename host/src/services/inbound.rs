@@ -94,6 +94,15 @@ pub(super) fn outbound_request(port: &str, env: &Envelope, name: &str) -> NewMes
     }
 }
 
+/// The form of a `MessageId` kept in the message log: AIF compares message
+/// ids as GUIDs, so case and surrounding braces do not matter.
+pub fn message_log_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .to_ascii_uppercase()
+}
+
 /// Process one message into `tx`. Returns whether it succeeded.
 fn process(
     gw: &Gateway,
@@ -135,7 +144,8 @@ fn process(
     };
 
     // Duplicate detection against the message log (and this group).
-    if gw.queue.is_processed(&msg.message_id)? || !seen.insert(msg.message_id.clone()) {
+    let log_id = message_log_id(&msg.message_id);
+    if gw.queue.is_processed(&log_id)? || !seen.insert(log_id.clone()) {
         let fault = env.duplicate_fault();
         if port.send_faults && port.response_address.is_some() {
             tx.insert(outbound_request(&port.name, &fault, &msg.name));
@@ -276,7 +286,20 @@ fn process(
             false
         }
     };
-    tx.log_processed(msg.message_id.clone(), port.name.clone());
+    tx.log_processed(log_id, port.name.clone());
     tx.remove(msg.key);
     Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn message_ids_compare_as_guids() {
+        use super::message_log_id as id;
+        assert_eq!(
+            id("{5603d03a-4380-4a5a-9a74-5e8c0e3f0001}"),
+            id("5603D03A-4380-4A5A-9A74-5E8C0E3F0001")
+        );
+        assert_ne!(id("{A}"), id("{B}"));
+    }
 }
