@@ -5,6 +5,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod envelope;
 pub mod plugins;
 pub mod queue;

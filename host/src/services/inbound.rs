@@ -12,6 +12,7 @@
 //! them back to Ready at the next start, and nothing of them was committed.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 
 use crate::config::{PortConfig, PortDirection};
 use crate::envelope::{self, Envelope, Parsed};
@@ -34,6 +35,9 @@ pub fn run(
     if port.direction != PortDirection::Inbound {
         return Ok(counts);
     }
+    if port.parallel {
+        return crate::engine::run_parallel(gw, port, stop);
+    }
     let snapshot = gw.queue.last_key()?;
     while !stop() {
         let group = gw.queue.claim(
@@ -46,9 +50,9 @@ pub fn run(
             break;
         }
         let mut tx = Transaction::new();
-        let mut seen = HashSet::new();
+        let seen = Mutex::new(HashSet::new());
         for msg in &group {
-            let ok = process(gw, port, sandboxes, msg, &mut seen, &mut tx)?;
+            let ok = process(gw, port, sandboxes, msg, &seen, &mut tx)?;
             if ok {
                 counts.done += 1;
             } else {
@@ -62,7 +66,7 @@ pub fn run(
 
 /// Commit a group's results; if that fails, put the group back to Ready so
 /// nothing stays In process, and report the error.
-pub(super) fn commit_group(
+pub(crate) fn commit_group(
     gw: &Gateway,
     group: &[QueuedMessage],
     tx: Transaction,
@@ -103,13 +107,15 @@ pub fn message_log_id(id: &str) -> String {
         .to_ascii_uppercase()
 }
 
-/// Process one message into `tx`. Returns whether it succeeded.
-fn process(
+/// Process one message into `tx`. Returns whether it succeeded. `seen`
+/// holds the message-log ids of messages processed but not yet committed, so
+/// a duplicate within one group is caught too.
+pub(crate) fn process(
     gw: &Gateway,
     port: &PortConfig,
     sandboxes: &mut Sandboxes,
     msg: &QueuedMessage,
-    seen: &mut HashSet<String>,
+    seen: &Mutex<HashSet<String>>,
     tx: &mut Transaction,
 ) -> Result<bool, QueueError> {
     let fail = |tx: &mut Transaction, stage: &str, err: &SandboxError| {
@@ -145,7 +151,11 @@ fn process(
 
     // Duplicate detection against the message log (and this group).
     let log_id = message_log_id(&msg.message_id);
-    if gw.queue.is_processed(&log_id)? || !seen.insert(log_id.clone()) {
+    let first = seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(log_id.clone());
+    if !first || gw.queue.is_processed(&log_id)? {
         let fault = env.duplicate_fault();
         if port.send_faults && port.response_address.is_some() {
             tx.insert(outbound_request(&port.name, &fault, &msg.name));

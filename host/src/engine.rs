@@ -1,0 +1,204 @@
+//! The parallel engine: inbound processing of a port with "process requests
+//! in parallel" on.
+//!
+//! - At most `max_parallel` messages of the port are In process at once (AIF's
+//!   `MaximumInboundParallelMessages`, default 1000): the dispatcher claims
+//!   only as many as there are free places, and a place is freed when the
+//!   message's result is committed.
+//! - Plugin calls run on `workers` threads (default: one per core), never on
+//!   the dispatcher; each worker has its own sandboxes, reused across
+//!   messages and recycled after a trap.
+//! - Conversations: messages with the same `ConversationId` (a batch's members
+//!   without one share the batch's id) are pinned to one worker, chosen by a
+//!   hash of the conversation, and queued to it in the queue's order (file
+//!   name, then position). A worker handles its messages one at a time in
+//!   arrival order, so a conversation is processed one message at a time, in
+//!   file-name order, while other conversations and conversation-less
+//!   messages run on the other workers.
+//! - Results are committed by the dispatcher in groups of up to
+//!   `group_commit`, whenever no further result is immediately waiting. A
+//!   crash loses no committed work: uncommitted messages are In process and
+//!   go back to Ready at the next start; because a conversation's messages
+//!   are claimed and committed in order, the next run resumes it in order.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+
+use crossbeam_channel::{Receiver, Sender, select, unbounded};
+
+use crate::config::PortConfig;
+use crate::queue::{Direction, QueueError, QueuedMessage, Transaction};
+use crate::services::inbound::{commit_group, process};
+use crate::services::{Gateway, Sandboxes, TaskCounts};
+
+/// The conversation a message belongs to, if any.
+fn conversation(msg: &QueuedMessage) -> Option<&str> {
+    msg.conversation_id.as_deref().or(msg.batch_id.as_deref())
+}
+
+/// The worker a conversation is pinned to.
+fn worker_for(conversation: &str, workers: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    conversation.hash(&mut h);
+    (h.finish() % workers as u64) as usize
+}
+
+type Outcome = Result<(QueuedMessage, Transaction, bool), QueueError>;
+
+fn worker(
+    gw: &Gateway,
+    port: &PortConfig,
+    pinned: Receiver<QueuedMessage>,
+    shared: Receiver<QueuedMessage>,
+    results: Sender<Outcome>,
+    seen: &Mutex<HashSet<String>>,
+) {
+    let mut sandboxes = Sandboxes::new();
+    let never = crossbeam_channel::never::<QueuedMessage>();
+    let (mut pinned_open, mut shared_open) = (true, true);
+    while pinned_open || shared_open {
+        // Pinned (conversation) messages first: they may be waited for.
+        let msg = match pinned.try_recv() {
+            Ok(m) => m,
+            Err(_) => select! {
+                recv(if pinned_open { &pinned } else { &never }) -> m => match m {
+                    Ok(m) => m,
+                    Err(_) => { pinned_open = false; continue; }
+                },
+                recv(if shared_open { &shared } else { &never }) -> m => match m {
+                    Ok(m) => m,
+                    Err(_) => { shared_open = false; continue; }
+                },
+            },
+        };
+        let mut tx = Transaction::new();
+        let outcome =
+            process(gw, port, &mut sandboxes, &msg, seen, &mut tx).map(|ok| (msg, tx, ok));
+        if results.send(outcome).is_err() {
+            return;
+        }
+    }
+}
+
+/// Process the Ready inbound messages of parallel port `port` received up
+/// to now.
+pub fn run_parallel(
+    gw: &Gateway,
+    port: &PortConfig,
+    stop: &dyn Fn() -> bool,
+) -> Result<TaskCounts, QueueError> {
+    let workers = gw.config.workers.max(1);
+    let cap = port.max_parallel.max(1);
+    let snapshot = gw.queue.last_key()?;
+    let seen = Mutex::new(HashSet::new());
+    let (shared_tx, shared_rx) = unbounded::<QueuedMessage>();
+    let pinned: Vec<(Sender<QueuedMessage>, Receiver<QueuedMessage>)> =
+        (0..workers).map(|_| unbounded()).collect();
+    let (results_tx, results_rx) = unbounded::<Outcome>();
+
+    std::thread::scope(|scope| {
+        for (_, rx) in &pinned {
+            let (rx, shared, results, seen) =
+                (rx.clone(), shared_rx.clone(), results_tx.clone(), &seen);
+            std::thread::Builder::new()
+                .name(format!("ferry-worker-{}", port.name))
+                .spawn_scoped(scope, move || worker(gw, port, rx, shared, results, seen))
+                .expect("cannot start a worker thread");
+        }
+        drop(results_tx);
+        let result = dispatch(
+            gw,
+            port,
+            cap,
+            snapshot,
+            stop,
+            &shared_tx,
+            &pinned,
+            &results_rx,
+        );
+        // Closing the channels ends the workers.
+        drop(shared_tx);
+        drop(pinned);
+        result
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    gw: &Gateway,
+    port: &PortConfig,
+    cap: usize,
+    snapshot: u64,
+    stop: &dyn Fn() -> bool,
+    shared: &Sender<QueuedMessage>,
+    pinned: &[(Sender<QueuedMessage>, Receiver<QueuedMessage>)],
+    results: &Receiver<Outcome>,
+) -> Result<TaskCounts, QueueError> {
+    let mut counts = TaskCounts::default();
+    let mut in_flight = 0usize;
+    let mut exhausted = false;
+    let mut failure: Option<QueueError> = None;
+    loop {
+        if !exhausted && failure.is_none() && !stop() && in_flight < cap {
+            let group = gw.queue.claim(
+                Direction::Inbound,
+                &port.name,
+                cap - in_flight,
+                Some(snapshot),
+            )?;
+            if group.is_empty() {
+                exhausted = true;
+            }
+            for msg in group {
+                in_flight += 1;
+                let sent = match conversation(&msg) {
+                    Some(c) => pinned[worker_for(c, pinned.len())].0.send(msg),
+                    None => shared.send(msg),
+                };
+                sent.expect("workers outlive the dispatcher");
+            }
+        }
+        if in_flight == 0 {
+            break;
+        }
+        // Wait for a result, take every other one already there, commit.
+        let mut done = vec![
+            results
+                .recv()
+                .expect("a worker is alive while messages are in flight"),
+        ];
+        while done.len() < gw.config.group_commit {
+            match results.try_recv() {
+                Ok(r) => done.push(r),
+                Err(_) => break,
+            }
+        }
+        in_flight -= done.len();
+        let mut tx = Transaction::new();
+        let mut group = Vec::with_capacity(done.len());
+        for outcome in done {
+            match outcome {
+                Ok((msg, part, ok)) => {
+                    for change in part.into_changes() {
+                        tx.push(change);
+                    }
+                    if ok {
+                        counts.done += 1;
+                    } else {
+                        counts.failed += 1;
+                    }
+                    group.push(msg);
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        if let Err(e) = commit_group(gw, &group, tx) {
+            failure = Some(e);
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(counts),
+    }
+}

@@ -1,0 +1,233 @@
+//! The parallel/sequential engine, through the real binary. The `test-probe`
+//! service sleeps as long as each message asks (`<DelayMs>`) and logs
+//! `event=invoke` when called and `event=done` before it returns; the host's
+//! JSON log timestamps those records, from which the tests compute order and
+//! concurrency.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ferry_tests::{ferry_bin, plugins_dir};
+
+const ACTION: &str = "urn:test/ProbeService/run";
+
+struct Event {
+    micros: u64,
+    invoke: bool,
+    file: String,
+}
+
+fn setup(port_options: &str, workers: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+data_dir = "data"
+plugin_dir = "{plugins}"
+workers = {workers}
+
+[adapters.file]
+component = "file-adapter"
+
+[services.probe]
+component = "test-probe"
+
+[ports.in]
+direction = "inbound"
+adapter = "file"
+address = "inbox"
+response_address = "outbox"
+services = [{{ action = "*", service = "probe" }}]
+logging = "off"
+{port_options}
+"#,
+            plugins = plugins_dir().display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
+    (dir, config)
+}
+
+fn message(root: &Path, file: &str, n: u32, conversation: Option<&str>, delay_ms: u32) {
+    let conv = conversation
+        .map(|c| format!("<ConversationId>{c}</ConversationId>"))
+        .unwrap_or_default();
+    let xml = format!(
+        "<Envelope xmlns=\"http://schemas.microsoft.com/dynamics/2011/01/documents/Message\">\
+         <Header><MessageId>{{00000000-0000-4000-8000-{n:012}}}</MessageId><Action>{ACTION}</Action>{conv}</Header>\
+         <Body><MessageParts><Probe><File>{file}</File><DelayMs>{delay_ms}</DelayMs></Probe></MessageParts></Body></Envelope>"
+    );
+    std::fs::write(root.join("inbox").join(file), xml).unwrap();
+}
+
+/// Run one occurrence with JSON logs; return the probe's events in time order.
+fn run_once(config: &Path) -> Vec<Event> {
+    let out = std::process::Command::new(ferry_bin())
+        .args([
+            "run",
+            "--once",
+            "--log-format",
+            "json",
+            "--log-level",
+            "warn,ferry::plugin=info",
+            "--config",
+        ])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut events = Vec::new();
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let fields = v["fields"]["fields"].as_str().unwrap_or_default();
+        let get = |k: &str| {
+            fields
+                .split(' ')
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                .map(str::to_string)
+        };
+        let Some(event) = get("event") else { continue };
+        // "2026-11-22T01:10:00.123456Z" -> microseconds within the day.
+        let ts = v["timestamp"].as_str().unwrap();
+        let time = &ts[11..ts.len() - 1];
+        let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+        let mut parts = hms.split(':').map(|p| p.parse::<u64>().unwrap());
+        let secs =
+            parts.next().unwrap() * 3600 + parts.next().unwrap() * 60 + parts.next().unwrap();
+        let frac_us: u64 = format!("{frac:0<6}")[..6].parse().unwrap();
+        events.push(Event {
+            micros: secs * 1_000_000 + frac_us,
+            invoke: event == "invoke",
+            file: get("file").unwrap_or_default(),
+        });
+    }
+    events.sort_by_key(|e| (e.micros, !e.invoke));
+    events
+}
+
+/// The largest number of invocations running at the same moment.
+fn max_concurrency(events: &[Event]) -> i32 {
+    let (mut now, mut max) = (0, 0);
+    for e in events {
+        now += if e.invoke { 1 } else { -1 };
+        max = max.max(now);
+    }
+    max
+}
+
+/// A deterministic pseudo-random sequence.
+fn delays(n: usize, seed: u64, max: u32) -> Vec<u32> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % max as u64) as u32
+        })
+        .collect()
+}
+
+fn responses(root: &Path) -> usize {
+    std::fs::read_dir(root.join("outbox")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn sequential_port_processes_in_file_name_order() {
+    let (dir, config) = setup("parallel = false", 4);
+    // Written in shuffled order.
+    let mut order: Vec<u32> = (1..=500).collect();
+    let d = delays(500, 7, 1000);
+    order.sort_by_key(|n| d[*n as usize - 1]);
+    for n in &order {
+        message(dir.path(), &format!("{n:03}_msg.xml"), *n, None, 0);
+    }
+    let events = run_once(&config);
+    let invoked: Vec<String> = events
+        .iter()
+        .filter(|e| e.invoke)
+        .map(|e| e.file.clone())
+        .collect();
+    let expected: Vec<String> = (1..=500).map(|n| format!("{n:03}_msg.xml")).collect();
+    assert_eq!(
+        invoked, expected,
+        "invocation order is alphabetical by file name"
+    );
+    assert_eq!(max_concurrency(&events), 1);
+    assert_eq!(responses(dir.path()), 500);
+}
+
+#[test]
+fn parallel_port_reaches_and_never_exceeds_the_cap() {
+    // workers >= cap: simultaneous invocations reach the cap, never more.
+    let (dir, config) = setup("parallel = true\nmax_parallel = 3", 6);
+    for (i, d) in delays(36, 11, 60).into_iter().enumerate() {
+        message(dir.path(), &format!("{i:03}.xml"), i as u32, None, 20 + d);
+    }
+    let events = run_once(&config);
+    assert_eq!(events.len(), 72);
+    assert_eq!(max_concurrency(&events), 3);
+    assert_eq!(responses(dir.path()), 36);
+
+    // cap > workers: the workers bound the concurrent calls, all are used.
+    let (dir, config) = setup("parallel = true\nmax_parallel = 50", 3);
+    for (i, d) in delays(36, 13, 60).into_iter().enumerate() {
+        message(dir.path(), &format!("{i:03}.xml"), i as u32, None, 20 + d);
+    }
+    let events = run_once(&config);
+    assert_eq!(max_concurrency(&events), 3);
+    assert_eq!(responses(dir.path()), 36);
+}
+
+#[test]
+fn conversations_run_in_order_one_at_a_time_and_overlap_each_other() {
+    let (dir, config) = setup("parallel = true", 4);
+    let (conversations, per) = (50u32, 40u32);
+    let d = delays((conversations * per) as usize, 17, 4);
+    for c in 0..conversations {
+        for i in 0..per {
+            let n = c * per + i;
+            message(
+                dir.path(),
+                &format!("c{c:02}_{i:03}.xml"),
+                n,
+                Some(&format!("conv-{c:02}")),
+                d[n as usize],
+            );
+        }
+    }
+    let events = run_once(&config);
+    assert_eq!(events.len(), (conversations * per * 2) as usize);
+    let mut by_conv: BTreeMap<String, Vec<&Event>> = BTreeMap::new();
+    for e in &events {
+        by_conv.entry(e.file[..3].to_string()).or_default().push(e);
+    }
+    for (conv, evs) in &by_conv {
+        // Never two at once: strictly alternating invoke/done.
+        for (i, e) in evs.iter().enumerate() {
+            assert_eq!(e.invoke, i % 2 == 0, "{conv}: overlapping invocations");
+        }
+        let files: Vec<&str> = evs
+            .iter()
+            .filter(|e| e.invoke)
+            .map(|e| e.file.as_str())
+            .collect();
+        let mut sorted = files.clone();
+        sorted.sort();
+        assert_eq!(files, sorted, "{conv}: invocation order is file-name order");
+    }
+    assert!(
+        max_concurrency(&events) > 1,
+        "conversations overlap each other"
+    );
+    assert_eq!(responses(dir.path()), (conversations * per) as usize);
+}
