@@ -231,3 +231,82 @@ fn conversations_run_in_order_one_at_a_time_and_overlap_each_other() {
     );
     assert_eq!(responses(dir.path()), (conversations * per) as usize);
 }
+
+/// A message that reaches the queue after an occurrence's inbound
+/// processing started waits for the next occurrence, even when its file name
+/// sorts first.
+#[test]
+fn a_message_received_mid_occurrence_waits_for_the_next_one() {
+    use std::cell::Cell;
+    use std::sync::Arc;
+
+    use ferry::config::Config;
+    use ferry::plugins::PluginSet;
+    use ferry::queue::{
+        Direction, Filter, GatewayQueue, NewMessage, RedbQueue, Status, Transaction,
+    };
+    use ferry::runtime::{Runtime, RuntimeOptions};
+    use ferry::services::{Gateway, Sandboxes, inbound};
+
+    let (dir, config_path) = setup("parallel = false", 1);
+    let text = std::fs::read_to_string(&config_path)
+        .unwrap()
+        .replace("workers = 1", "workers = 1\ngroup_commit = 1");
+    let config = Arc::new(Config::parse(&config_path, &text).unwrap());
+    let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
+    let plugins = Arc::new(PluginSet::load(&runtime, &config).unwrap());
+    let queue = Arc::new(RedbQueue::open(&dir.path().join("data")).unwrap());
+    let gw = Gateway::new(config.clone(), queue.clone(), runtime, plugins);
+    let entry = |name: &str, n: u32| NewMessage {
+        direction: Direction::Inbound,
+        port: "in".into(),
+        status: Status::Ready,
+        name: name.into(),
+        position: 0,
+        message_id: format!("{{00000000-0000-4000-8000-{n:012}}}"),
+        action: ACTION.into(),
+        conversation_id: None,
+        batch_id: None,
+        request_message_id: None,
+        content: format!(
+            "<Envelope xmlns=\"http://schemas.microsoft.com/dynamics/2011/01/documents/Message\">\
+             <Header><MessageId>{{00000000-0000-4000-8000-{n:012}}}</MessageId><Action>{ACTION}</Action></Header>\
+             <Body><MessageParts><Probe/></MessageParts></Body></Envelope>"
+        ),
+        error: None,
+    };
+    let mut tx = Transaction::new();
+    for n in 1..=3 {
+        tx.insert(entry(&format!("{n:03}.xml"), n));
+    }
+    queue.commit(tx).unwrap();
+
+    // After the first message is committed, a new one arrives.
+    let arrived = Cell::new(false);
+    let stop = || {
+        if !arrived.get() {
+            arrived.set(true);
+            let mut tx = Transaction::new();
+            tx.insert(entry("000_late.xml", 99));
+            queue.commit(tx).unwrap();
+        }
+        false
+    };
+    let port = &config.ports["in"];
+    let counts = inbound::run(&gw, port, &mut Sandboxes::new(), &stop).unwrap();
+    assert_eq!(
+        counts.done, 3,
+        "the three messages queued before the occurrence"
+    );
+    let left = queue.list(&Filter::default()).unwrap();
+    let inbound_left: Vec<_> = left
+        .iter()
+        .filter(|m| m.direction == Direction::Inbound)
+        .map(|m| (m.name.as_str(), m.status))
+        .collect();
+    assert_eq!(inbound_left, vec![("000_late.xml", Status::Ready)]);
+
+    // The next occurrence takes it.
+    let counts = inbound::run(&gw, port, &mut Sandboxes::new(), &|| false).unwrap();
+    assert_eq!(counts.done, 1);
+}
