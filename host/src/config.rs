@@ -15,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::runtime::Limits;
+use crate::scheduler::{End, Recurrence, Start};
 
 /// A configuration file that could not be used: every problem found, each
 /// with file, line and key.
@@ -184,7 +185,9 @@ impl PortConfig {
 }
 
 /// One of the four AIF services a batch task runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TaskKind {
     /// AIFGatewayReceiveService.
@@ -217,24 +220,119 @@ impl TaskKind {
     }
 }
 
+/// The status of another task that a task's condition asks for (AX's
+/// "Expected status" of a batch task dependency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AfterStatus {
+    /// The other task ended without error (or with an error it ignores).
+    Ended,
+    /// The other task ended in error.
+    Error,
+    /// The other task finished, either way (AIF's default between its
+    /// services).
+    #[default]
+    #[serde(alias = "ended_or_error")]
+    EndedOrError,
+}
+
+impl AfterStatus {
+    /// The kebab-case name used in configuration and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            AfterStatus::Ended => "ended",
+            AfterStatus::Error => "error",
+            AfterStatus::EndedOrError => "ended-or-error",
+        }
+    }
+}
+
+/// One condition of a task: another task of the same job and the status it
+/// must end with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct After {
+    /// The other task's name.
+    pub task: String,
+    /// The status it must end with.
+    pub status: AfterStatus,
+}
+
+/// How a task's conditions combine (AX's "Condition type").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Combine {
+    /// Every condition must be met.
+    #[default]
+    All,
+    /// One met condition is enough.
+    Any,
+}
+
 /// A task of a batch job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskConfig {
+    /// Its name, unique in the job (default: the service's name).
+    pub name: String,
     /// The service it runs.
     pub kind: TaskKind,
     /// Only these ports (all when empty).
     pub ports: Vec<String>,
+    /// Its conditions: it runs once they are met (empty: at once).
+    pub after: Vec<After>,
+    /// How the conditions combine.
+    pub condition: Combine,
+    /// An Error of this task counts as Ended for the tasks that depend on
+    /// it, and does not make the occurrence end in Error.
+    pub ignore_failure: bool,
+    /// How many times the task is run again after an Error.
+    pub max_retries: u32,
 }
 
-/// A batch job: tasks run in order at each occurrence.
+impl TaskConfig {
+    /// A task running `kind` on every port, with no condition.
+    pub fn new(kind: TaskKind) -> TaskConfig {
+        TaskConfig {
+            name: kind.name().to_string(),
+            kind,
+            ports: vec![],
+            after: vec![],
+            condition: Combine::All,
+            ignore_failure: false,
+            max_retries: 0,
+        }
+    }
+}
+
+/// A batch job: tasks run at each occurrence of its recurrence, in the order
+/// their conditions allow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobConfig {
     /// The job's name.
     pub name: String,
-    /// Time between occurrences.
-    pub every: Duration,
-    /// Its tasks, in order.
+    /// When it runs.
+    pub recurrence: Recurrence,
+    /// Its tasks, in the order given (ties between tasks that may run are
+    /// broken by this order).
     pub tasks: Vec<TaskConfig>,
+    /// How many occurrences its history keeps.
+    pub keep_history: usize,
+}
+
+impl JobConfig {
+    /// A job of `tasks` running every `every`, from now on, for ever.
+    pub fn new(name: &str, every: Duration, tasks: Vec<TaskConfig>) -> JobConfig {
+        JobConfig {
+            name: name.to_string(),
+            recurrence: Recurrence::every(every),
+            tasks,
+            keep_history: DEFAULT_KEEP_HISTORY,
+        }
+    }
+
+    /// The task named `name`.
+    pub fn task(&self, name: &str) -> Option<&TaskConfig> {
+        self.tasks.iter().find(|t| t.name == name)
+    }
 }
 
 // ---- the file as written -------------------------------------------------
@@ -321,20 +419,42 @@ struct RawPort {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawJob {
-    every: Option<String>,
-    tasks: Option<Vec<RawTask>>,
+    every: Option<Spanned<String>>,
+    start: Option<Spanned<toml::Value>>,
+    end_after: Option<Spanned<i64>>,
+    end_by: Option<Spanned<toml::Value>>,
+    keep_history: Option<Spanned<i64>>,
+    tasks: Option<Vec<Spanned<RawTask>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTask {
     service: TaskKind,
+    name: Option<Spanned<String>>,
     #[serde(default)]
     ports: Vec<Spanned<String>>,
+    after: Option<Vec<Spanned<RawAfter>>>,
+    #[serde(default)]
+    condition: Combine,
+    #[serde(default)]
+    ignore_failure: bool,
+    max_retries: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAfter {
+    task: String,
+    #[serde(default)]
+    status: AfterStatus,
 }
 
 /// The default batch job: the four services in AIF's order, every second.
 pub const DEFAULT_JOB: &str = "aif";
+
+/// How many occurrences a job's history keeps unless `keep_history` says.
+pub const DEFAULT_KEEP_HISTORY: usize = 1000;
 
 /// Parse `5s`, `250ms`, `10m`, `1h`, `1d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -418,7 +538,7 @@ impl Config {
     /// Check the configuration `text`, as if read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let line_of = |offset: usize| text[..offset.min(text.len())].lines().count().max(1);
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let at = e
                 .span()
@@ -595,45 +715,13 @@ impl Config {
         for (name, spanned) in raw.jobs {
             let span = spanned.span();
             let j = spanned.into_inner();
-            let every = match j.every.as_deref().map(parse_duration) {
-                None => Duration::from_secs(1),
-                Some(Ok(d)) => d,
-                Some(Err(e)) => {
-                    problem(span.clone(), &format!("jobs.{name}.every"), e);
-                    Duration::from_secs(1)
-                }
-            };
-            let tasks = match j.tasks {
-                None => default_tasks(),
-                Some(tasks) => tasks
-                    .into_iter()
-                    .map(|t| {
-                        for p in &t.ports {
-                            if !ports.contains_key(p.get_ref()) {
-                                problem(
-                                    p.span(),
-                                    &format!("jobs.{name}.tasks.ports"),
-                                    format!("no port named {:?}", p.get_ref()),
-                                );
-                            }
-                        }
-                        TaskConfig {
-                            kind: t.service,
-                            ports: t.ports.into_iter().map(Spanned::into_inner).collect(),
-                        }
-                    })
-                    .collect(),
-            };
-            jobs.insert(name.clone(), JobConfig { name, every, tasks });
+            let job = parse_job(&name, span, j, &ports, &mut problem);
+            jobs.insert(name, job);
         }
         if jobs.is_empty() {
             jobs.insert(
                 DEFAULT_JOB.to_string(),
-                JobConfig {
-                    name: DEFAULT_JOB.to_string(),
-                    every: Duration::from_secs(1),
-                    tasks: default_tasks(),
-                },
+                JobConfig::new(DEFAULT_JOB, Duration::from_secs(1), default_tasks()),
             );
         }
 
@@ -687,14 +775,309 @@ impl Config {
     }
 }
 
-fn default_tasks() -> Vec<TaskConfig> {
-    TaskKind::ALL
-        .iter()
-        .map(|&kind| TaskConfig {
-            kind,
-            ports: vec![],
-        })
-        .collect()
+/// AIF's job: the four services in order, each after its predecessor
+/// (Ended or error).
+pub fn default_tasks() -> Vec<TaskConfig> {
+    let mut tasks: Vec<TaskConfig> = TaskKind::ALL.iter().map(|&k| TaskConfig::new(k)).collect();
+    for i in 1..tasks.len() {
+        tasks[i].after = vec![After {
+            task: tasks[i - 1].name.clone(),
+            status: AfterStatus::EndedOrError,
+        }];
+    }
+    tasks
+}
+
+/// A date-time of the `[jobs]` section: `start` may be `"now"`, both may be
+/// an RFC 3339 string or a TOML offset date-time.
+fn job_time(value: &toml::Value, allow_now: bool) -> Result<Option<u64>, String> {
+    let text = match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Datetime(d) => d.to_string(),
+        other => {
+            return Err(format!(
+                "expected a date-time such as \"2026-05-01T06:00:00Z\"{}, not {}",
+                if allow_now { " or \"now\"" } else { "" },
+                other.type_str()
+            ));
+        }
+    };
+    if allow_now && text.trim().eq_ignore_ascii_case("now") {
+        return Ok(None);
+    }
+    crate::scheduler::parse_rfc3339(&text).map(Some)
+}
+
+/// Job names become part of state keys (`job/NAME/...`), so they are kept
+/// to letters, digits, `-`, `_` and `.`.
+fn valid_job_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Check and convert one `[jobs.NAME]` table.
+fn parse_job(
+    name: &str,
+    span: std::ops::Range<usize>,
+    j: RawJob,
+    ports: &BTreeMap<String, PortConfig>,
+    problem: &mut dyn FnMut(std::ops::Range<usize>, &str, String),
+) -> JobConfig {
+    let key = |k: &str| format!("jobs.{name}.{k}");
+    if !valid_job_name(name) {
+        problem(
+            span.clone(),
+            &format!("jobs.{name}"),
+            "a job name may only hold letters, digits, '-', '_' and '.'".into(),
+        );
+    }
+    let every = match &j.every {
+        None => Duration::from_secs(1),
+        Some(e) => match parse_duration(e.get_ref()) {
+            Ok(d) if d.as_millis() >= 1 => d,
+            Ok(_) => {
+                problem(e.span(), &key("every"), "must be at least 1ms".into());
+                Duration::from_secs(1)
+            }
+            Err(msg) => {
+                problem(e.span(), &key("every"), msg);
+                Duration::from_secs(1)
+            }
+        },
+    };
+    let mut recurrence = Recurrence::every(every);
+    if let Some(s) = &j.start {
+        match job_time(s.get_ref(), true) {
+            Ok(None) => {}
+            Ok(Some(ms)) => recurrence.start = Start::At(ms),
+            Err(msg) => problem(s.span(), &key("start"), msg),
+        }
+    }
+    match (&j.end_after, &j.end_by) {
+        (Some(_), Some(b)) => problem(
+            b.span(),
+            &key("end_by"),
+            "give either end_after (a number of occurrences) or end_by (a date-time), not both"
+                .into(),
+        ),
+        (Some(k), None) => match u64::try_from(*k.get_ref()) {
+            Ok(n) if n >= 1 => recurrence.end = End::After(n),
+            _ => problem(k.span(), &key("end_after"), "must be at least 1".into()),
+        },
+        (None, Some(b)) => match job_time(b.get_ref(), false) {
+            Ok(Some(ms)) => {
+                if let Start::At(start) = recurrence.start
+                    && ms < start
+                {
+                    problem(b.span(), &key("end_by"), "is before start".into());
+                }
+                recurrence.end = End::By(ms);
+            }
+            Ok(None) => {}
+            Err(msg) => problem(b.span(), &key("end_by"), msg),
+        },
+        (None, None) => {}
+    }
+    let keep_history = match &j.keep_history {
+        None => DEFAULT_KEEP_HISTORY,
+        Some(k) => match usize::try_from(*k.get_ref()) {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                problem(k.span(), &key("keep_history"), "must be at least 1".into());
+                DEFAULT_KEEP_HISTORY
+            }
+        },
+    };
+    let tasks = match j.tasks {
+        None => default_tasks(),
+        Some(raw) => parse_tasks(name, raw, ports, problem),
+    };
+    if tasks.is_empty() {
+        problem(span, &key("tasks"), "a job needs at least one task".into());
+    }
+    JobConfig {
+        name: name.to_string(),
+        recurrence,
+        tasks,
+        keep_history,
+    }
+}
+
+/// Check and convert the tasks of job `job`: names, ports, conditions (known
+/// tasks, no task after itself, no cycle).
+fn parse_tasks(
+    job: &str,
+    raw: Vec<Spanned<RawTask>>,
+    ports: &BTreeMap<String, PortConfig>,
+    problem: &mut dyn FnMut(std::ops::Range<usize>, &str, String),
+) -> Vec<TaskConfig> {
+    let key = |k: &str| format!("jobs.{job}.tasks.{k}");
+    let mut tasks: Vec<TaskConfig> = Vec::new();
+    let mut spans = Vec::new();
+    let mut explicit_after = Vec::new();
+    let mut after_spans: Vec<Vec<std::ops::Range<usize>>> = Vec::new();
+    for spanned in raw {
+        let span = spanned.span();
+        let t = spanned.into_inner();
+        for p in &t.ports {
+            if !ports.contains_key(p.get_ref()) {
+                problem(
+                    p.span(),
+                    &key("ports"),
+                    format!("no port named {:?}", p.get_ref()),
+                );
+            }
+        }
+        let name = match &t.name {
+            Some(n) if n.get_ref().trim().is_empty() => {
+                problem(n.span(), &key("name"), "must not be empty".into());
+                t.service.name().to_string()
+            }
+            Some(n) => n.get_ref().clone(),
+            None => t.service.name().to_string(),
+        };
+        if tasks.iter().any(|o| o.name == name) {
+            let at = t.name.as_ref().map_or(span.clone(), |n| n.span());
+            problem(
+                at,
+                &key("name"),
+                format!(
+                    "two tasks are named {name:?}; give each task of a job its own name \
+                     (name = \"...\"; the default is the service's name)"
+                ),
+            );
+        }
+        let max_retries = match &t.max_retries {
+            None => 0,
+            Some(m) => match u32::try_from(*m.get_ref()) {
+                Ok(n) => n,
+                Err(_) => {
+                    problem(m.span(), &key("max_retries"), "must be 0 or more".into());
+                    0
+                }
+            },
+        };
+        explicit_after.push(t.after.is_some());
+        let (after, a_spans): (Vec<After>, Vec<_>) = t
+            .after
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| {
+                let s = a.span();
+                let a = a.into_inner();
+                (
+                    After {
+                        task: a.task,
+                        status: a.status,
+                    },
+                    s,
+                )
+            })
+            .unzip();
+        after_spans.push(a_spans);
+        spans.push(span);
+        tasks.push(TaskConfig {
+            name,
+            kind: t.service,
+            ports: t.ports.into_iter().map(Spanned::into_inner).collect(),
+            after,
+            condition: t.condition,
+            ignore_failure: t.ignore_failure,
+            max_retries,
+        });
+    }
+    // A task without `after` follows the one before it (AIF's chain).
+    for i in 1..tasks.len() {
+        if !explicit_after[i] {
+            tasks[i].after = vec![After {
+                task: tasks[i - 1].name.clone(),
+                status: AfterStatus::EndedOrError,
+            }];
+        }
+    }
+    let names: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
+    for (i, t) in tasks.iter().enumerate() {
+        for (a, s) in t.after.iter().zip(&after_spans[i]) {
+            if a.task == t.name {
+                problem(
+                    s.clone(),
+                    &key("after"),
+                    format!("task {:?} cannot wait for itself", t.name),
+                );
+            } else if !names.contains(&a.task) {
+                problem(
+                    s.clone(),
+                    &key("after"),
+                    format!(
+                        "no task named {:?} in job {job:?} (its tasks: {})",
+                        a.task,
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(&tasks) {
+        let first = tasks.iter().position(|t| t.name == cycle[0]).unwrap_or(0);
+        problem(
+            spans[first].clone(),
+            &key("after"),
+            format!(
+                "the conditions form a cycle ({}), so none of these tasks could ever run",
+                cycle.join(" → ")
+            ),
+        );
+    }
+    tasks
+}
+
+/// A cycle of conditions (task names, the first repeated at the end), if any.
+fn find_cycle(tasks: &[TaskConfig]) -> Option<Vec<String>> {
+    fn visit(
+        i: usize,
+        tasks: &[TaskConfig],
+        mark: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<String>> {
+        mark[i] = 1;
+        path.push(i);
+        for a in &tasks[i].after {
+            let Some(j) = tasks.iter().position(|t| t.name == a.task) else {
+                continue;
+            };
+            if j == i {
+                continue; // reported on its own
+            }
+            if mark[j] == 1 {
+                let from = path.iter().position(|&p| p == j).unwrap_or(0);
+                let mut names: Vec<String> = path[from..]
+                    .iter()
+                    .map(|&p| tasks[p].name.clone())
+                    .collect();
+                names.push(tasks[j].name.clone());
+                return Some(names);
+            }
+            if mark[j] == 0
+                && let Some(c) = visit(j, tasks, mark, path)
+            {
+                return Some(c);
+            }
+        }
+        path.pop();
+        mark[i] = 2;
+        None
+    }
+    let mut mark = vec![0u8; tasks.len()];
+    for i in 0..tasks.len() {
+        if mark[i] == 0
+            && let Some(c) = visit(i, tasks, &mut mark, &mut Vec::new())
+        {
+            return Some(c);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -771,7 +1154,7 @@ address = "copies"
         assert_eq!(err.problems.len(), 2, "{err}");
         let text = err.to_string();
         assert!(
-            text.contains("f.toml:29: ports.copy.adapter: no adapter named \"ftp\""),
+            text.contains("f.toml:26: ports.copy.adapter: no adapter named \"ftp\""),
             "{text}"
         );
         assert!(
@@ -815,5 +1198,155 @@ address = "copies"
             "http://x/SalesOrderService/create"
         ));
         assert!(!glob_match("exact", "exactly"));
+    }
+
+    fn jobs_of(text: &str) -> Result<BTreeMap<String, JobConfig>, String> {
+        Config::parse(Path::new("f.toml"), &format!("{GOOD}{text}"))
+            .map(|c| c.jobs)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn existing_job_syntax_still_works() {
+        let jobs = jobs_of(
+            r#"
+[jobs.receive]
+every = "1s"
+tasks = [{ service = "gateway-receive", ports = ["in"] }]
+
+[jobs.rest]
+every = "250ms"
+tasks = [
+  { service = "inbound-processing" },
+  { service = "outbound-processing" },
+  { service = "gateway-send", ports = ["in", "copy"] },
+]
+"#,
+        )
+        .unwrap();
+        let r = &jobs["receive"];
+        assert_eq!(r.recurrence, Recurrence::every(Duration::from_secs(1)));
+        assert_eq!(r.keep_history, DEFAULT_KEEP_HISTORY);
+        assert_eq!(r.tasks.len(), 1);
+        assert_eq!(r.tasks[0].name, "gateway-receive");
+        assert_eq!(r.tasks[0].ports, ["in"]);
+        assert!(r.tasks[0].after.is_empty());
+        let rest = &jobs["rest"];
+        assert_eq!(rest.recurrence.every_ms, 250);
+        // Without `after`, each task follows the one before it.
+        assert_eq!(
+            rest.tasks[2].after,
+            [After {
+                task: "outbound-processing".into(),
+                status: AfterStatus::EndedOrError
+            }]
+        );
+        assert_eq!(rest.tasks[2].condition, Combine::All);
+        assert!(!rest.tasks[2].ignore_failure);
+        assert_eq!(rest.tasks[2].max_retries, 0);
+        // A job without tasks is AIF's: the four services chained.
+        let jobs = jobs_of("[jobs.aif]\nevery = \"100ms\"\n").unwrap();
+        assert_eq!(jobs["aif"].tasks, default_tasks());
+        assert_eq!(jobs["aif"].recurrence.every_ms, 100);
+    }
+
+    #[test]
+    fn full_job_syntax() {
+        let jobs = jobs_of(
+            r#"
+[jobs.nightly]
+every = "1d"
+start = 2026-05-01T02:00:00+02:00
+end_after = 30
+keep_history = 50
+tasks = [
+  { service = "gateway-receive", name = "receive", ports = ["in"], max_retries = 3 },
+  { service = "inbound-processing", name = "process", after = [{ task = "receive", status = "ended" }], ignore_failure = true },
+  { service = "gateway-send", name = "alarm", after = [{ task = "receive", status = "error" }, { task = "process", status = "error" }], condition = "any" },
+  { service = "gateway-send", name = "send", after = [] },
+]
+
+[jobs.window]
+every = "30m"
+end_by = "2026-06-01T00:00:00Z"
+"#,
+        )
+        .unwrap();
+        let n = &jobs["nightly"];
+        assert_eq!(
+            n.recurrence,
+            Recurrence {
+                every_ms: 86_400_000,
+                start: Start::At(crate::scheduler::parse_rfc3339("2026-05-01T00:00:00Z").unwrap()),
+                end: End::After(30),
+            }
+        );
+        assert_eq!(n.keep_history, 50);
+        let names: Vec<_> = n.tasks.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["receive", "process", "alarm", "send"]);
+        assert_eq!(n.tasks[0].max_retries, 3);
+        assert!(n.tasks[1].ignore_failure);
+        assert_eq!(n.tasks[1].after[0].status, AfterStatus::Ended);
+        assert_eq!(n.tasks[2].condition, Combine::Any);
+        assert_eq!(n.tasks[2].after.len(), 2);
+        assert!(n.tasks[3].after.is_empty(), "after = [] means no condition");
+        assert_eq!(n.task("alarm").unwrap().kind, TaskKind::GatewaySend);
+        let w = &jobs["window"];
+        assert_eq!(w.recurrence.start, Start::Now);
+        assert_eq!(
+            w.recurrence.end,
+            End::By(crate::scheduler::parse_rfc3339("2026-06-01T00:00:00Z").unwrap())
+        );
+    }
+
+    #[test]
+    fn job_mistakes_are_reported_with_line_and_key() {
+        let err = jobs_of(
+            r#"
+[jobs.a]
+every = "0s"
+start = "tomorrow"
+end_after = 0
+tasks = [
+  { service = "gateway-receive" },
+  { service = "gateway-receive", ports = ["nope"] },
+  { service = "gateway-send", name = "s", after = [{ task = "ghost" }, { task = "s" }] },
+]
+
+[jobs.b]
+end_after = 2
+end_by = "2026-01-01T00:00:00Z"
+tasks = [
+  { service = "gateway-receive", name = "x", after = [{ task = "y" }] },
+  { service = "gateway-send", name = "y" },
+]
+
+[jobs."c/d"]
+start = "2026-05-01T06:00:00"
+tasks = []
+"#,
+        )
+        .unwrap_err();
+        let lines: Vec<&str> = err.lines().collect();
+        let has = |s: &str| assert!(lines.iter().any(|l| l.contains(s)), "{s} not in:\n{err}");
+        has("f.toml:30: jobs.a.every: must be at least 1ms");
+        has("f.toml:31: jobs.a.start: \"tomorrow\" is not a date-time");
+        has("f.toml:32: jobs.a.end_after: must be at least 1");
+        has("f.toml:35: jobs.a.tasks.ports: no port named \"nope\"");
+        has("f.toml:35: jobs.a.tasks.name: two tasks are named \"gateway-receive\"");
+        has("f.toml:36: jobs.a.tasks.after: no task named \"ghost\" in job \"a\"");
+        has("f.toml:36: jobs.a.tasks.after: task \"s\" cannot wait for itself");
+        has("f.toml:41: jobs.b.end_by: give either end_after");
+        has("f.toml:43: jobs.b.tasks.after: the conditions form a cycle (x → y → x)");
+        has("f.toml:47: jobs.c/d: a job name may only hold letters");
+        has("f.toml:48: jobs.c/d.start: \"2026-05-01T06:00:00\" is not a date-time");
+        has("UTC offset is needed");
+        has("f.toml:47: jobs.c/d.tasks: a job needs at least one task");
+        let bad_status = jobs_of(
+            "[jobs.a]\ntasks = [{ service = \"gateway-send\", after = [{ task = \"x\", status = \"done\" }] }]\n",
+        )
+        .unwrap_err();
+        assert!(bad_status.contains("done"), "{bad_status}");
+        assert!(bad_status.contains("ended-or-error"), "{bad_status}");
     }
 }

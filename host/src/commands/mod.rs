@@ -1,5 +1,6 @@
 //! The command line (clap): one file per command group.
 
+mod job;
 mod plugin;
 mod queue;
 mod run;
@@ -61,6 +62,10 @@ pub enum Command {
     /// The exception log.
     #[command(subcommand)]
     Exceptions(queue::ExceptionsCommand),
+    /// The batch jobs: list, history, hold, release, run-now, cancel (on a
+    /// stopped host's data directory).
+    #[command(subcommand)]
+    Job(job::JobCommand),
 }
 
 /// Set up tracing on stderr from `--log-level` or `RUST_LOG` (default: info).
@@ -90,5 +95,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => run::check(a),
         Command::Queue(c) => queue::run(c),
         Command::Exceptions(c) => queue::run_exceptions(c),
+        Command::Job(c) => job::run(c),
     }
 }

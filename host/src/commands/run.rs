@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::plugins::PluginSet;
 use crate::queue::{GatewayQueue, RedbQueue};
 use crate::runtime::{Runtime, RuntimeOptions};
-use crate::scheduler;
+use crate::scheduler::{GatewayRunner, QueueStore, Scheduler, SystemClock};
 use crate::services::{Gateway, Sandboxes};
 
 /// Options of `ferry run`.
@@ -21,8 +21,8 @@ pub struct RunArgs {
     /// The configuration file.
     #[arg(long, short, default_value = "ferry.toml")]
     pub config: PathBuf,
-    /// Run one occurrence of every job, then exit (0 when every task ended
-    /// without error).
+    /// Run one occurrence of every Waiting job now, then exit (0 when every
+    /// occurrence Ended: no task in Error, ignored failures aside).
     #[arg(long)]
     pub once: bool,
 }
@@ -100,13 +100,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
     }
     let stopped = || stop.load(Ordering::Relaxed);
+    let jobs: Vec<_> = config.jobs.values().cloned().collect();
+    let mut scheduler = Scheduler::new(
+        jobs,
+        Arc::new(SystemClock),
+        Arc::new(QueueStore(gw.queue.clone())),
+    )
+    .context("cannot load the batch jobs' state")?;
     let mut sandboxes = Sandboxes::new();
+    let mut runner = GatewayRunner {
+        gw: &gw,
+        sandboxes: &mut sandboxes,
+        stop: &stopped,
+    };
     if args.once {
-        let mut ok = true;
-        for job in config.jobs.values() {
-            let report = scheduler::run_occurrence(&gw, job, &mut sandboxes, &stopped);
-            ok &= report.ended();
-        }
+        let reports = scheduler
+            .run_once(&mut runner, &stopped)
+            .context("cannot record the batch jobs' state")?;
+        let ok = reports.iter().all(|r| r.ended());
         return Ok(if ok {
             ExitCode::SUCCESS
         } else {
@@ -114,7 +125,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         });
     }
     tracing::info!(config = %args.config.display(), ports = config.ports.len(), "ferry is running; Ctrl-C to stop");
-    scheduler::run_forever(&gw, &mut sandboxes, &stopped);
+    scheduler.run_forever(&mut runner, &stopped);
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

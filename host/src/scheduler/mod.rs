@@ -1,0 +1,548 @@
+//! The batch scheduler (the AX batch framework, for Ferry's jobs).
+//!
+//! A job is a set of tasks, each running one of the four AIF services
+//! (optionally on some ports only). At each occurrence of its recurrence
+//! ([`recurrence`]), a Waiting job runs its tasks one at a time: the first
+//! task (in the job's order) whose conditions are met ([`conditions`]) runs
+//! next; a task whose conditions can no longer be met is marked Didn't run.
+//! A task that ends in Error is run again up to its `max_retries`; with
+//! `ignore_failure` its Error counts as Ended for the tasks after it.
+//!
+//! Job state and every occurrence's history are kept in the gateway queue's
+//! state area ([`state`]); after a crash the occurrence that was executing
+//! is recorded as Error and the job goes on with its next occurrence.
+//!
+//! Time comes from a [`Clock`] and tasks are run by a [`TaskRunner`], so the
+//! whole scheduler is tested without a clock or WebAssembly.
+
+mod clock;
+pub mod conditions;
+pub mod recurrence;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use clock::{
+    Clock, ManualClock, SystemClock, format_duration_ms, format_interval, format_rfc3339,
+    parse_rfc3339,
+};
+pub use conditions::TaskStatus;
+pub use recurrence::{End, Recurrence, Start};
+pub use state::{
+    Action, JobState, JobStatus, MemStore, Occurrence, QueueStore, SchedulerError, StateStore,
+    TaskRecord, Trigger,
+};
+
+use crate::config::{JobConfig, TaskConfig};
+use crate::services::{Gateway, Sandboxes, TaskCounts};
+
+/// Runs one task (one service over its ports) and says what it did, or why
+/// it ended in Error.
+pub trait TaskRunner {
+    /// Run `task` once.
+    fn run(&mut self, task: &TaskConfig) -> Result<TaskCounts, String>;
+}
+
+/// The real [`TaskRunner`]: the gateway's services.
+pub struct GatewayRunner<'a> {
+    /// The gateway.
+    pub gw: &'a Gateway,
+    /// This worker's plugin instances.
+    pub sandboxes: &'a mut Sandboxes,
+    /// Whether the host was asked to stop.
+    pub stop: &'a dyn Fn() -> bool,
+}
+
+impl TaskRunner for GatewayRunner<'_> {
+    fn run(&mut self, task: &TaskConfig) -> Result<TaskCounts, String> {
+        self.gw
+            .run_task(task.kind, &task.ports, self.sandboxes, self.stop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What one occurrence of a job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccurrenceReport {
+    /// The job.
+    pub job: String,
+    /// Its history record.
+    pub occurrence: Occurrence,
+}
+
+impl OccurrenceReport {
+    /// True when the occurrence Ended: no task in Error (except those that
+    /// ignore failures) and none canceled.
+    pub fn ended(&self) -> bool {
+        self.occurrence.status == JobStatus::Ended
+    }
+}
+
+/// Operator requests for a running scheduler (hold, release, run-now,
+/// cancel), applied at its next step: before each task and at each tick.
+/// Clones share the requests.
+#[derive(Debug, Clone, Default)]
+pub struct Controls(Arc<Mutex<Vec<(String, Action)>>>);
+
+impl Controls {
+    /// Ask for `action` on `job`.
+    pub fn request(&self, job: &str, action: Action) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((job.to_string(), action));
+    }
+
+    fn take(&self) -> Vec<(String, Action)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Whether, and when, a job's next occurrence is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Now: for this reason, for this slot.
+    Now {
+        /// Its recurrence, or run-now.
+        trigger: Trigger,
+        /// The slot (or the time it was asked for).
+        scheduled_ms: u64,
+    },
+    /// At this time.
+    At(u64),
+    /// Its recurrence is over.
+    Over,
+    /// Not Waiting: held, canceled, executing, or already over.
+    Idle,
+}
+
+/// When `job` (in `state`) is next due, at `now` (a pure function).
+pub fn due(job: &JobConfig, state: &JobState, now: u64) -> Due {
+    if state.status != JobStatus::Waiting {
+        return Due::Idle;
+    }
+    if state.run_now {
+        return Due::Now {
+            trigger: Trigger::RunNow,
+            scheduled_ms: now,
+        };
+    }
+    let rec = &job.recurrence;
+    let anchor = rec.anchor(state.first_seen_ms);
+    match rec.next_due(anchor, state.occurrences, state.last_end_ms) {
+        None => Due::Over,
+        Some(t) if t <= now => {
+            if rec.may_start(now) {
+                Due::Now {
+                    trigger: Trigger::Schedule,
+                    scheduled_ms: t,
+                }
+            } else {
+                Due::Over
+            }
+        }
+        Some(t) => Due::At(t),
+    }
+}
+
+/// How an occurrence ended, from its tasks: Canceled if a task was
+/// canceled, Error if a task that does not ignore failures ended in Error,
+/// else Ended.
+pub fn occurrence_result(tasks: &[TaskRecord]) -> JobStatus {
+    if tasks.iter().any(|t| t.status == TaskStatus::Canceled) {
+        JobStatus::Canceled
+    } else if tasks
+        .iter()
+        .any(|t| t.status == TaskStatus::Error && !t.ignore_failure)
+    {
+        JobStatus::Error
+    } else {
+        JobStatus::Ended
+    }
+}
+
+/// Longest sleep of [`Scheduler::run_forever`], so operator requests and a
+/// stop are seen quickly.
+const MAX_NAP: Duration = Duration::from_millis(250);
+
+/// The batch scheduler: the configured jobs, their state, a clock and a
+/// store.
+pub struct Scheduler {
+    jobs: Vec<JobConfig>,
+    states: Vec<JobState>,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn StateStore>,
+    controls: Controls,
+}
+
+impl Scheduler {
+    /// Load (or create) every job's state; record an occurrence left
+    /// Executing by a crash as Error, so the job goes on with its next one;
+    /// trim each history to the job's `keep_history`.
+    pub fn new(
+        jobs: Vec<JobConfig>,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn StateStore>,
+    ) -> Result<Scheduler, SchedulerError> {
+        let now = clock.now_ms();
+        let mut states = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            if let Some(r) = state::recover(store.as_ref(), &job.name, now)? {
+                let seq = r.occurrence.as_ref().map(|o| o.seq);
+                tracing::warn!(
+                    job = %job.name,
+                    occurrence = ?seq,
+                    "the host stopped during an occurrence of this job; it is recorded as Error \
+                     and the job goes on with its next occurrence"
+                );
+            }
+            let st = match state::load_state(store.as_ref(), &job.name)? {
+                Some(s) => s,
+                None => {
+                    let s = JobState::new(now);
+                    state::save(store.as_ref(), &job.name, &s, None, vec![])?;
+                    s
+                }
+            };
+            let prefix = state::history_prefix(&job.name);
+            let keep_from = st.last_seq.saturating_sub(job.keep_history as u64);
+            let old: Vec<u64> = store
+                .scan(&prefix)?
+                .into_iter()
+                .filter_map(|(k, _)| k[prefix.len()..].parse::<u64>().ok())
+                .filter(|&seq| seq <= keep_from)
+                .collect();
+            if !old.is_empty() {
+                state::save(store.as_ref(), &job.name, &st, None, old)?;
+            }
+            states.push(st);
+        }
+        Ok(Scheduler {
+            jobs,
+            states,
+            clock,
+            store,
+            controls: Controls::default(),
+        })
+    }
+
+    /// A handle to send operator requests to this scheduler while it runs.
+    pub fn controls(&self) -> Controls {
+        self.controls.clone()
+    }
+
+    /// The jobs.
+    pub fn jobs(&self) -> &[JobConfig] {
+        &self.jobs
+    }
+
+    /// A job's current state.
+    pub fn state(&self, job: &str) -> Option<&JobState> {
+        let i = self.jobs.iter().position(|j| j.name == job)?;
+        Some(&self.states[i])
+    }
+
+    /// The earliest time a Waiting job is due (None: no job is waiting for
+    /// a time).
+    pub fn next_due(&self) -> Option<u64> {
+        let now = self.clock.now_ms();
+        self.jobs
+            .iter()
+            .zip(&self.states)
+            .filter_map(|(j, s)| match due(j, s, now) {
+                Due::Now { .. } => Some(now),
+                Due::At(t) => Some(t),
+                Due::Over | Due::Idle => None,
+            })
+            .min()
+    }
+
+    fn save_state(&self, i: usize) -> Result<(), SchedulerError> {
+        state::save(
+            self.store.as_ref(),
+            &self.jobs[i].name,
+            &self.states[i],
+            None,
+            vec![],
+        )
+    }
+
+    /// Apply the operator requests received so far.
+    fn apply_controls(&mut self) -> Result<(), SchedulerError> {
+        for (name, action) in self.controls.take() {
+            let Some(i) = self.jobs.iter().position(|j| j.name == name) else {
+                tracing::warn!(job = %name, action = action.name(), "no such job; request ignored");
+                continue;
+            };
+            match state::apply(&name, &mut self.states[i], action) {
+                Ok(()) => {
+                    tracing::info!(job = %name, action = action.name(), status = %self.states[i].status, "job request applied");
+                    self.save_state(i)?;
+                }
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// A Waiting job whose recurrence is over takes the result of its last
+    /// occurrence as its status (Ended, or Error).
+    fn settle(&mut self, i: usize) -> Result<(), SchedulerError> {
+        let now = self.clock.now_ms();
+        if due(&self.jobs[i], &self.states[i], now) == Due::Over {
+            let st = &mut self.states[i];
+            st.status = match st.last_result {
+                Some(JobStatus::Error) => JobStatus::Error,
+                _ => JobStatus::Ended,
+            };
+            tracing::info!(job = %self.jobs[i].name, status = %st.status, "the job's recurrence is over");
+            self.save_state(i)?;
+        }
+        Ok(())
+    }
+
+    /// Run every Waiting job that is due now (one occurrence each), in the
+    /// configuration's order.
+    pub fn run_due<R: TaskRunner + ?Sized>(
+        &mut self,
+        runner: &mut R,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<OccurrenceReport>, SchedulerError> {
+        let mut reports = Vec::new();
+        for i in 0..self.jobs.len() {
+            if stop() {
+                break;
+            }
+            self.apply_controls()?;
+            self.settle(i)?;
+            let now = self.clock.now_ms();
+            if let Due::Now {
+                trigger,
+                scheduled_ms,
+            } = due(&self.jobs[i], &self.states[i], now)
+            {
+                reports.push(self.run_occurrence(i, trigger, scheduled_ms, runner, stop)?);
+                self.settle(i)?;
+            }
+        }
+        Ok(reports)
+    }
+
+    /// `ferry run --once`: one occurrence of every Waiting job now, due or
+    /// not (a job whose recurrence is over, or that is not Waiting, is
+    /// skipped).
+    pub fn run_once<R: TaskRunner + ?Sized>(
+        &mut self,
+        runner: &mut R,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<OccurrenceReport>, SchedulerError> {
+        let mut reports = Vec::new();
+        for i in 0..self.jobs.len() {
+            if stop() {
+                break;
+            }
+            self.apply_controls()?;
+            self.settle(i)?;
+            let now = self.clock.now_ms();
+            let trigger = match due(&self.jobs[i], &self.states[i], now) {
+                Due::Now {
+                    trigger: Trigger::RunNow,
+                    ..
+                } => Trigger::RunNow,
+                Due::Now { .. } | Due::At(_) => Trigger::Once,
+                Due::Over | Due::Idle => {
+                    tracing::info!(job = %self.jobs[i].name, status = %self.states[i].status, "job not run: it is not Waiting");
+                    continue;
+                }
+            };
+            reports.push(self.run_occurrence(i, trigger, now, runner, stop)?);
+            self.settle(i)?;
+        }
+        Ok(reports)
+    }
+
+    /// Run the jobs at their recurrence until `stop` says so. A failure to
+    /// write the job state (the queue's disk) is logged and retried.
+    pub fn run_forever<R: TaskRunner + ?Sized>(&mut self, runner: &mut R, stop: &dyn Fn() -> bool) {
+        while !stop() {
+            let mut nap = MAX_NAP;
+            match self.run_due(runner, stop) {
+                Ok(_) => {
+                    let now = self.clock.now_ms();
+                    if let Some(t) = self.next_due() {
+                        nap = nap.min(Duration::from_millis(t.saturating_sub(now)));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("batch scheduler: {e}; trying again in a second");
+                    nap = Duration::from_secs(1);
+                }
+            }
+            // Sleep in short steps so a stop request is seen quickly.
+            let until = std::time::Instant::now() + nap;
+            while !stop() {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(Duration::from_millis(20)));
+            }
+        }
+    }
+
+    /// Run one occurrence of job `i`.
+    fn run_occurrence<R: TaskRunner + ?Sized>(
+        &mut self,
+        i: usize,
+        trigger: Trigger,
+        scheduled_ms: u64,
+        runner: &mut R,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<OccurrenceReport, SchedulerError> {
+        let job = self.jobs[i].clone();
+        let store = self.store.clone();
+        let start = self.clock.now_ms();
+        let seq = self.states[i].last_seq + 1;
+        {
+            let st = &mut self.states[i];
+            st.status = JobStatus::Executing;
+            st.executing = Some(seq);
+            st.last_seq = seq;
+            st.run_now = false;
+        }
+        let mut occ = Occurrence {
+            seq,
+            trigger,
+            scheduled_ms,
+            start_ms: start,
+            end_ms: None,
+            status: JobStatus::Executing,
+            tasks: job
+                .tasks
+                .iter()
+                .map(|t| TaskRecord {
+                    name: t.name.clone(),
+                    service: t.kind,
+                    status: TaskStatus::Ready,
+                    attempts: 0,
+                    counts: TaskCounts::default(),
+                    error: None,
+                    ignore_failure: t.ignore_failure,
+                })
+                .collect(),
+            note: None,
+        };
+        tracing::debug!(job = %job.name, occurrence = seq, %trigger, "occurrence starts");
+        let mut statuses = vec![TaskStatus::Ready; job.tasks.len()];
+        let sync = |occ: &mut Occurrence, statuses: &[TaskStatus]| {
+            for (r, s) in occ.tasks.iter_mut().zip(statuses) {
+                r.status = *s;
+            }
+        };
+        loop {
+            self.apply_controls()?;
+            let canceling = self.states[i].status == JobStatus::Canceling;
+            if canceling || stop() {
+                for s in statuses.iter_mut() {
+                    if *s == TaskStatus::Ready {
+                        *s = TaskStatus::Canceled;
+                    }
+                }
+                if statuses.contains(&TaskStatus::Canceled) {
+                    occ.note = Some(if canceling {
+                        "canceled by an operator".into()
+                    } else {
+                        "the host was asked to stop".into()
+                    });
+                }
+                break;
+            }
+            let Some(t) = conditions::next_task(&job.tasks, &mut statuses) else {
+                break;
+            };
+            statuses[t] = TaskStatus::Executing;
+            sync(&mut occ, &statuses);
+            // The record says which task runs, so a crash leaves it right.
+            state::save(
+                store.as_ref(),
+                &job.name,
+                &self.states[i],
+                Some(&occ),
+                vec![],
+            )?;
+
+            let task = &job.tasks[t];
+            let rec = &mut occ.tasks[t];
+            let mut outcome;
+            loop {
+                rec.attempts += 1;
+                outcome = runner.run(task);
+                match &outcome {
+                    Ok(_) => break,
+                    Err(e) if rec.attempts <= task.max_retries && !stop() => tracing::warn!(
+                        job = %job.name, task = %task.name, attempt = rec.attempts,
+                        "task ended in error, retrying: {e}"
+                    ),
+                    Err(_) => break,
+                }
+            }
+            match outcome {
+                Ok(c) => {
+                    rec.counts = c;
+                    rec.error = None;
+                    statuses[t] = TaskStatus::Ended;
+                    if c.done + c.failed > 0 {
+                        tracing::info!(job = %job.name, task = %task.name, done = c.done, failed = c.failed, "task ended");
+                    } else {
+                        tracing::debug!(job = %job.name, task = %task.name, "task ended");
+                    }
+                }
+                Err(e) => {
+                    if task.ignore_failure {
+                        tracing::warn!(job = %job.name, task = %task.name, "task ended in error (ignored): {e}");
+                    } else {
+                        tracing::error!(job = %job.name, task = %task.name, "task ended in error: {e}");
+                    }
+                    rec.error = Some(e);
+                    statuses[t] = TaskStatus::Error;
+                }
+            }
+        }
+        sync(&mut occ, &statuses);
+        let end = self.clock.now_ms();
+        occ.end_ms = Some(end);
+        occ.status = occurrence_result(&occ.tasks);
+        let st = &mut self.states[i];
+        st.executing = None;
+        st.occurrences += 1;
+        st.last_end_ms = Some(end);
+        st.last_result = Some(occ.status);
+        st.status = match st.status {
+            JobStatus::Canceling => JobStatus::Canceled,
+            JobStatus::Executing => JobStatus::Waiting,
+            other => other,
+        };
+        let drop = seq
+            .checked_sub(job.keep_history as u64)
+            .filter(|&s| s > 0)
+            .into_iter()
+            .collect();
+        state::save(store.as_ref(), &job.name, &self.states[i], Some(&occ), drop)?;
+        match occ.status {
+            JobStatus::Ended => {
+                tracing::debug!(job = %job.name, occurrence = seq, "occurrence ended")
+            }
+            s => {
+                tracing::warn!(job = %job.name, occurrence = seq, status = %s, "occurrence did not end cleanly")
+            }
+        }
+        Ok(OccurrenceReport {
+            job: job.name,
+            occurrence: occ,
+        })
+    }
+}

@@ -1,0 +1,942 @@
+//! The scheduler's tests: a manual clock, an in-memory (or redb) state
+//! store and a scripted task runner, so everything runs instantly and
+//! deterministically.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::conditions::{Readiness, next_task, readiness};
+use super::state::{self, StateStore};
+use super::*;
+use crate::config::{AfterStatus, Combine, Config, JobConfig, TaskConfig, TaskKind};
+use crate::queue::{GatewayQueue, RedbQueue};
+
+/// 2026-05-01T06:00:00Z.
+const T0: u64 = 1_777_615_200_000;
+const SEC: u64 = 1000;
+
+/// One job `j` from a `[jobs.j]` body.
+fn job(body: &str) -> JobConfig {
+    let text = format!("[jobs.j]\n{body}\n");
+    let cfg = Config::parse(Path::new("/t/ferry.toml"), &text)
+        .unwrap_or_else(|e| panic!("config:\n{e}\n{text}"));
+    cfg.jobs["j"].clone()
+}
+
+/// Called as each task runs (to cancel, crash, look at the store...).
+type During = Box<dyn FnMut(&str)>;
+
+/// A task runner following a script: per task name, the outcomes of its
+/// next runs (when none is left: Ended, 1 done). Each run takes `takes_ms`
+/// on the manual clock.
+struct Script {
+    plan: HashMap<String, VecDeque<Result<TaskCounts, String>>>,
+    calls: Vec<String>,
+    clock: ManualClock,
+    takes_ms: u64,
+    during: Option<During>,
+}
+
+impl Script {
+    fn new(clock: &ManualClock) -> Script {
+        Script {
+            plan: HashMap::new(),
+            calls: Vec::new(),
+            clock: clock.clone(),
+            takes_ms: 0,
+            during: None,
+        }
+    }
+
+    fn fail(mut self, task: &str, times: usize) -> Script {
+        let q = self.plan.entry(task.to_string()).or_default();
+        for _ in 0..times {
+            q.push_back(Err(format!("{task} failed")));
+        }
+        self
+    }
+
+    fn counts(mut self, task: &str, done: u64, failed: u64) -> Script {
+        self.plan
+            .entry(task.to_string())
+            .or_default()
+            .push_back(Ok(TaskCounts { done, failed }));
+        self
+    }
+}
+
+impl TaskRunner for Script {
+    fn run(&mut self, task: &TaskConfig) -> Result<TaskCounts, String> {
+        self.calls.push(task.name.clone());
+        self.clock.advance(self.takes_ms);
+        if let Some(f) = &mut self.during {
+            f(&task.name);
+        }
+        self.plan
+            .get_mut(&task.name)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or(Ok(TaskCounts { done: 1, failed: 0 }))
+    }
+}
+
+fn never() -> bool {
+    false
+}
+
+fn scheduler(jobs: Vec<JobConfig>, clock: &ManualClock, store: Arc<dyn StateStore>) -> Scheduler {
+    Scheduler::new(jobs, Arc::new(clock.clone()), store).unwrap()
+}
+
+fn statuses(o: &Occurrence) -> Vec<(String, TaskStatus)> {
+    o.tasks.iter().map(|t| (t.name.clone(), t.status)).collect()
+}
+
+fn st(pairs: &[(&str, TaskStatus)]) -> Vec<(String, TaskStatus)> {
+    pairs.iter().map(|(n, s)| (n.to_string(), *s)).collect()
+}
+
+use TaskStatus::{Canceled, DidntRun, Ended, Error, Executing, Ready};
+
+// ---- time ------------------------------------------------------------------
+
+#[test]
+fn rfc3339_parses_and_formats_exactly() {
+    assert_eq!(parse_rfc3339("2026-05-01T06:00:00Z").unwrap(), T0);
+    assert_eq!(parse_rfc3339("2026-05-01T08:00:00+02:00").unwrap(), T0);
+    assert_eq!(parse_rfc3339("2026-05-01 06:00:00z").unwrap(), T0);
+    assert_eq!(
+        parse_rfc3339("2026-04-30T23:30:00-05:30").unwrap(),
+        1_777_611_600_000
+    );
+    assert_eq!(
+        parse_rfc3339("2024-02-29T23:59:59.25Z").unwrap(),
+        1_709_251_199_250
+    );
+    assert_eq!(
+        parse_rfc3339("2024-02-29T23:59:59.250999Z").unwrap(),
+        1_709_251_199_250
+    );
+    assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z").unwrap(), 0);
+    assert_eq!(
+        parse_rfc3339("2000-03-01T00:00:00Z").unwrap(),
+        951_868_800_000
+    );
+    for bad in [
+        "2026-05-01T06:00:00",
+        "2026-05-01",
+        "2023-02-29T00:00:00Z",
+        "2026-13-01T00:00:00Z",
+        "2026-05-01T24:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "soon",
+        "2026-05-01T06:00:00Zextra",
+        "2026-05-01T06:00:00.Z",
+    ] {
+        assert!(parse_rfc3339(bad).is_err(), "{bad} should be refused");
+    }
+    assert!(
+        parse_rfc3339("2026-05-01T06:00:00")
+            .unwrap_err()
+            .contains("offset")
+    );
+    assert_eq!(format_rfc3339(T0), "2026-05-01T06:00:00Z");
+    assert_eq!(
+        format_rfc3339(1_709_251_199_250),
+        "2024-02-29T23:59:59.250Z"
+    );
+    assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+    // Round trip over many days, including leap days and centuries.
+    for day in (0..200_000u64).step_by(97) {
+        let ms = day * 86_400_000 + day * 7_777 % 86_400_000;
+        assert_eq!(parse_rfc3339(&format_rfc3339(ms)).unwrap(), ms);
+    }
+    assert_eq!(format_interval(86_400_000), "1d");
+    assert_eq!(format_interval(90 * 60_000), "90m");
+    assert_eq!(format_interval(1500), "1500ms");
+    assert_eq!(format_interval(100), "100ms");
+    assert_eq!(format_duration_ms(250), "250ms");
+    assert_eq!(format_duration_ms(1500), "1.5s");
+    assert_eq!(format_duration_ms(125_000), "2m05s");
+    assert_eq!(format_duration_ms(3 * 3_600_000 + 120_000), "3h02m");
+    assert_eq!(format_duration_ms(2 * 86_400_000 + 4 * 3_600_000), "2d04h");
+}
+
+#[test]
+fn manual_clock_moves_only_when_told() {
+    let c = ManualClock::new(T0);
+    let shared = c.clone();
+    assert_eq!(c.now_ms(), T0);
+    shared.advance(1500);
+    assert_eq!(c.now_ms(), T0 + 1500);
+    c.set(5);
+    assert_eq!(shared.now_ms(), 5);
+    assert!(SystemClock.now_ms() > T0 - 365 * 86_400_000);
+}
+
+// ---- recurrence --------------------------------------------------------------
+
+#[test]
+fn recurrence_slots_are_exact() {
+    let r = Recurrence {
+        every_ms: 10 * SEC,
+        start: Start::At(T0),
+        end: End::Never,
+    };
+    assert_eq!(r.anchor(42), T0);
+    assert_eq!(
+        Recurrence::every(std::time::Duration::from_secs(1)).anchor(42),
+        42
+    );
+    assert_eq!(r.slot(T0, 0), T0);
+    assert_eq!(r.slot(T0, 3), T0 + 30 * SEC);
+    assert_eq!(r.slot_after(T0, T0 - 1), T0);
+    assert_eq!(r.slot_after(T0, T0), T0 + 10 * SEC);
+    assert_eq!(r.slot_after(T0, T0 + 1), T0 + 10 * SEC);
+    assert_eq!(r.slot_after(T0, T0 + 9_999), T0 + 10 * SEC);
+    assert_eq!(r.slot_after(T0, T0 + 10 * SEC), T0 + 20 * SEC);
+    assert_eq!(r.slot_after(T0, T0 + 25 * SEC), T0 + 30 * SEC);
+    // First occurrence at the start; then the first slot after the last end.
+    assert_eq!(r.next_due(T0, 0, None), Some(T0));
+    assert_eq!(r.next_due(T0, 1, Some(T0 + 300)), Some(T0 + 10 * SEC));
+    // An occurrence that overran two slots skips them (no burst).
+    assert_eq!(r.next_due(T0, 1, Some(T0 + 25 * SEC)), Some(T0 + 30 * SEC));
+    // A host stopped for a day: one late occurrence, due at once.
+    assert_eq!(r.next_due(T0, 5, Some(T0 + 45 * SEC)), Some(T0 + 50 * SEC));
+    // Days: 1d from 06:00 stays at 06:00.
+    let daily = Recurrence {
+        every_ms: 86_400_000,
+        ..r
+    };
+    assert_eq!(
+        format_rfc3339(daily.next_due(T0, 1, Some(T0 + 3_600_000)).unwrap()),
+        "2026-05-02T06:00:00Z"
+    );
+    assert_eq!(r.describe(), "every 10s from 2026-05-01T06:00:00Z");
+}
+
+#[test]
+fn recurrence_ends_after_k_occurrences() {
+    let r = Recurrence {
+        every_ms: 60 * SEC,
+        start: Start::At(T0),
+        end: End::After(3),
+    };
+    assert_eq!(r.next_due(T0, 0, None), Some(T0));
+    assert_eq!(r.next_due(T0, 1, Some(T0 + 5)), Some(T0 + 60 * SEC));
+    assert_eq!(
+        r.next_due(T0, 2, Some(T0 + 60 * SEC + 5)),
+        Some(T0 + 120 * SEC)
+    );
+    assert_eq!(r.next_due(T0, 3, Some(T0 + 120 * SEC + 5)), None);
+    assert_eq!(
+        r.describe(),
+        "every 1m from 2026-05-01T06:00:00Z, 3 time(s)"
+    );
+}
+
+#[test]
+fn recurrence_ends_by_a_date_time() {
+    let by = T0 + 25 * SEC;
+    let r = Recurrence {
+        every_ms: 10 * SEC,
+        start: Start::At(T0),
+        end: End::By(by),
+    };
+    assert_eq!(r.next_due(T0, 0, None), Some(T0));
+    assert_eq!(
+        r.next_due(T0, 2, Some(T0 + 10 * SEC + 1)),
+        Some(T0 + 20 * SEC)
+    );
+    // The slot at T0+30s is after the end.
+    assert_eq!(r.next_due(T0, 3, Some(T0 + 20 * SEC + 1)), None);
+    assert!(r.may_start(by));
+    assert!(!r.may_start(by + 1));
+    // A slot exactly at the end still counts.
+    let exact = Recurrence {
+        end: End::By(T0 + 20 * SEC),
+        ..r
+    };
+    assert_eq!(
+        exact.next_due(T0, 2, Some(T0 + 15 * SEC)),
+        Some(T0 + 20 * SEC)
+    );
+    // End before the start: nothing at all.
+    let none = Recurrence {
+        end: End::By(T0 - 1),
+        ..r
+    };
+    assert_eq!(none.next_due(T0, 0, None), None);
+}
+
+// ---- conditions ------------------------------------------------------------
+
+fn two_tasks(wanted: AfterStatus, ignore_failure: bool) -> Vec<TaskConfig> {
+    let mut a = TaskConfig::new(TaskKind::GatewayReceive);
+    a.name = "a".into();
+    a.ignore_failure = ignore_failure;
+    let mut b = TaskConfig::new(TaskKind::InboundProcessing);
+    b.name = "b".into();
+    b.after = vec![crate::config::After {
+        task: "a".into(),
+        status: wanted,
+    }];
+    vec![a, b]
+}
+
+#[test]
+fn each_condition_against_each_status() {
+    use AfterStatus as W;
+    use Readiness::{Impossible as I, Met as M, Pending as P};
+    // other task's status → (ended, error, ended-or-error)
+    let table = [
+        (Ready, [P, P, P]),
+        (Executing, [P, P, P]),
+        (Ended, [M, I, M]),
+        (Error, [I, M, M]),
+        (DidntRun, [I, I, I]),
+        (Canceled, [I, I, I]),
+    ];
+    for (other, expected) in table {
+        for (wanted, exp) in [W::Ended, W::Error, W::EndedOrError]
+            .into_iter()
+            .zip(expected)
+        {
+            let tasks = two_tasks(wanted, false);
+            assert_eq!(
+                readiness(&tasks, &[other, Ready], 1),
+                exp,
+                "{other:?} against {wanted:?}"
+            );
+        }
+    }
+    // With ignore_failure, an Error counts as Ended for the dependents.
+    let tasks = two_tasks(W::Ended, true);
+    assert_eq!(readiness(&tasks, &[Error, Ready], 1), M);
+    let tasks = two_tasks(W::Error, true);
+    assert_eq!(readiness(&tasks, &[Error, Ready], 1), I);
+    // A task without conditions is always Met.
+    assert_eq!(readiness(&tasks, &[Ready, Ready], 0), M);
+}
+
+#[test]
+fn all_and_any_combine_conditions() {
+    let j = |cond: &str| {
+        job(&format!(
+            r#"tasks = [
+  {{ service = "gateway-receive", name = "x", after = [] }},
+  {{ service = "gateway-receive", name = "y", after = [] }},
+  {{ service = "gateway-send", name = "z", condition = "{cond}",
+     after = [{{ task = "x", status = "ended" }}, {{ task = "y", status = "ended" }}] }},
+]"#
+        ))
+        .tasks
+    };
+    use Readiness::{Impossible as I, Met as M, Pending as P};
+    let all = j("all");
+    let any = j("any");
+    assert_eq!(all[2].condition, Combine::All);
+    assert_eq!(any[2].condition, Combine::Any);
+    let cases = [
+        ((Ended, Ended), M, M),
+        ((Ended, Ready), P, M),
+        ((Ended, Executing), P, M),
+        ((Ended, Error), I, M),
+        ((Error, Ended), I, M),
+        ((Error, Error), I, I),
+        ((Error, Ready), I, P),
+        ((Ready, Ready), P, P),
+        ((DidntRun, Ended), I, M),
+        ((Canceled, Canceled), I, I),
+        ((DidntRun, Ready), I, P),
+    ];
+    for ((x, y), want_all, want_any) in cases {
+        assert_eq!(
+            readiness(&all, &[x, y, Ready], 2),
+            want_all,
+            "all {x:?} {y:?}"
+        );
+        assert_eq!(
+            readiness(&any, &[x, y, Ready], 2),
+            want_any,
+            "any {x:?} {y:?}"
+        );
+    }
+}
+
+#[test]
+fn next_task_follows_conditions_then_order_and_marks_didnt_run() {
+    let tasks = job(r#"tasks = [
+  { service = "gateway-receive", name = "a", after = [{ task = "b" }] },
+  { service = "gateway-receive", name = "b", after = [] },
+  { service = "inbound-processing", name = "ok", after = [{ task = "a", status = "ended" }] },
+  { service = "inbound-processing", name = "on-error", after = [{ task = "a", status = "error" }] },
+  { service = "gateway-send", name = "last" },
+]"#)
+    .tasks;
+    let mut s = vec![Ready; 5];
+    // "a" waits for "b", which is later in the list.
+    assert_eq!(next_task(&tasks, &mut s), Some(1));
+    s[1] = Ended;
+    assert_eq!(next_task(&tasks, &mut s), Some(0));
+    s[0] = Error;
+    // "ok" can no longer run; "on-error" can; "last" follows "on-error".
+    assert_eq!(next_task(&tasks, &mut s), Some(3));
+    assert_eq!(s[2], DidntRun);
+    s[3] = Ended;
+    assert_eq!(next_task(&tasks, &mut s), Some(4));
+    s[4] = Ended;
+    assert_eq!(next_task(&tasks, &mut s), None);
+    assert_eq!(s, [Error, Ended, DidntRun, Ended, Ended]);
+}
+
+// ---- the scheduler -------------------------------------------------------------
+
+#[test]
+fn default_job_runs_the_four_services_in_aif_order() {
+    let cfg = Config::parse(Path::new("/t/f.toml"), "").unwrap();
+    let aif = cfg.jobs["aif"].clone();
+    let names: Vec<String> = aif.tasks.iter().map(|t| t.name.clone()).collect();
+    assert_eq!(
+        names,
+        [
+            "gateway-receive",
+            "inbound-processing",
+            "outbound-processing",
+            "gateway-send"
+        ]
+    );
+    for w in aif.tasks.windows(2) {
+        assert_eq!(w[1].after.len(), 1);
+        assert_eq!(w[1].after[0].task, w[0].name);
+        assert_eq!(w[1].after[0].status, AfterStatus::EndedOrError);
+    }
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(vec![aif], &clock, Arc::new(MemStore::default()));
+    // Receive fails: the others still run (Ended or error), the occurrence
+    // is Error.
+    let mut run = Script::new(&clock).fail("gateway-receive", 1);
+    let reports = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(run.calls, names);
+    assert_eq!(reports.len(), 1);
+    let o = &reports[0].occurrence;
+    assert_eq!(o.status, JobStatus::Error);
+    assert!(!reports[0].ended());
+    assert_eq!(o.tasks[0].status, Error);
+    assert_eq!(o.tasks[0].error.as_deref(), Some("gateway-receive failed"));
+    assert!(o.tasks[1..].iter().all(|t| t.status == Ended));
+    assert_eq!(s.state("aif").unwrap().status, JobStatus::Waiting);
+}
+
+#[test]
+fn a_task_after_an_ended_task_does_not_run_when_it_failed() {
+    let j = job(r#"tasks = [
+  { service = "gateway-receive", name = "receive" },
+  { service = "inbound-processing", name = "process", after = [{ task = "receive", status = "ended" }] },
+  { service = "gateway-send", name = "send" },
+  { service = "gateway-send", name = "alarm", after = [{ task = "receive", status = "error" }] },
+]"#);
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(vec![j], &clock, Arc::new(MemStore::default()));
+    let mut run = Script::new(&clock).fail("receive", 1);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(run.calls, ["receive", "alarm"]);
+    assert_eq!(
+        statuses(&r[0].occurrence),
+        st(&[
+            ("receive", Error),
+            ("process", DidntRun),
+            ("send", DidntRun),
+            ("alarm", Ended)
+        ])
+    );
+    assert_eq!(r[0].occurrence.status, JobStatus::Error);
+
+    // Next occurrence, all well: the error branch is the one that does not run.
+    clock.advance(SEC);
+    let mut run = Script::new(&clock);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(run.calls, ["receive", "process", "send"]);
+    assert_eq!(
+        statuses(&r[0].occurrence),
+        st(&[
+            ("receive", Ended),
+            ("process", Ended),
+            ("send", Ended),
+            ("alarm", DidntRun)
+        ])
+    );
+    // Didn't run does not make an occurrence fail.
+    assert_eq!(r[0].occurrence.status, JobStatus::Ended);
+}
+
+#[test]
+fn failed_tasks_are_retried_up_to_max_retries() {
+    let j = job(r#"tasks = [
+  { service = "gateway-receive", name = "r", max_retries = 2 },
+  { service = "gateway-send", name = "s", max_retries = 1 },
+]"#);
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(vec![j], &clock, Arc::new(MemStore::default()));
+    // r fails twice then ends (3 attempts); s fails twice: Error after 2.
+    let mut run = Script::new(&clock)
+        .fail("r", 2)
+        .counts("r", 7, 1)
+        .fail("s", 2);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(run.calls, ["r", "r", "r", "s", "s"]);
+    let o = &r[0].occurrence;
+    assert_eq!((o.tasks[0].status, o.tasks[0].attempts), (Ended, 3));
+    assert_eq!(o.tasks[0].counts, TaskCounts { done: 7, failed: 1 });
+    assert_eq!(o.tasks[0].error, None);
+    assert_eq!((o.tasks[1].status, o.tasks[1].attempts), (Error, 2));
+    assert_eq!(o.status, JobStatus::Error);
+    assert_eq!(o.counts(), TaskCounts { done: 7, failed: 1 });
+}
+
+#[test]
+fn an_ignored_failure_counts_as_ended() {
+    let j = job(r#"tasks = [
+  { service = "gateway-receive", name = "r", ignore_failure = true },
+  { service = "inbound-processing", name = "p", after = [{ task = "r", status = "ended" }] },
+]"#);
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(vec![j], &clock, Arc::new(MemStore::default()));
+    let mut run = Script::new(&clock).fail("r", 1);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(run.calls, ["r", "p"]);
+    let o = &r[0].occurrence;
+    assert_eq!(o.tasks[0].status, Error);
+    assert!(o.tasks[0].ignore_failure);
+    assert_eq!(o.tasks[1].status, Ended);
+    assert_eq!(o.status, JobStatus::Ended);
+    assert!(r[0].ended());
+}
+
+#[test]
+fn only_a_waiting_job_runs_hold_release_cancel() {
+    let j = job(r#"every = "10s""#);
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(MemStore::default());
+    let mut s = scheduler(vec![j.clone()], &clock, store.clone());
+    let ctl = s.controls();
+    let mut run = Script::new(&clock);
+    assert_eq!(s.run_due(&mut run, &never).unwrap().len(), 1);
+
+    ctl.request("j", Action::Hold);
+    clock.advance(60 * SEC);
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+    assert_eq!(s.state("j").unwrap().status, JobStatus::Withhold);
+    assert_eq!(s.next_due(), None);
+    // Persisted.
+    let saved = state::load_state(store.as_ref(), "j").unwrap().unwrap();
+    assert_eq!(saved.status, JobStatus::Withhold);
+
+    ctl.request("j", Action::Release);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r.len(), 1, "released: the late slot runs at once");
+    assert_eq!(r[0].occurrence.scheduled_ms, T0 + 10 * SEC);
+    assert_eq!(s.next_due(), Some(T0 + 70 * SEC));
+
+    ctl.request("j", Action::Cancel);
+    clock.advance(3600 * SEC);
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+    assert_eq!(s.state("j").unwrap().status, JobStatus::Canceled);
+    // run-now is refused on a canceled job; release, then it runs.
+    ctl.request("j", Action::RunNow);
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+    ctl.request("j", Action::Release);
+    assert_eq!(s.run_due(&mut run, &never).unwrap().len(), 1);
+    assert_eq!(run.calls.len(), 3 * 4);
+
+    // Every status other than Waiting is skipped.
+    for status in JobStatus::ALL {
+        let mut state = JobState::new(T0);
+        state.status = status;
+        let d = due(&j, &state, T0 + 3600 * SEC);
+        assert_eq!(
+            matches!(d, Due::Now { .. }),
+            status == JobStatus::Waiting,
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn operator_transitions() {
+    use JobStatus::*;
+    let try_ = |from: JobStatus, a: Action| {
+        let mut s = JobState::new(T0);
+        s.status = from;
+        state::apply("j", &mut s, a).map(|()| (s.status, s.run_now))
+    };
+    assert_eq!(try_(Waiting, Action::Hold).unwrap(), (Withhold, false));
+    assert_eq!(try_(Withhold, Action::Hold).unwrap(), (Withhold, false));
+    assert_eq!(try_(Ended, Action::Hold).unwrap(), (Withhold, false));
+    assert!(try_(Executing, Action::Hold).is_err());
+    assert!(try_(Canceled, Action::Hold).is_err());
+    assert_eq!(try_(Withhold, Action::Release).unwrap(), (Waiting, false));
+    assert_eq!(try_(Canceled, Action::Release).unwrap(), (Waiting, false));
+    assert_eq!(try_(Error, Action::Release).unwrap(), (Waiting, false));
+    assert!(try_(Executing, Action::Release).is_err());
+    assert_eq!(try_(Waiting, Action::RunNow).unwrap(), (Waiting, true));
+    assert_eq!(try_(Ended, Action::RunNow).unwrap(), (Waiting, true));
+    let e = try_(Withhold, Action::RunNow).unwrap_err().to_string();
+    assert!(
+        e.contains("cannot run-now job \"j\": it is Withhold; release it first"),
+        "{e}"
+    );
+    assert_eq!(try_(Waiting, Action::Cancel).unwrap(), (Canceled, false));
+    assert_eq!(try_(Withhold, Action::Cancel).unwrap(), (Canceled, false));
+    assert_eq!(try_(Executing, Action::Cancel).unwrap(), (Canceling, false));
+}
+
+#[test]
+fn cancel_while_executing_is_canceling_then_canceled() {
+    let j = job(r#"tasks = [
+  { service = "gateway-receive", name = "a" },
+  { service = "inbound-processing", name = "b" },
+  { service = "gateway-send", name = "c" },
+]"#);
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(MemStore::default());
+    let mut s = scheduler(vec![j], &clock, store.clone());
+    let ctl = s.controls();
+    let mut run = Script::new(&clock);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (ctl2, store2, seen2) = (ctl.clone(), store.clone(), seen.clone());
+    run.during = Some(Box::new(move |task: &str| {
+        let st = state::load_state(store2.as_ref(), "j").unwrap().unwrap();
+        seen2.lock().unwrap().push((task.to_string(), st.status));
+        if task == "a" {
+            ctl2.request("j", Action::Cancel);
+        }
+    }));
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(run.calls, ["a"]);
+    assert_eq!(
+        statuses(&r[0].occurrence),
+        st(&[("a", Ended), ("b", Canceled), ("c", Canceled)])
+    );
+    assert_eq!(r[0].occurrence.status, JobStatus::Canceled);
+    assert_eq!(
+        r[0].occurrence.note.as_deref(),
+        Some("canceled by an operator")
+    );
+    assert_eq!(
+        seen.lock().unwrap()[0],
+        ("a".to_string(), JobStatus::Executing)
+    );
+    assert_eq!(s.state("j").unwrap().status, JobStatus::Canceled);
+    clock.advance(3600 * SEC);
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+}
+
+#[test]
+fn a_stop_request_cancels_the_rest_and_the_job_goes_on() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(
+        vec![job(r#"every = "1s""#)],
+        &clock,
+        Arc::new(MemStore::default()),
+    );
+    let mut run = Script::new(&clock);
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f2 = flag.clone();
+    run.during = Some(Box::new(move |t: &str| {
+        if t == "inbound-processing" {
+            f2.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }));
+    let stopped = || flag.load(std::sync::atomic::Ordering::SeqCst);
+    let r = s.run_due(&mut run, &stopped).unwrap();
+    let o = &r[0].occurrence;
+    assert_eq!(
+        statuses(o),
+        st(&[
+            ("gateway-receive", Ended),
+            ("inbound-processing", Ended),
+            ("outbound-processing", Canceled),
+            ("gateway-send", Canceled)
+        ])
+    );
+    assert_eq!(o.status, JobStatus::Canceled);
+    assert_eq!(
+        r[0].occurrence.note.as_deref(),
+        Some("the host was asked to stop")
+    );
+    assert_eq!(s.state("j").unwrap().status, JobStatus::Waiting);
+}
+
+#[test]
+fn recurrence_drives_the_scheduler() {
+    let j = job(r#"every = "10s"
+start = "2026-05-01T06:00:00Z"
+end_after = 3"#);
+    assert_eq!(
+        j.recurrence,
+        Recurrence {
+            every_ms: 10 * SEC,
+            start: Start::At(T0),
+            end: End::After(3)
+        }
+    );
+    let clock = ManualClock::new(T0 - 1);
+    let mut s = scheduler(vec![j], &clock, Arc::new(MemStore::default()));
+    let mut run = Script::new(&clock);
+    run.takes_ms = 100;
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+    assert_eq!(s.next_due(), Some(T0));
+    clock.set(T0);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r[0].occurrence.scheduled_ms, T0);
+    assert_eq!(r[0].occurrence.start_ms, T0);
+    assert_eq!(r[0].occurrence.end_ms, Some(T0 + 400));
+    assert_eq!(s.next_due(), Some(T0 + 10 * SEC));
+    clock.set(T0 + 9_999);
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+    clock.set(T0 + 10 * SEC);
+    // This one overruns: each task takes 6 s, so the slot at 30 s is next.
+    run.takes_ms = 6 * SEC;
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r[0].occurrence.end_ms, Some(T0 + 34 * SEC));
+    assert_eq!(s.next_due(), Some(T0 + 40 * SEC));
+    run.takes_ms = 0;
+    clock.set(T0 + 40 * SEC);
+    assert_eq!(s.run_due(&mut run, &never).unwrap().len(), 1);
+    // Three occurrences: the job has Ended.
+    clock.set(T0 + 3600 * SEC);
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+    let state = s.state("j").unwrap();
+    assert_eq!((state.status, state.occurrences), (JobStatus::Ended, 3));
+    assert_eq!(s.next_due(), None);
+    // run-now on an ended job runs it once more, then it is Ended again.
+    s.controls().request("j", Action::RunNow);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r[0].occurrence.trigger, Trigger::RunNow);
+    assert_eq!(s.state("j").unwrap().status, JobStatus::Ended);
+}
+
+#[test]
+fn end_by_stops_the_recurrence_and_a_failed_last_occurrence_is_error() {
+    let body = |end_by: &str| {
+        job(&format!(
+            "every = \"1m\"\nstart = 2026-05-01T06:00:00Z\nend_by = \"{end_by}\""
+        ))
+    };
+    let j = body("2026-05-01T06:02:30Z");
+    assert_eq!(j.recurrence.end, End::By(T0 + 150 * SEC));
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(vec![j], &clock, Arc::new(MemStore::default()));
+    let mut run = Script::new(&clock);
+    for k in 0..3 {
+        clock.set(T0 + k * 60 * SEC);
+        assert_eq!(s.run_due(&mut run, &never).unwrap().len(), 1, "slot {k}");
+    }
+    // The slot at 06:03 is past the end: the job has Ended.
+    assert_eq!(s.state("j").unwrap().status, JobStatus::Ended);
+    clock.set(T0 + 180 * SEC);
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+
+    // A job whose last occurrence failed ends in Error.
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(
+        vec![body("2026-05-01T06:00:30Z")],
+        &clock,
+        Arc::new(MemStore::default()),
+    );
+    let mut run = Script::new(&clock).fail("gateway-send", 1);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r[0].occurrence.status, JobStatus::Error);
+    assert_eq!(s.state("j").unwrap().status, JobStatus::Error);
+
+    // A slot that came due before the end but could not start until after
+    // it (the host was stopped) does not run.
+    let clock = ManualClock::new(T0 + 10 * 60 * SEC);
+    let mut late = scheduler(
+        vec![body("2026-05-01T06:02:30Z")],
+        &clock,
+        Arc::new(MemStore::default()),
+    );
+    assert!(late.run_due(&mut run, &never).unwrap().is_empty());
+    assert_eq!(late.state("j").unwrap().status, JobStatus::Ended);
+}
+
+#[test]
+fn run_once_runs_every_waiting_job_due_or_not() {
+    let a = job(r#"every = "1h""#);
+    let mut b = a.clone();
+    b.name = "held".into();
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(MemStore::default());
+    let mut s = scheduler(vec![a, b], &clock, store.clone());
+    let mut run = Script::new(&clock);
+    s.run_due(&mut run, &never).unwrap();
+    s.controls().request("held", Action::Hold);
+    clock.advance(SEC);
+    // Not due for an hour, but --once runs it; the held job is skipped.
+    let r = s.run_once(&mut run, &never).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].job, "j");
+    assert_eq!(r[0].occurrence.trigger, Trigger::Once);
+    assert_eq!(s.state("j").unwrap().occurrences, 2);
+}
+
+#[test]
+fn history_is_persisted_listed_and_trimmed() {
+    let j = job(r#"every = "1s"
+keep_history = 3
+tasks = [{ service = "gateway-receive", ports = [] }, { service = "gateway-send" }]"#);
+    let clock = ManualClock::new(T0);
+    let store: Arc<MemStore> = Arc::new(MemStore::default());
+    let mut s = scheduler(vec![j.clone()], &clock, store.clone());
+    let mut run = Script::new(&clock);
+    for k in 0..5u64 {
+        run = run.counts("gateway-receive", k, 0);
+        clock.set(T0 + k * SEC);
+        s.run_due(&mut run, &never).unwrap();
+    }
+    let h = state::load_history(store.as_ref(), "j").unwrap();
+    assert_eq!(h.iter().map(|o| o.seq).collect::<Vec<_>>(), [3, 4, 5]);
+    let last = &h[2];
+    assert_eq!(last.start_ms, T0 + 4 * SEC);
+    assert_eq!(last.tasks[0].counts, TaskCounts { done: 4, failed: 0 });
+    assert_eq!(last.tasks[0].service, TaskKind::GatewayReceive);
+    assert_eq!(last.tasks[1].name, "gateway-send");
+    assert_eq!(last.status, JobStatus::Ended);
+    let saved = state::load_state(store.as_ref(), "j").unwrap().unwrap();
+    assert_eq!((saved.last_seq, saved.occurrences), (5, 5));
+    assert_eq!(saved.executing, None);
+
+    // A smaller keep_history at the next start trims the rest.
+    drop(s);
+    let mut j1 = j;
+    j1.keep_history = 1;
+    let _s = scheduler(vec![j1], &clock, store.clone());
+    let h = state::load_history(store.as_ref(), "j").unwrap();
+    assert_eq!(h.iter().map(|o| o.seq).collect::<Vec<_>>(), [5]);
+}
+
+#[test]
+fn a_crash_during_an_occurrence_is_recorded_as_error_and_the_job_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = job(r#"every = "10s""#);
+    let clock = ManualClock::new(T0);
+    {
+        let queue: Arc<dyn GatewayQueue> = Arc::new(RedbQueue::open(dir.path()).unwrap());
+        let mut s = scheduler(vec![j.clone()], &clock, Arc::new(QueueStore(queue.clone())));
+        // The host "dies" in the middle of inbound processing.
+        let mut run = Script::new(&clock).counts("gateway-receive", 5, 0);
+        run.during = Some(Box::new(|t: &str| {
+            if t == "inbound-processing" {
+                panic!("simulated crash");
+            }
+        }));
+        let crashed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.run_due(&mut run, &never)));
+        assert!(crashed.is_err());
+        // What the disk says: Executing, with the running task.
+        let store = QueueStore(queue);
+        let saved = state::load_state(&store, "j").unwrap().unwrap();
+        assert_eq!(
+            (saved.status, saved.executing),
+            (JobStatus::Executing, Some(1))
+        );
+        let o = state::load_occurrence(&store, "j", 1).unwrap().unwrap();
+        assert_eq!(o.status, JobStatus::Executing);
+        assert_eq!(
+            statuses(&o),
+            st(&[
+                ("gateway-receive", Ended),
+                ("inbound-processing", Executing),
+                ("outbound-processing", Ready),
+                ("gateway-send", Ready)
+            ])
+        );
+    }
+    // Restart a minute later.
+    clock.set(T0 + 60 * SEC);
+    let queue: Arc<dyn GatewayQueue> = Arc::new(RedbQueue::open(dir.path()).unwrap());
+    let store = Arc::new(QueueStore(queue));
+    let mut s = scheduler(vec![j], &clock, store.clone());
+    let o = state::load_occurrence(store.as_ref(), "j", 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(o.status, JobStatus::Error);
+    assert_eq!(o.end_ms, None);
+    assert!(o.note.as_deref().unwrap().starts_with("interrupted"));
+    assert_eq!(
+        statuses(&o),
+        st(&[
+            ("gateway-receive", Ended),
+            ("inbound-processing", Error),
+            ("outbound-processing", Canceled),
+            ("gateway-send", Canceled)
+        ])
+    );
+    assert_eq!(o.tasks[0].counts, TaskCounts { done: 5, failed: 0 });
+    let state = s.state("j").unwrap().clone();
+    assert_eq!(state.status, JobStatus::Waiting);
+    assert_eq!(state.executing, None);
+    assert_eq!(state.last_result, Some(JobStatus::Error));
+    // The next occurrence runs at once and is #2.
+    let mut run = Script::new(&clock);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].occurrence.seq, 2);
+    assert_eq!(r[0].occurrence.status, JobStatus::Ended);
+    let h = state::load_history(store.as_ref(), "j").unwrap();
+    assert_eq!(
+        h.iter().map(|o| (o.seq, o.status)).collect::<Vec<_>>(),
+        [(1, JobStatus::Error), (2, JobStatus::Ended)]
+    );
+}
+
+#[test]
+fn a_canceling_job_left_by_a_crash_is_canceled() {
+    let store = MemStore::default();
+    let mut s = JobState::new(T0);
+    s.status = JobStatus::Canceling;
+    s.executing = Some(1);
+    s.last_seq = 1;
+    let o = Occurrence {
+        seq: 1,
+        trigger: Trigger::Schedule,
+        scheduled_ms: T0,
+        start_ms: T0,
+        end_ms: None,
+        status: JobStatus::Executing,
+        tasks: vec![],
+        note: None,
+    };
+    state::save(&store, "j", &s, Some(&o), vec![]).unwrap();
+    let r = state::recover(&store, "j", T0 + 5).unwrap().unwrap();
+    assert_eq!(r.was, JobStatus::Canceling);
+    let s = state::load_state(&store, "j").unwrap().unwrap();
+    assert_eq!(s.status, JobStatus::Canceled);
+    assert_eq!(s.occurrences, 1);
+    assert!(state::recover(&store, "j", T0 + 6).unwrap().is_none());
+}
+
+#[test]
+fn state_keys_and_records_are_compact_json() {
+    assert_eq!(state::state_key("aif"), "job/aif/state");
+    assert_eq!(
+        state::history_key("aif", 12),
+        "job/aif/history/00000000000000000012"
+    );
+    let json = String::from_utf8(state::encode(&JobState::new(5))).unwrap();
+    assert_eq!(
+        json,
+        r#"{"status":"waiting","first_seen_ms":5,"occurrences":0,"last_seq":0,"last_end_ms":null,"last_result":null,"run_now":false,"executing":null}"#
+    );
+    let store = MemStore::default();
+    store
+        .write(vec![(state::state_key("x"), b"{".to_vec())], vec![])
+        .unwrap();
+    let e = state::load_state(&store, "x").unwrap_err().to_string();
+    assert!(
+        e.starts_with("job record job/x/state cannot be read"),
+        "{e}"
+    );
+}
