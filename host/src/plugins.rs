@@ -17,26 +17,44 @@ impl PluginSet {
     /// Load every plugin `config` references and check each targets the
     /// world its use needs. Returns every problem, not only the first.
     pub fn load(runtime: &Runtime, config: &Config) -> Result<PluginSet, Vec<LoadError>> {
-        let mut wanted: BTreeMap<&str, World> = BTreeMap::new();
-        for a in config.adapters.values() {
-            wanted.insert(&a.plugin.component, World::Adapter);
-        }
-        for r in config.rules.values() {
-            wanted.insert(&r.component, World::Rule);
-        }
-        for s in config.services.values() {
-            wanted.insert(&s.component, World::Service);
-        }
-        let mut plugins = BTreeMap::new();
+        // Every use of every component: a component may serve several roles
+        // only if it targets each of their worlds (it cannot: each targets
+        // one), so each use is checked on its own.
+        let mut uses: Vec<(&str, World)> = Vec::new();
+        uses.extend(
+            config
+                .adapters
+                .values()
+                .map(|a| (a.plugin.component.as_str(), World::Adapter)),
+        );
+        uses.extend(
+            config
+                .rules
+                .values()
+                .map(|r| (r.component.as_str(), World::Rule)),
+        );
+        uses.extend(
+            config
+                .services
+                .values()
+                .map(|s| (s.component.as_str(), World::Service)),
+        );
+        uses.sort();
+        uses.dedup();
+        let mut plugins: BTreeMap<String, Arc<Plugin>> = BTreeMap::new();
         let mut errors = Vec::new();
-        for (name, world) in wanted {
-            match runtime.load(&config.plugin_path(name)) {
-                Ok(p) => match p.expect(world) {
-                    Ok(()) => {
-                        plugins.insert(name.to_string(), p);
+        for (name, world) in uses {
+            let loaded = match plugins.get(name) {
+                Some(p) => Ok(p.clone()),
+                None => runtime.load(&config.plugin_path(name)),
+            };
+            match loaded {
+                Ok(p) => {
+                    if let Err(e) = p.expect(world) {
+                        errors.push(e);
                     }
-                    Err(e) => errors.push(e),
-                },
+                    plugins.insert(name.to_string(), p);
+                }
                 Err(e) => errors.push(e),
             }
         }

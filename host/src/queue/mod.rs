@@ -635,7 +635,9 @@ pub trait GatewayQueue: Send + Sync {
     fn counts(&self) -> Result<Vec<(Direction, String, Status, u64)>, QueueError>;
 
     /// Whether a message with this `MessageId` was processed (is in the
-    /// message log).
+    /// message log). Ids are compared as given: the services log and look
+    /// up normalized ids (`services::inbound::message_log_id`: no braces,
+    /// upper case), as AIF compares message ids as GUIDs.
     fn is_processed(&self, message_id: &str) -> Result<bool, QueueError>;
 
     /// The exception log entries matching `filter`, oldest first.

@@ -63,7 +63,7 @@ pub enum LoadError {
         reason: String,
     },
     /// The plugin targets a world other than the one it is used for.
-    #[error("{name} (sha256:{hash}) is a {found} plugin, but it is configured as a {expected}")]
+    #[error("{name} (sha256:{hash}) is a {found} plugin, but it is configured as {}", expected.with_article())]
     Mismatch {
         /// The plugin's name.
         name: String,

@@ -46,7 +46,9 @@ pub use sandbox::{Grant, Sandbox, SandboxConfig, SentDocument};
 pub const TICK: Duration = Duration::from_millis(10);
 
 /// The world a plugin targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum World {
     /// Receive and send sides of an adapter.
@@ -55,6 +57,17 @@ pub enum World {
     Rule,
     /// A document service dispatched by `Action`.
     Service,
+}
+
+impl World {
+    /// "an adapter", "a rule", "a service".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            World::Adapter => "an adapter",
+            World::Rule => "a rule",
+            World::Service => "a service",
+        }
+    }
 }
 
 impl fmt::Display for World {

@@ -79,6 +79,11 @@ pub fn run(
             }
         };
         if batch.is_empty() {
+            // The whole folder was read. Receipts still left for this port
+            // belong to sources that are gone (a crash after the adapter's
+            // commit, before the receipts were cleared): a file arriving
+            // later with the same name and content is a new delivery.
+            clear_receipts(gw, port)?;
             break;
         }
         let mut tx = Transaction::new();
@@ -145,6 +150,21 @@ pub fn run(
         }
     }
     Ok(counts)
+}
+
+/// Delete every receipt of `port`: called when a receive pass has read its
+/// whole folder, so every receipt that was still needed has been used.
+fn clear_receipts(gw: &Gateway, port: &PortConfig) -> Result<(), QueueError> {
+    let stale = gw.queue.state_keys(&format!("receipt/{}/", port.name))?;
+    if stale.is_empty() {
+        return Ok(());
+    }
+    tracing::debug!(port = %port.name, count = stale.len(), "clearing receipts of sources that are gone");
+    let mut tx = Transaction::new();
+    for (key, _) in stale {
+        tx.delete_state(key);
+    }
+    gw.queue.commit(tx).map(|_| ())
 }
 
 /// Turn one received message into queue entries in `tx`.

@@ -182,15 +182,33 @@ fn check_name(name: &str, what: &str) -> Result<(), PluginError> {
 
 /// The names of the files of `folder` to receive, in order.
 pub fn list_folder(folder: &Path, patterns: &[String]) -> Result<Vec<String>, PluginError> {
-    let entries = fs::read_dir(folder)
-        .map_err(|e| PluginError::failed(format!("cannot list {}: {e}", folder.display())))?;
+    // A partner renaming or deleting a file while the folder is listed makes
+    // the listing fail with NotFound (WASI stats every entry): list again.
+    let mut attempt = 0;
+    loop {
+        match try_list(folder, patterns) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 10 => attempt += 1,
+            Err(e) => {
+                return Err(PluginError::failed(format!(
+                    "cannot list {}: {e}",
+                    folder.display()
+                )));
+            }
+            Ok(names) => return Ok(names),
+        }
+    }
+}
+
+fn try_list(folder: &Path, patterns: &[String]) -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry
-            .map_err(|e| PluginError::failed(format!("cannot list {}: {e}", folder.display())))?;
-        let file_type = entry.file_type().map_err(|e| {
-            PluginError::failed(format!("cannot stat {}: {e}", entry.path().display()))
-        })?;
+    for entry in fs::read_dir(folder)? {
+        let entry = entry?;
+        let file_type = match entry.file_type() {
+            Ok(t) => t,
+            // Gone since the listing began: not ours to receive.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         if !file_type.is_file() {
             continue;
         }
