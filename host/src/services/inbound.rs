@@ -119,25 +119,7 @@ pub(crate) fn process(
     tx: &mut Transaction,
 ) -> Result<bool, QueueError> {
     let fail = |tx: &mut Transaction, stage: &str, err: &SandboxError| {
-        let reason = format!("{stage}: {err}");
-        tx.set_status(msg.key, Status::Error, Some(reason.clone()));
-        tx.exception(match err {
-            SandboxError::Plugin(f) => Gateway::plugin_exception(
-                &port.name,
-                stage,
-                Some(msg.key),
-                Some(&msg.message_id),
-                f,
-            ),
-            other => Gateway::host_exception(
-                &port.name,
-                stage,
-                Some(msg.key),
-                Some(&msg.message_id),
-                other.to_string(),
-            ),
-        });
-        tracing::warn!(port = %port.name, message_id = %msg.message_id, "{reason}");
+        Gateway::fail_message(tx, &port.name, stage, msg, err);
         false
     };
     let env = match envelope::parse(&msg.content) {

@@ -20,11 +20,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use sandboxes::Sandboxes;
+pub use sandboxes::{SandboxError, Sandboxes};
 
 use crate::config::{Config, LoggingMode, PortConfig, TaskKind};
 use crate::plugins::PluginSet;
-use crate::queue::{GatewayQueue, HistoryEntry, MessageKey, NewException, QueueError};
+use crate::queue::{
+    GatewayQueue, HistoryEntry, MessageKey, NewException, QueueError, QueuedMessage, Status,
+    Transaction,
+};
 use crate::runtime::{PluginFailure, Runtime};
 
 /// What the four services share: configuration, queue, plugins.
@@ -151,6 +154,42 @@ impl Gateway {
             message_id: message_id.map(str::to_string),
             text: failure.to_string(),
         }
+    }
+
+    /// An exception entry for a failure to get a sandbox or a plugin's
+    /// failure inside one.
+    pub fn sandbox_exception(
+        port: &str,
+        stage: &str,
+        key: Option<MessageKey>,
+        message_id: Option<&str>,
+        err: &SandboxError,
+    ) -> NewException {
+        match err {
+            SandboxError::Plugin(f) => Gateway::plugin_exception(port, stage, key, message_id, f),
+            other => Gateway::host_exception(port, stage, key, message_id, other.to_string()),
+        }
+    }
+
+    /// Record in `tx` that `msg` failed at `stage`: status Error with the
+    /// reason, and the exception entry.
+    pub fn fail_message(
+        tx: &mut Transaction,
+        port: &str,
+        stage: &str,
+        msg: &QueuedMessage,
+        err: &SandboxError,
+    ) {
+        let reason = format!("{stage}: {err}");
+        tracing::warn!(port, message_id = %msg.message_id, "{reason}");
+        tx.set_status(msg.key, Status::Error, Some(reason));
+        tx.exception(Gateway::sandbox_exception(
+            port,
+            stage,
+            Some(msg.key),
+            Some(&msg.message_id),
+            err,
+        ));
     }
 
     /// An exception entry that no plugin caused.

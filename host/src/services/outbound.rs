@@ -88,25 +88,7 @@ pub fn run(
                 }
             }
             if let Some((st, e)) = failure {
-                let reason = format!("{st}: {e}");
-                tracing::warn!(port = %port.name, message_id = %msg.message_id, "{reason}");
-                tx.set_status(msg.key, Status::Error, Some(reason));
-                tx.exception(match &e {
-                    SandboxError::Plugin(f) => Gateway::plugin_exception(
-                        &port.name,
-                        st,
-                        Some(msg.key),
-                        Some(&msg.message_id),
-                        f,
-                    ),
-                    other => Gateway::host_exception(
-                        &port.name,
-                        st,
-                        Some(msg.key),
-                        Some(&msg.message_id),
-                        other.to_string(),
-                    ),
-                });
+                Gateway::fail_message(&mut tx, &port.name, st, msg, &e);
                 counts.failed += 1;
                 continue;
             }

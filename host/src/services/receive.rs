@@ -231,18 +231,13 @@ fn accept(
             Err(e) => {
                 let reason = format!("{name}: transform failed: {e}");
                 tx.insert(entry(Status::Error, text, Some(reason.clone())));
-                tx.exception(match &e {
-                    super::sandboxes::SandboxError::Plugin(f) => {
-                        Gateway::plugin_exception(&port.name, stage::TRANSFORM, None, None, f)
-                    }
-                    other => Gateway::host_exception(
-                        &port.name,
-                        stage::TRANSFORM,
-                        None,
-                        None,
-                        other.to_string(),
-                    ),
-                });
+                tx.exception(Gateway::sandbox_exception(
+                    &port.name,
+                    stage::TRANSFORM,
+                    None,
+                    None,
+                    &e,
+                ));
                 return failed;
             }
         }

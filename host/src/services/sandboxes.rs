@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::PortConfig;
+use crate::config::{ComponentConfig, PortConfig};
 use crate::runtime::{Grant, PluginFailure, Sandbox, SandboxConfig};
 
 use super::Gateway;
@@ -119,45 +119,45 @@ impl Sandboxes {
         port: &PortConfig,
         rule: &str,
     ) -> Result<&mut Sandbox, SandboxError> {
-        let key = (port.name.clone(), Role::Rule(rule.to_string()));
-        if !self.map.contains_key(&key) {
-            let cfg = gw.config.rules.get(rule).ok_or_else(|| {
-                SandboxError::Unavailable(format!("port {}: no rule {rule}", port.name))
-            })?;
-            let plugin = gw.plugins.get(&cfg.component).ok_or_else(|| {
-                SandboxError::Unavailable(format!(
-                    "port {}: rule plugin {} is not loaded",
-                    port.name, cfg.component
-                ))
-            })?;
-            let setup = SandboxConfig {
-                port: port.name.clone(),
-                config: cfg.options.clone(),
-                grants: vec![],
-                limits: port.limits,
-                outbound_ports: Arc::default(),
-            };
-            self.map
-                .insert(key.clone(), Sandbox::new(plugin.clone(), Arc::new(setup)));
-        }
-        Ok(self.map.get_mut(&key).expect("inserted above"))
+        let cfg = gw.config.rules.get(rule);
+        self.component(gw, port, Role::Rule(rule.to_string()), cfg, Arc::default())
     }
 
-    /// The sandbox of service `service` for `port`.
+    /// The sandbox of service `service` for `port`; it may send to every
+    /// outbound port through the Send API.
     pub fn service(
         &mut self,
         gw: &Gateway,
         port: &PortConfig,
         service: &str,
     ) -> Result<&mut Sandbox, SandboxError> {
-        let key = (port.name.clone(), Role::Service(service.to_string()));
+        let cfg = gw.config.services.get(service);
+        let outbound = Arc::new(gw.config.outbound_ports());
+        self.component(gw, port, Role::Service(service.to_string()), cfg, outbound)
+    }
+
+    /// A rule or service sandbox: no folders, the component's options.
+    fn component(
+        &mut self,
+        gw: &Gateway,
+        port: &PortConfig,
+        role: Role,
+        cfg: Option<&ComponentConfig>,
+        outbound_ports: Arc<std::collections::BTreeSet<String>>,
+    ) -> Result<&mut Sandbox, SandboxError> {
+        let key = (port.name.clone(), role);
         if !self.map.contains_key(&key) {
-            let cfg = gw.config.services.get(service).ok_or_else(|| {
-                SandboxError::Unavailable(format!("port {}: no service {service}", port.name))
+            let what = match &key.1 {
+                Role::Rule(n) => format!("rule {n}"),
+                Role::Service(n) => format!("service {n}"),
+                Role::Adapter(_) => unreachable!("adapters have their own constructor"),
+            };
+            let cfg = cfg.ok_or_else(|| {
+                SandboxError::Unavailable(format!("port {}: no {what}", port.name))
             })?;
             let plugin = gw.plugins.get(&cfg.component).ok_or_else(|| {
                 SandboxError::Unavailable(format!(
-                    "port {}: service plugin {} is not loaded",
+                    "port {}: plugin {} of {what} is not loaded",
                     port.name, cfg.component
                 ))
             })?;
@@ -166,7 +166,7 @@ impl Sandboxes {
                 config: cfg.options.clone(),
                 grants: vec![],
                 limits: port.limits,
-                outbound_ports: Arc::new(gw.config.outbound_ports()),
+                outbound_ports,
             };
             self.map
                 .insert(key.clone(), Sandbox::new(plugin.clone(), Arc::new(setup)));
