@@ -318,17 +318,24 @@ impl Runtime {
             exports: vec![],
             error: None,
         };
-        // Names are worth showing even when validation fails later.
-        if check_header(&name, &bytes).is_ok()
-            && let Ok(c) = cache::compile(self.engine(), self.cache_dir(), &hash, &bytes)
-        {
-            let (i, e) = names(self, &c);
-            inspection.world = world_of(&e);
-            inspection.imports = i;
-            inspection.exports = e;
-        }
-        if let Err(e) = self.load_bytes(&name, &bytes) {
-            inspection.error = Some(e);
+        match self.load_bytes(&name, &bytes) {
+            Ok(p) => {
+                inspection.world = Some(p.world());
+                inspection.imports = p.imports().to_vec();
+                inspection.exports = p.exports().to_vec();
+            }
+            Err(e) => {
+                // Names are worth showing even when validation failed.
+                if check_header(&name, &bytes).is_ok()
+                    && let Ok(c) = cache::compile(self.engine(), self.cache_dir(), &hash, &bytes)
+                {
+                    let (i, e) = names(self, &c);
+                    inspection.world = world_of(&e);
+                    inspection.imports = i;
+                    inspection.exports = e;
+                }
+                inspection.error = Some(e);
+            }
         }
         inspection
     }
