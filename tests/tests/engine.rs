@@ -110,7 +110,9 @@ fn run_once(config: &Path) -> Vec<Event> {
             file: get("file").unwrap_or_default(),
         });
     }
-    events.sort_by_key(|e| (e.micros, !e.invoke));
+    // On a tie, a `done` sorts before an `invoke`: a message that ends and the
+    // next that starts in the same microsecond did not overlap.
+    events.sort_by_key(|e| (e.micros, e.invoke));
     events
 }
 
