@@ -396,7 +396,7 @@ struct RawPort {
     direction: PortDirection,
     adapter: Spanned<String>,
     address: String,
-    response_address: Option<String>,
+    response_address: Option<Spanned<String>>,
     #[serde(default)]
     transforms: Vec<Spanned<String>>,
     #[serde(default)]
@@ -405,13 +405,13 @@ struct RawPort {
     services: Vec<RawRoute>,
     #[serde(default)]
     parallel: bool,
-    max_parallel: Option<usize>,
+    max_parallel: Option<Spanned<usize>>,
     #[serde(default)]
     upon_error: UponError,
     #[serde(default)]
     logging: LoggingMode,
     send_faults: Option<bool>,
-    receive_batch: Option<u32>,
+    receive_batch: Option<Spanned<u32>>,
     memory_limit_mb: Option<u64>,
     time_limit_ms: Option<u64>,
 }
@@ -605,7 +605,6 @@ impl Config {
 
         let mut ports = BTreeMap::new();
         for (name, spanned) in raw.ports {
-            let span = spanned.span();
             let p = spanned.into_inner();
             let key = |k: &str| format!("ports.{name}.{k}");
             if !adapters.contains_key(p.adapter.get_ref()) {
@@ -643,34 +642,26 @@ impl Config {
                 }
             }
             if p.direction == PortDirection::Outbound {
-                if p.response_address.is_some() {
+                if let Some(r) = &p.response_address {
                     problem(
-                        span.clone(),
+                        r.span(),
                         &key("response_address"),
                         "only inbound ports have a response address".into(),
                     );
                 }
-                if !p.services.is_empty() {
+                if let Some(r) = p.services.first() {
                     problem(
-                        span.clone(),
+                        r.service.span(),
                         &key("services"),
                         "only inbound ports dispatch to services".into(),
                     );
                 }
             }
-            if p.max_parallel == Some(0) {
-                problem(
-                    span.clone(),
-                    &key("max_parallel"),
-                    "must be at least 1".into(),
-                );
+            if let Some(m) = p.max_parallel.as_ref().filter(|m| *m.get_ref() == 0) {
+                problem(m.span(), &key("max_parallel"), "must be at least 1".into());
             }
-            if p.receive_batch == Some(0) {
-                problem(
-                    span.clone(),
-                    &key("receive_batch"),
-                    "must be at least 1".into(),
-                );
+            if let Some(b) = p.receive_batch.as_ref().filter(|b| *b.get_ref() == 0) {
+                problem(b.span(), &key("receive_batch"), "must be at least 1".into());
             }
             let limits = Limits {
                 memory: p
@@ -689,7 +680,7 @@ impl Config {
                     direction: p.direction,
                     adapter: p.adapter.into_inner(),
                     address: abs(&p.address),
-                    response_address: p.response_address.as_deref().map(abs),
+                    response_address: p.response_address.as_ref().map(|r| abs(r.get_ref())),
                     transforms: p.transforms.into_iter().map(Spanned::into_inner).collect(),
                     pipeline: p.pipeline.into_iter().map(Spanned::into_inner).collect(),
                     services: p
@@ -701,11 +692,11 @@ impl Config {
                         })
                         .collect(),
                     parallel: p.parallel,
-                    max_parallel: p.max_parallel.unwrap_or(1000),
+                    max_parallel: p.max_parallel.map_or(1000, Spanned::into_inner),
                     upon_error: p.upon_error,
                     logging: p.logging,
                     send_faults: p.send_faults.unwrap_or(true),
-                    receive_batch: p.receive_batch.unwrap_or(100),
+                    receive_batch: p.receive_batch.map_or(100, Spanned::into_inner),
                     limits,
                 },
             );
@@ -1179,6 +1170,24 @@ address = "copies"
         .unwrap_err();
         assert!(err.to_string().starts_with("f.toml:2:"), "{err}");
         assert!(err.to_string().contains("sideways"), "{err}");
+    }
+
+    #[test]
+    fn port_value_problems_name_the_key_line() {
+        let bad = GOOD.replace(
+            "address = \"copies\"",
+            "address = \"copies\"\nresponse_address = \"back\"\nmax_parallel = 0",
+        );
+        let err = Config::parse(Path::new("f.toml"), &bad).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("f.toml:28: ports.copy.response_address: only inbound"),
+            "{text}"
+        );
+        assert!(
+            text.contains("f.toml:29: ports.copy.max_parallel: must be at least 1"),
+            "{text}"
+        );
     }
 
     #[test]
