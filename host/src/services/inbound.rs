@@ -31,37 +31,18 @@ pub fn run(
     sandboxes: &mut Sandboxes,
     stop: &dyn Fn() -> bool,
 ) -> Result<TaskCounts, QueueError> {
-    let mut counts = TaskCounts::default();
     if port.direction != PortDirection::Inbound {
-        return Ok(counts);
+        return Ok(TaskCounts::default());
     }
     if port.parallel {
         return crate::engine::run_parallel(gw, port, stop);
     }
-    let snapshot = gw.queue.last_key()?;
-    while !stop() {
-        let group = gw.queue.claim(
-            Direction::Inbound,
-            &port.name,
-            gw.config.group_commit,
-            Some(snapshot),
-        )?;
-        if group.is_empty() {
-            break;
-        }
-        let mut tx = Transaction::new();
-        let seen = Mutex::new(HashSet::new());
-        for msg in &group {
-            let ok = process(gw, port, sandboxes, msg, &seen, &mut tx)?;
-            if ok {
-                counts.done += 1;
-            } else {
-                counts.failed += 1;
-            }
-        }
-        commit_group(gw, &group, tx)?;
-    }
-    Ok(counts)
+    let seen = Mutex::new(HashSet::new());
+    super::in_groups(gw, Direction::Inbound, port, stop, |msg, tx| {
+        // Duplicates within one group are caught by the message log only
+        // once the group is committed: `seen` catches them before.
+        process(gw, port, sandboxes, msg, &seen, tx)
+    })
 }
 
 /// Commit a group's results; if that fails, put the group back to Ready so

@@ -248,6 +248,42 @@ impl Gateway {
     }
 }
 
+/// Claim the Ready messages of `port` in `direction` queued up to now, in
+/// groups of `group_commit`, let `process` record each one's outcome in the
+/// group's transaction (returning whether it succeeded), and commit each
+/// group in one transaction.
+pub(crate) fn in_groups(
+    gw: &Gateway,
+    direction: crate::queue::Direction,
+    port: &PortConfig,
+    stop: &dyn Fn() -> bool,
+    mut process: impl FnMut(&QueuedMessage, &mut Transaction) -> Result<bool, QueueError>,
+) -> Result<TaskCounts, QueueError> {
+    let mut counts = TaskCounts::default();
+    let snapshot = gw.queue.last_key()?;
+    while !stop() {
+        let group = gw.queue.claim(
+            direction,
+            &port.name,
+            gw.config.group_commit,
+            Some(snapshot),
+        )?;
+        if group.is_empty() {
+            break;
+        }
+        let mut tx = Transaction::new();
+        for msg in &group {
+            if process(msg, &mut tx)? {
+                counts.done += 1;
+            } else {
+                counts.failed += 1;
+            }
+        }
+        inbound::commit_group(gw, &group, tx)?;
+    }
+    Ok(counts)
+}
+
 /// The envelope without its body (for the `header` logging mode).
 fn header_only(content: &str) -> String {
     match crate::envelope::parse(content) {
