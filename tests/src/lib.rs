@@ -57,8 +57,11 @@ pub fn plugin(name: &str) -> PathBuf {
 }
 
 /// The `ferry` binary of this workspace (dev profile), built on first use
-/// with `cargo build -p ferry --bin ferry` so end-to-end tests always run the
-/// current code.
+/// with `cargo build --workspace --bins --tests` so end-to-end tests always
+/// run the current code. That invocation resolves dependency features as
+/// `cargo test --workspace` does (dev-dependencies on), so the binary links
+/// the dependencies the test build already compiled instead of compiling
+/// wasmtime a second time with other features.
 ///
 /// # Panics
 ///
@@ -70,7 +73,7 @@ pub fn ferry_bin() -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(root)
-            .args(["build", "--quiet", "-p", "ferry", "--bin", "ferry"])
+            .args(["build", "--quiet", "--workspace", "--bins", "--tests"])
             .status()
             .expect("cannot run cargo to build the ferry binary");
         assert!(status.success(), "building the ferry binary failed");
