@@ -106,6 +106,16 @@ fn rule_call(c: &mut Criterion) {
     group.bench_function("native_replace", |b| {
         b.iter(|| native(black_box(&doc.content)))
     });
+    // The runtime's own cost per call: a rule that returns the document
+    // unchanged (the test-hostile fixture without a HOSTILE marker), so the
+    // difference to `reused_instance` is value-map's own XML work.
+    let echo = rt
+        .load(&ferry_tests::plugin("test-hostile"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut echo = Sandbox::new(echo, setup.clone());
+    group.bench_function("echo_rule_reused_instance", |b| {
+        b.iter(|| echo.apply(black_box(&ctx), black_box(&doc)).expect("apply"))
+    });
     group.finish();
 }
 
