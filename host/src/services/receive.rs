@@ -15,11 +15,13 @@
 //! has committed; a source received again with a receipt is a redelivery and
 //! is only committed at the adapter, not queued twice.
 
+use std::collections::HashSet;
+
 use sha2::{Digest, Sha256};
 
 use crate::config::{PortConfig, PortDirection};
 use crate::envelope::{self, Parsed};
-use crate::queue::{Direction, NewMessage, QueueError, Status, Transaction};
+use crate::queue::{Direction, NewException, NewMessage, QueueError, Status, Transaction};
 use crate::runtime::{Document, Received, Stage};
 
 use super::sandboxes::{PORT_FOLDER, Side, run_rules};
@@ -67,6 +69,14 @@ pub fn run(
         adapter_failed(gw, f.to_string(), Some(&f))?;
         return Ok(counts);
     }
+    // Receipts left by a crash before the adapter's commit, read once per
+    // pass rather than once per file.
+    let left_by_crash: HashSet<String> = gw
+        .queue
+        .state_keys(&format!("receipt/{}/", port.name))?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     while !stop() {
         let sandbox = sandboxes
             .adapter(gw, port, Side::Receive)
@@ -108,7 +118,7 @@ pub fn run(
                 Received::Accepted(m) => {
                     let receipt = receipt_key(&port.name, &m.name, &m.content);
                     commit_names.push(m.name.clone());
-                    if gw.queue.get_state(&receipt)?.is_some() {
+                    if left_by_crash.contains(&receipt) {
                         tracing::info!(port = %port.name, file = %m.name, "already queued before a restart; not queued again");
                         receipts.push(receipt);
                         continue;
@@ -190,24 +200,31 @@ fn accept(
         content,
         error,
     };
-    let failed = TaskCounts { done: 0, failed: 1 };
+    // A message that cannot be queued Ready is queued with `status` and the
+    // reason, and explained in the exception log: nothing is dropped.
+    let park = |tx: &mut Transaction,
+                status: Status,
+                content: String,
+                reason: String,
+                exception: NewException| {
+        tx.insert(entry(status, content, Some(reason)));
+        tx.exception(exception);
+        TaskCounts { done: 0, failed: 1 }
+    };
+    let parse_exception =
+        |reason: &str| Gateway::host_exception(&port.name, stage::PARSE, None, None, reason.into());
     let text = match envelope::decode_text(&content) {
         Ok(t) => t,
         Err(e) => {
             let reason = format!("{name}: {e}");
-            tx.insert(entry(
+            let raw = String::from_utf8_lossy(&content).into_owned();
+            return park(
+                tx,
                 Status::MalformedXml,
-                String::from_utf8_lossy(&content).into_owned(),
-                Some(reason.clone()),
-            ));
-            tx.exception(Gateway::host_exception(
-                &port.name,
-                stage::PARSE,
-                None,
-                None,
-                reason,
-            ));
-            return failed;
+                raw,
+                reason.clone(),
+                parse_exception(&reason),
+            );
         }
     };
     let mut provenance = Vec::new();
@@ -230,15 +247,9 @@ fn accept(
             Ok(d) => d.content,
             Err(e) => {
                 let reason = format!("{name}: transform failed: {e}");
-                tx.insert(entry(Status::Error, text, Some(reason.clone())));
-                tx.exception(Gateway::sandbox_exception(
-                    &port.name,
-                    stage::TRANSFORM,
-                    None,
-                    None,
-                    &e,
-                ));
-                return failed;
+                let exception =
+                    Gateway::sandbox_exception(&port.name, stage::TRANSFORM, None, None, &e);
+                return park(tx, Status::Error, text, reason, exception);
             }
         }
     };
@@ -255,15 +266,7 @@ fn accept(
             } else {
                 Status::Error
             };
-            tx.insert(entry(status, text, Some(reason.clone())));
-            tx.exception(Gateway::host_exception(
-                &port.name,
-                stage::PARSE,
-                None,
-                None,
-                reason,
-            ));
-            return failed;
+            return park(tx, status, text, reason.clone(), parse_exception(&reason));
         }
     };
     let n = messages.len() as u64;
