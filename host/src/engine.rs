@@ -28,8 +28,9 @@ use std::sync::Mutex;
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
 
 use crate::config::PortConfig;
-use crate::queue::{Direction, QueueError, QueuedMessage, Transaction};
-use crate::services::inbound::{commit_group, process};
+use crate::queue::{QueueError, QueuedMessage, Transaction};
+use crate::services::batch::{self, BatchGuard, Outcome, Settled, Settler};
+use crate::services::inbound::{commit_group, forget, handle, release_waiting};
 use crate::services::{Gateway, Sandboxes, TaskCounts};
 
 /// The conversation a message belongs to, if any.
@@ -44,15 +45,16 @@ fn worker_for(conversation: &str, workers: usize) -> usize {
     (h.finish() % workers as u64) as usize
 }
 
-type Outcome = Result<(QueuedMessage, Transaction, bool), QueueError>;
+type Result_ = (QueuedMessage, Result<Outcome, QueueError>);
 
 fn worker(
     gw: &Gateway,
     port: &PortConfig,
     pinned: Receiver<QueuedMessage>,
     shared: Receiver<QueuedMessage>,
-    results: Sender<Outcome>,
+    results: Sender<Result_>,
     seen: &Mutex<HashSet<String>>,
+    guard: &BatchGuard,
 ) {
     let mut sandboxes = Sandboxes::new();
     let never = crossbeam_channel::never::<QueuedMessage>();
@@ -72,10 +74,8 @@ fn worker(
                 },
             },
         };
-        let mut tx = Transaction::new();
-        let outcome =
-            process(gw, port, &mut sandboxes, &msg, seen, &mut tx).map(|ok| (msg, tx, ok));
-        if results.send(outcome).is_err() {
+        let outcome = handle(gw, port, &mut sandboxes, &msg, seen, guard);
+        if results.send((msg, outcome)).is_err() {
             return;
         }
     }
@@ -92,18 +92,26 @@ pub fn run_parallel(
     let cap = port.max_parallel.max(1);
     let snapshot = gw.queue.last_key()?;
     let seen = Mutex::new(HashSet::new());
+    let guard = BatchGuard::new();
     let (shared_tx, shared_rx) = unbounded::<QueuedMessage>();
     let pinned: Vec<(Sender<QueuedMessage>, Receiver<QueuedMessage>)> =
         (0..workers).map(|_| unbounded()).collect();
-    let (results_tx, results_rx) = unbounded::<Outcome>();
+    let (results_tx, results_rx) = unbounded::<Result_>();
 
     std::thread::scope(|scope| {
         for (_, rx) in &pinned {
-            let (rx, shared, results, seen) =
-                (rx.clone(), shared_rx.clone(), results_tx.clone(), &seen);
+            let (rx, shared, results, seen, guard) = (
+                rx.clone(),
+                shared_rx.clone(),
+                results_tx.clone(),
+                &seen,
+                &guard,
+            );
             std::thread::Builder::new()
                 .name(format!("ferry-worker-{}", port.name))
-                .spawn_scoped(scope, move || worker(gw, port, rx, shared, results, seen))
+                .spawn_scoped(scope, move || {
+                    worker(gw, port, rx, shared, results, seen, guard)
+                })
                 .expect("cannot start a worker thread");
         }
         drop(results_tx);
@@ -116,6 +124,7 @@ pub fn run_parallel(
             &shared_tx,
             &pinned,
             &results_rx,
+            &seen,
         );
         // Closing the channels ends the workers.
         drop(shared_tx);
@@ -133,25 +142,30 @@ fn dispatch(
     stop: &dyn Fn() -> bool,
     shared: &Sender<QueuedMessage>,
     pinned: &[(Sender<QueuedMessage>, Receiver<QueuedMessage>)],
-    results: &Receiver<Outcome>,
+    results: &Receiver<Result_>,
+    seen: &Mutex<HashSet<String>>,
 ) -> Result<TaskCounts, QueueError> {
     let mut counts = TaskCounts::default();
+    let mut settler = Settler::default();
+    let mut waiting = Vec::new();
     let mut in_flight = 0usize;
     let mut exhausted = false;
     let mut failure: Option<QueueError> = None;
     loop {
         if !exhausted && failure.is_none() && !stop() && in_flight < cap {
-            let group = gw.queue.claim(
-                Direction::Inbound,
-                &port.name,
-                cap - in_flight,
-                Some(snapshot),
-            )?;
+            let group = match batch::claim(gw, port, cap - in_flight, snapshot) {
+                Ok(g) => g,
+                Err(e) => {
+                    failure = Some(e);
+                    continue;
+                }
+            };
             if group.is_empty() {
                 exhausted = true;
             }
             for msg in group {
                 in_flight += 1;
+                settler.claimed(port, &msg);
                 let sent = match conversation(&msg) {
                     Some(c) => pinned[worker_for(c, pinned.len())].0.send(msg),
                     None => shared.send(msg),
@@ -174,29 +188,30 @@ fn dispatch(
                 Err(_) => break,
             }
         }
-        in_flight -= done.len();
-        let mut tx = Transaction::new();
-        let mut group = Vec::with_capacity(done.len());
-        for outcome in done {
-            match outcome {
-                Ok((msg, part, ok)) => {
-                    for change in part.into_changes() {
-                        tx.push(change);
-                    }
-                    if ok {
-                        counts.done += 1;
-                    } else {
-                        counts.failed += 1;
-                    }
-                    group.push(msg);
+        let mut settled = Settled::default();
+        for (msg, outcome) in done {
+            let outcome = outcome.unwrap_or_else(|e| {
+                // The queue failed under it: it goes back to Ready with the
+                // waiting ones, and the run ends with the error.
+                failure = Some(e);
+                Outcome::Wait {
+                    part: Transaction::new(),
                 }
-                Err(e) => failure = Some(e),
-            }
+            });
+            settler.settle(port, &msg, outcome, &mut settled);
         }
-        if let Err(e) = commit_group(gw, &group, tx) {
+        in_flight -= settled.keys.len();
+        forget(seen, &settled.undone);
+        counts.done += settled.done;
+        counts.failed += settled.failed;
+        waiting.extend_from_slice(&settled.waiting);
+        if !settled.keys.is_empty()
+            && let Err(e) = commit_group(gw, &settled.keys, settled.changes)
+        {
             failure = Some(e);
         }
     }
+    release_waiting(gw, port, &waiting);
     match failure {
         Some(e) => Err(e),
         None => Ok(counts),

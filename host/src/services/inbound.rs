@@ -21,6 +21,7 @@ use crate::queue::{
 };
 use crate::runtime::{Context, Document, ServiceHeader, ServiceRequest, Stage};
 
+use super::batch::{self, BatchGuard, Outcome, Settled, Settler};
 use super::sandboxes::{SandboxError, run_rules};
 use super::{Gateway, Sandboxes, TaskCounts, stage};
 
@@ -38,23 +39,97 @@ pub fn run(
         return crate::engine::run_parallel(gw, port, stop);
     }
     let seen = Mutex::new(HashSet::new());
-    super::in_groups(gw, Direction::Inbound, port, stop, |msg, tx| {
-        // Duplicates within one group are caught by the message log only
-        // once the group is committed: `seen` catches them before.
-        process(gw, port, sandboxes, msg, &seen, tx)
-    })
+    let guard = BatchGuard::new();
+    let mut settler = Settler::default();
+    let mut waiting = Vec::new();
+    let mut counts = TaskCounts::default();
+    let snapshot = gw.queue.last_key()?;
+    let mut run_groups = || -> Result<(), QueueError> {
+        while !stop() {
+            let group = batch::claim(gw, port, gw.config.group_commit, snapshot)?;
+            if group.is_empty() {
+                break;
+            }
+            for msg in &group {
+                settler.claimed(port, msg);
+            }
+            let mut settled = Settled::default();
+            for msg in &group {
+                // Duplicates within one group are caught by the message log
+                // only once the group is committed: `seen` catches them before.
+                let outcome = handle(gw, port, sandboxes, msg, &seen, &guard)?;
+                settler.settle(port, msg, outcome, &mut settled);
+            }
+            forget(&seen, &settled.undone);
+            counts.done += settled.done;
+            counts.failed += settled.failed;
+            waiting.extend_from_slice(&settled.waiting);
+            commit_group(gw, &settled.keys, settled.changes)?;
+        }
+        Ok(())
+    };
+    let result = run_groups();
+    release_waiting(gw, port, &waiting);
+    result.map(|()| counts)
+}
+
+/// Process one claimed message into its own transaction part, unless its
+/// batch stopped (see [`batch`]).
+pub(crate) fn handle(
+    gw: &Gateway,
+    port: &PortConfig,
+    sandboxes: &mut Sandboxes,
+    msg: &QueuedMessage,
+    seen: &Mutex<HashSet<String>>,
+    guard: &BatchGuard,
+) -> Result<Outcome, QueueError> {
+    let mut part = Transaction::new();
+    if guard.must_wait(gw, port, msg, &mut part)? {
+        return Ok(Outcome::Wait { part });
+    }
+    let ok = process(gw, port, sandboxes, msg, seen, &mut part)?;
+    guard.record(gw, port, msg, ok, &mut part)?;
+    Ok(Outcome::Done { part, ok })
+}
+
+/// Forget the message-log ids of messages whose results were discarded, so
+/// they are not taken for duplicates of themselves.
+pub(crate) fn forget(seen: &Mutex<HashSet<String>>, undone: &[String]) {
+    if undone.is_empty() {
+        return;
+    }
+    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    for id in undone {
+        seen.remove(id);
+    }
+}
+
+/// At the end of a run, put the messages that waited (kept In process so
+/// the run would not take them again) back to Ready.
+pub(crate) fn release_waiting(gw: &Gateway, port: &PortConfig, waiting: &[MessageKey]) {
+    if waiting.is_empty() {
+        return;
+    }
+    if let Err(e) = gw.queue.mark(waiting, Status::Ready) {
+        // They stay In process; the queue's recovery makes them Ready at the
+        // next start.
+        tracing::error!(
+            port = %port.name,
+            "cannot put {} waiting batch members back to Ready: {e}",
+            waiting.len()
+        );
+    }
 }
 
 /// Commit a group's results; if that fails, put the group back to Ready so
 /// nothing stays In process, and report the error.
 pub(crate) fn commit_group(
     gw: &Gateway,
-    group: &[QueuedMessage],
+    keys: &[MessageKey],
     tx: Transaction,
 ) -> Result<(), QueueError> {
     if let Err(e) = gw.queue.commit(tx) {
-        let keys: Vec<MessageKey> = group.iter().map(|m| m.key).collect();
-        let _ = gw.queue.mark(&keys, Status::Ready);
+        let _ = gw.queue.mark(keys, Status::Ready);
         return Err(e);
     }
     Ok(())

@@ -10,6 +10,7 @@
 //! [`Gateway`] holds what they share; [`Sandboxes`] holds one worker's
 //! plugin instances.
 
+pub(crate) mod batch;
 pub mod inbound;
 pub mod outbound;
 pub mod receive;
@@ -86,6 +87,8 @@ pub mod stage {
     pub const OUTBOUND_TRANSFORM: &str = "outbound-transform";
     /// Gateway send: the adapter.
     pub const SEND: &str = "send";
+    /// Inbound processing: a batch stopped by the port's upon-error setting.
+    pub const BATCH: &str = "batch";
 }
 
 impl Gateway {
@@ -279,7 +282,8 @@ pub(crate) fn in_groups(
                 counts.failed += 1;
             }
         }
-        inbound::commit_group(gw, &group, tx)?;
+        let keys: Vec<_> = group.iter().map(|m| m.key).collect();
+        inbound::commit_group(gw, &keys, tx)?;
     }
     Ok(counts)
 }
