@@ -44,6 +44,12 @@ pub const DB_FILE: &str = "ferry.redb";
 /// The database layout this build writes (stored under `meta/format`).
 const DB_FORMAT: u64 = 1;
 
+/// redb's page cache (reads and the write buffer). redb's default, 1 GiB,
+/// lets the host's memory grow with the queue: a backlog of 1M messages of
+/// 2 KB is a 2+ GB file, and every page read stays cached. 64 MiB holds the
+/// B-tree's branch pages and the working set of a group commit.
+pub const CACHE_BYTES: usize = 64 << 20;
+
 type ReadyKey = (u8, &'static str, &'static str, u32, u64);
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -378,7 +384,10 @@ impl RedbQueue {
             reason: format!("cannot create the data directory: {e}"),
         })?;
         let path = data_dir.join(DB_FILE);
-        let db = match Database::create(&path) {
+        let db = match Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+        {
             Ok(db) => db,
             Err(DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(QueueError::InUse {
