@@ -86,15 +86,20 @@ impl rule::ferry::plugin::types::Host for HostState {}
 
 impl rule::ferry::plugin::host::Host for HostState {
     fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
-        let fields = fields
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ");
         let (plugin, hash, port) = (&self.plugin, &self.hash[..12], &self.setup.port);
+        // The fields are formatted only for a record someone will see: a
+        // plugin that logs at debug level on every call costs nothing more
+        // when debug records are filtered out.
         macro_rules! emit {
             ($lvl:expr) => {
-                tracing::event!(target: "ferry::plugin", $lvl, plugin, hash, port, fields, "{message}")
+                if tracing::enabled!(target: "ferry::plugin", $lvl) {
+                    let fields = fields
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    tracing::event!(target: "ferry::plugin", $lvl, plugin, hash, port, fields, "{message}")
+                }
             };
         }
         match level {
@@ -191,6 +196,15 @@ impl Sandbox {
     /// The plugin this sandbox runs.
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.plugin
+    }
+
+    /// Instantiate now rather than at the first call: a trial a new
+    /// version must pass before it goes live (hot loading).
+    pub fn warm_up(&mut self) -> Result<(), PluginFailure> {
+        if self.live.is_none() {
+            self.live = Some(self.instantiate()?);
+        }
+        Ok(())
     }
 
     /// Whether an instance is alive (false before the first call and after
