@@ -8,6 +8,9 @@
 //! - `native_replace`: the same substitution done natively with
 //!   `str::replace`, as a baseline.
 //!
+//! - `set_header_*`: the second rule of `ferry-bench`'s pipeline
+//!   (`Header/Company` = dat), reused and fresh.
+//!
 //! `cargo bench -p ferry-tests --bench rule_call -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
@@ -115,6 +118,37 @@ fn rule_call(c: &mut Criterion) {
     let mut echo = Sandbox::new(echo, setup.clone());
     group.bench_function("echo_rule_reused_instance", |b| {
         b.iter(|| echo.apply(black_box(&ctx), black_box(&doc)).expect("apply"))
+    });
+    // The second rule of ferry-bench's pipeline: set-header stamps
+    // Header/Company, reading only the header.
+    let stamp = rt
+        .load(&ferry_tests::plugin("set-header"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stamp_setup = Arc::new(SandboxConfig {
+        port: "orders-in".into(),
+        config: vec![
+            ("field".into(), "Company".into()),
+            ("value".into(), "dat".into()),
+        ],
+        ..SandboxConfig::default()
+    });
+    let mut stamp_reused = Sandbox::new(stamp.clone(), stamp_setup.clone());
+    let out = stamp_reused
+        .apply(&ctx, &doc)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.content.contains("<Company>dat</Company>"));
+    group.bench_function("set_header_reused_instance", |b| {
+        b.iter(|| {
+            stamp_reused
+                .apply(black_box(&ctx), black_box(&doc))
+                .expect("apply")
+        })
+    });
+    group.bench_function("set_header_fresh_instance", |b| {
+        b.iter(|| {
+            let mut sb = Sandbox::new(stamp.clone(), stamp_setup.clone());
+            sb.apply(black_box(&ctx), black_box(&doc)).expect("apply")
+        })
     });
     group.finish();
 }
