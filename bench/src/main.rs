@@ -45,14 +45,33 @@ enum Cmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    #[command(hide = true)]
+    /// Write one case's inputs and configuration into DIR and stop, to
+    /// profile a run: `perf record -g ferry-bench child-ferry --config DIR/ferry.toml`
+    /// or `ferry-bench child-native --inbox DIR/inbox --outbox DIR/outbox --threads 1`.
+    Prepare {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value = "parallel")]
+        mode: Mode,
+        #[arg(long, short = 'n', default_value_t = 20_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 2048)]
+        size: usize,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long, default_value_t = 256)]
+        group_commit: usize,
+        #[arg(long, default_value = "original")]
+        logging: String,
+    },
+    /// Run Ferry once over a prepared folder (prints JSON).
     ChildFerry {
         #[arg(long)]
         config: PathBuf,
         #[arg(long)]
         limit: Option<u64>,
     },
-    #[command(hide = true)]
+    /// Run the native ceiling once over an inbox (prints JSON).
     ChildNative {
         #[arg(long)]
         inbox: PathBuf,
@@ -166,6 +185,34 @@ fn main() -> Result<()> {
                 smoke: true,
                 json: None,
             })
+        }
+        Some(Cmd::Prepare {
+            dir,
+            mode,
+            messages,
+            size,
+            batch,
+            group_commit,
+            logging,
+        }) => {
+            let files = orders::files(&orders::Spec {
+                messages,
+                size,
+                seed: 1,
+                conversations: if mode == Mode::Conversations { 64 } else { 0 },
+                batch,
+            });
+            write_inputs(&dir.join("inbox"), &files)?;
+            let config = pipeline::write_config(
+                &dir,
+                &ferry_tests::plugins_dir(),
+                mode,
+                group_commit,
+                None,
+                &logging,
+            )?;
+            println!("{}", config.display());
+            Ok(())
         }
         Some(Cmd::ChildFerry { config, limit }) => {
             // As `ferry run --log-level warn`: plugins' info records are
@@ -560,6 +607,9 @@ fn scale(mut a: ScaleArgs) -> Result<()> {
         a.measure, a.runs
     );
     let plugin_dir = ferry_tests::plugins_dir();
+    // Every backlog is queued first, then the runs are interleaved across
+    // backlogs (A B C A B C ...), so a slow moment hits all of them alike.
+    let mut setups = Vec::new();
     let mut results = Vec::new();
     for &backlog in &a.backlogs {
         let dir = base.join(format!("backlog-{backlog}"));
@@ -577,18 +627,25 @@ fn scale(mut a: ScaleArgs) -> Result<()> {
         let (r, took) = pipeline::time(|| pipeline::prequeue(&data, a.seed, 0, backlog, a.size));
         r?;
         eprintln!("  queued {backlog} messages in {:.1} s", took.as_secs_f64());
-        let mut next = backlog;
-        let mut res = ScaleResult {
+        setups.push((dir, config, data, backlog));
+        results.push(ScaleResult {
             backlog,
             msgs_per_s: vec![],
             peak_rss_mb: vec![],
             queue_mb: vec![],
-        };
-        for run in 0..a.runs {
+        });
+    }
+    for run in 0..a.runs {
+        for (i, (dir, config, data, backlog)) in setups.iter_mut().enumerate() {
             if run > 0 {
                 // Back to the full backlog.
-                pipeline::prequeue(&data, a.seed, next, a.measure, a.size)?;
-                next += a.measure;
+                pipeline::prequeue(
+                    data,
+                    a.seed,
+                    *backlog + (run as u64 - 1) * a.measure,
+                    a.measure,
+                    a.size,
+                )?;
             }
             let f: FerryResult = child(&[
                 "child-ferry",
@@ -606,16 +663,21 @@ fn scale(mut a: ScaleArgs) -> Result<()> {
             let busy: f64 = f.stages.iter().skip(1).map(|s| s.1).sum::<f64>() / 1e3;
             let rate = f.messages as f64 / busy;
             eprintln!(
-                "  backlog {backlog:>8}: {rate:>7.0} msg/s  peak RSS {:.0} MB  queue file {:.0} MB",
-                f.peak_rss_mb, f.queue_mb
+                "  run {}/{}: backlog {backlog:>8}: {rate:>7.0} msg/s  peak RSS {:.0} MB  queue file {:.0} MB",
+                run + 1,
+                a.runs,
+                f.peak_rss_mb,
+                f.queue_mb
             );
-            res.msgs_per_s.push(rate);
-            res.peak_rss_mb.push(f.peak_rss_mb);
-            res.queue_mb.push(f.queue_mb);
+            let r = &mut results[i];
+            r.msgs_per_s.push(rate);
+            r.peak_rss_mb.push(f.peak_rss_mb);
+            r.queue_mb.push(f.queue_mb);
             let _ = fs::remove_dir_all(dir.join("outbox"));
         }
-        results.push(res);
-        fs::remove_dir_all(&dir)?;
+    }
+    for (dir, ..) in &setups {
+        fs::remove_dir_all(dir)?;
     }
     println!();
     println!(
