@@ -23,7 +23,7 @@
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
 
@@ -31,7 +31,7 @@ use crate::config::PortConfig;
 use crate::queue::{QueueError, QueuedMessage, Transaction};
 use crate::services::batch::{self, BatchGuard, Outcome, Settled, Settler};
 use crate::services::inbound::{commit_group, forget, handle, release_waiting};
-use crate::services::{Gateway, Sandboxes, TaskCounts};
+use crate::services::{Gateway, Live, Sandboxes, TaskCounts};
 
 /// The conversation a message belongs to, if any.
 fn conversation(msg: &QueuedMessage) -> Option<&str> {
@@ -47,16 +47,17 @@ fn worker_for(conversation: &str, workers: usize) -> usize {
 
 type Result_ = (QueuedMessage, Result<Outcome, QueueError>);
 
+#[allow(clippy::too_many_arguments)]
 fn worker(
     gw: &Gateway,
     port: &PortConfig,
+    mut sandboxes: Sandboxes,
     pinned: Receiver<QueuedMessage>,
     shared: Receiver<QueuedMessage>,
     results: Sender<Result_>,
     seen: &Mutex<HashSet<String>>,
     guard: &BatchGuard,
 ) {
-    let mut sandboxes = Sandboxes::new();
     let never = crossbeam_channel::never::<QueuedMessage>();
     let (mut pinned_open, mut shared_open) = (true, true);
     while pinned_open || shared_open {
@@ -86,9 +87,10 @@ fn worker(
 pub fn run_parallel(
     gw: &Gateway,
     port: &PortConfig,
+    live: Arc<Live>,
     stop: &dyn Fn() -> bool,
 ) -> Result<TaskCounts, QueueError> {
-    let workers = gw.config.workers.max(1);
+    let workers = gw.config().workers.max(1);
     let cap = port.max_parallel.max(1);
     let snapshot = gw.queue.last_key()?;
     let seen = Mutex::new(HashSet::new());
@@ -99,7 +101,7 @@ pub fn run_parallel(
     let (results_tx, results_rx) = unbounded::<Result_>();
 
     std::thread::scope(|scope| {
-        for (_, rx) in &pinned {
+        for (i, (_, rx)) in pinned.iter().enumerate() {
             let (rx, shared, results, seen, guard) = (
                 rx.clone(),
                 shared_rx.clone(),
@@ -107,10 +109,11 @@ pub fn run_parallel(
                 &seen,
                 &guard,
             );
+            let sandboxes = Sandboxes::for_task(live.clone());
             std::thread::Builder::new()
-                .name(format!("ferry-worker-{}", port.name))
+                .name(format!("ferry-worker-{}-{i}", port.name))
                 .spawn_scoped(scope, move || {
-                    worker(gw, port, rx, shared, results, seen, guard)
+                    worker(gw, port, sandboxes, rx, shared, results, seen, guard)
                 })
                 .expect("cannot start a worker thread");
         }
@@ -182,7 +185,7 @@ fn dispatch(
                 .recv()
                 .expect("a worker is alive while messages are in flight"),
         ];
-        while done.len() < gw.config.group_commit {
+        while done.len() < gw.config().group_commit {
             match results.try_recv() {
                 Ok(r) => done.push(r),
                 Err(_) => break,

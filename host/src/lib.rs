@@ -9,6 +9,7 @@ pub mod engine;
 pub mod envelope;
 pub mod plugins;
 pub mod queue;
+pub mod reload;
 pub mod runtime;
 pub mod scheduler;
 pub mod services;

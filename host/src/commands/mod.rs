@@ -83,7 +83,8 @@ pub fn init_logging(args: &LogArgs) {
         .with_writer(std::io::stderr);
     let _ = match args.log_format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        // The thread names which worker did what (`ferry-worker-PORT-N`).
+        LogFormat::Json => builder.json().with_thread_names(true).try_init(),
     };
 }
 

@@ -93,7 +93,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = runtime_for(&config)?;
     let plugins = Arc::new(load_plugins(&runtime, &config)?);
-    let gw = Gateway::new(config.clone(), Arc::new(queue), runtime, plugins);
+    let gw = Arc::new(Gateway::new(
+        config.clone(),
+        Arc::new(queue),
+        runtime,
+        plugins,
+    ));
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -124,6 +129,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         });
     }
+    // Hot loading: plugin files and the configuration (on change or SIGHUP).
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())
+        .context("cannot install the SIGHUP handler")?;
+    let _reloader = crate::reload::start(gw.clone(), args.config.clone(), hangup);
     tracing::info!(config = %args.config.display(), ports = config.ports.len(), "ferry is running; Ctrl-C to stop");
     scheduler.run_forever(&mut runner, &stopped);
     tracing::info!("stopped cleanly");

@@ -39,7 +39,7 @@ pub use bindings::service::exports::ferry::plugin::service::{
 };
 pub use bindings::{Context, Direction, Document, Level, Message, PluginError, Stage};
 pub use error::{FailureKind, LoadError, PluginFailure};
-pub use plugin::{Inspection, Plugin};
+pub use plugin::{Inspection, Plugin, content_hash};
 pub use sandbox::{Grant, Sandbox, SandboxConfig, SentDocument};
 
 /// How often the epoch advances; time limits are rounded up to this.

@@ -221,7 +221,12 @@ impl Runtime {
             path: path.display().to_string(),
             source,
         })?;
-        let mut plugin = self.load_bytes(&name_of(path), &bytes)?;
+        self.load_read(path, &bytes)
+    }
+
+    /// Load the plugin at `path` from its content, already read.
+    pub fn load_read(&self, path: &Path, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+        let mut plugin = self.load_bytes(&name_of(path), bytes)?;
         if let Some(p) = Arc::get_mut(&mut plugin) {
             p.path = Some(path.to_path_buf());
         }

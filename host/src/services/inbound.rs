@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use crate::config::{PortConfig, PortDirection};
+use crate::config::{PortConfig, PortDirection, TaskKind};
 use crate::envelope::{self, Envelope, Parsed};
 use crate::queue::{
     Direction, MessageKey, NewMessage, QueueError, QueuedMessage, Status, Transaction,
@@ -36,7 +36,7 @@ pub fn run(
         return Ok(TaskCounts::default());
     }
     if port.parallel {
-        return crate::engine::run_parallel(gw, port, stop);
+        return crate::engine::run_parallel(gw, port, sandboxes.live(gw), stop);
     }
     let seen = Mutex::new(HashSet::new());
     let guard = BatchGuard::new();
@@ -46,7 +46,7 @@ pub fn run(
     let snapshot = gw.queue.last_key()?;
     let mut run_groups = || -> Result<(), QueueError> {
         while !stop() {
-            let group = batch::claim(gw, port, gw.config.group_commit, snapshot)?;
+            let group = batch::claim(gw, port, gw.config().group_commit, snapshot)?;
             if group.is_empty() {
                 break;
             }
@@ -74,7 +74,7 @@ pub fn run(
 }
 
 /// Process one claimed message into its own transaction part, unless its
-/// batch stopped (see [`batch`]).
+/// batch stopped (see [`batch`]) or its port is paused: then it waits.
 pub(crate) fn handle(
     gw: &Gateway,
     port: &PortConfig,
@@ -84,7 +84,11 @@ pub(crate) fn handle(
     guard: &BatchGuard,
 ) -> Result<Outcome, QueueError> {
     let mut part = Transaction::new();
-    if guard.must_wait(gw, port, msg, &mut part)? {
+    // A message runs on the plugins in force when it starts; a port paused
+    // meanwhile leaves it queued.
+    if !gw.ready_to_run(sandboxes, port, TaskKind::InboundProcessing)
+        || guard.must_wait(gw, port, msg, &mut part)?
+    {
         return Ok(Outcome::Wait { part });
     }
     let ok = process(gw, port, sandboxes, msg, seen, &mut part)?;

@@ -19,6 +19,8 @@ pub mod send;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use sandboxes::{SandboxError, Sandboxes};
@@ -33,17 +35,27 @@ use crate::runtime::{PluginFailure, Runtime};
 
 /// What the four services share: configuration, queue, plugins.
 pub struct Gateway {
-    /// The configuration.
-    pub config: Arc<Config>,
+    /// The configuration and plugins in force, replaced as a whole when the
+    /// configuration is reloaded or a plugin file changes.
+    live: ArcSwap<Live>,
     /// The gateway queue.
     pub queue: Arc<dyn GatewayQueue>,
     /// The component runtime.
     pub runtime: Runtime,
-    /// The loaded plugins.
-    pub plugins: Arc<PluginSet>,
     /// Sources refused by an adapter that were already reported, so a file
     /// left in place is reported once, not at every occurrence.
     reported_refusals: Mutex<HashSet<(String, String, String)>>,
+    /// Paused ports already reported, with the reason.
+    reported_pauses: Mutex<HashSet<String>>,
+}
+
+/// A configuration and the plugins loaded for it.
+#[derive(Debug)]
+pub struct Live {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Its plugins.
+    pub plugins: Arc<PluginSet>,
 }
 
 /// What one run of a task did.
@@ -100,12 +112,34 @@ impl Gateway {
         plugins: Arc<PluginSet>,
     ) -> Gateway {
         Gateway {
-            config,
+            live: ArcSwap::from_pointee(Live { config, plugins }),
             queue,
             runtime,
-            plugins,
             reported_refusals: Mutex::new(HashSet::new()),
+            reported_pauses: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.load().config.clone()
+    }
+
+    /// The plugins in force.
+    pub fn plugins(&self) -> Arc<PluginSet> {
+        self.live.load().plugins.clone()
+    }
+
+    /// The configuration and plugins in force.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// Put a new configuration and plugin set in force. Tasks already
+    /// running finish with the configuration they started with; plugin
+    /// calls starting afterwards use the new plugins (see [`Sandboxes`]).
+    pub fn replace(&self, live: Arc<Live>) {
+        self.live.store(live);
     }
 
     /// Run one of the four services over `ports` (all ports when empty),
@@ -118,7 +152,8 @@ impl Gateway {
         stop: &dyn Fn() -> bool,
     ) -> Result<TaskCounts, QueueError> {
         let mut total = TaskCounts::default();
-        let selected: Vec<&PortConfig> = self
+        let live = sandboxes.begin_task(self);
+        let selected: Vec<&PortConfig> = live
             .config
             .ports
             .values()
@@ -127,6 +162,10 @@ impl Gateway {
         for port in selected {
             if stop() {
                 break;
+            }
+            if let Some(reason) = live.plugins.paused(&live.config, port, Some(kind)) {
+                self.report_pause(&reason);
+                continue;
             }
             let counts = match kind {
                 TaskKind::GatewayReceive => receive::run(self, port, sandboxes, stop)?,
@@ -242,6 +281,36 @@ impl Gateway {
         })
     }
 
+    /// Between messages or groups: take the plugins in force now, and
+    /// whether `port` may go on (false: it is paused; that is logged).
+    pub(crate) fn ready_to_run(
+        &self,
+        sandboxes: &mut Sandboxes,
+        port: &PortConfig,
+        kind: TaskKind,
+    ) -> bool {
+        sandboxes.refresh(self);
+        match sandboxes.paused(self, port, kind) {
+            Some(reason) => {
+                self.report_pause(&reason);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Log that a port is paused, once per reason.
+    fn report_pause(&self, reason: &str) {
+        let first = self
+            .reported_pauses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(reason.to_string());
+        if first {
+            tracing::warn!("{reason}");
+        }
+    }
+
     /// Report a refused source once per (port, name, reason).
     fn first_report(&self, port: &str, name: &str, reason: &str) -> bool {
         self.reported_refusals
@@ -254,21 +323,30 @@ impl Gateway {
 /// Claim the Ready messages of `port` in `direction` queued up to now, in
 /// groups of `group_commit`, let `process` record each one's outcome in the
 /// group's transaction (returning whether it succeeded), and commit each
-/// group in one transaction.
+/// group in one transaction. Each group runs on the plugins in force when it
+/// starts; a port paused meanwhile stops taking messages.
 pub(crate) fn in_groups(
     gw: &Gateway,
     direction: crate::queue::Direction,
     port: &PortConfig,
+    sandboxes: &mut Sandboxes,
     stop: &dyn Fn() -> bool,
-    mut process: impl FnMut(&QueuedMessage, &mut Transaction) -> Result<bool, QueueError>,
+    mut process: impl FnMut(
+        &mut Sandboxes,
+        &QueuedMessage,
+        &mut Transaction,
+    ) -> Result<bool, QueueError>,
 ) -> Result<TaskCounts, QueueError> {
     let mut counts = TaskCounts::default();
     let snapshot = gw.queue.last_key()?;
     while !stop() {
+        if !gw.ready_to_run(sandboxes, port, TaskKind::OutboundProcessing) {
+            break;
+        }
         let group = gw.queue.claim(
             direction,
             &port.name,
-            gw.config.group_commit,
+            gw.config().group_commit,
             Some(snapshot),
         )?;
         if group.is_empty() {
@@ -276,7 +354,7 @@ pub(crate) fn in_groups(
         }
         let mut tx = Transaction::new();
         for msg in &group {
-            if process(msg, &mut tx)? {
+            if process(sandboxes, msg, &mut tx)? {
                 counts.done += 1;
             } else {
                 counts.failed += 1;

@@ -18,9 +18,14 @@ pub fn run(
     sandboxes: &mut Sandboxes,
     stop: &dyn Fn() -> bool,
 ) -> Result<TaskCounts, QueueError> {
-    super::in_groups(gw, Direction::OutboundRequest, port, stop, |msg, tx| {
-        Ok(process(gw, port, sandboxes, msg, tx))
-    })
+    super::in_groups(
+        gw,
+        Direction::OutboundRequest,
+        port,
+        sandboxes,
+        stop,
+        |sandboxes, msg, tx| Ok(process(gw, port, sandboxes, msg, tx)),
+    )
 }
 
 /// Run one outbound request through the port's rules into `tx`. Returns

@@ -2,14 +2,21 @@
 //! rule sandbox per port and rule, a service sandbox per port and service.
 //! Created on first use, reused across messages, recycled after a trap (by
 //! [`Sandbox`] itself).
+//!
+//! Versions: a task takes the configuration and plugins in force when it
+//! starts ([`Sandboxes::begin_task`]) and keeps that configuration to its
+//! end. Between messages ([`Sandboxes::refresh`]) it picks up a new plugin
+//! set for the same configuration — a plugin file replaced or removed — so
+//! a message runs start to end on the versions it started with, and
+//! messages that start after a swap use the new ones.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{ComponentConfig, PortConfig};
+use crate::config::{ComponentConfig, PortConfig, TaskKind};
 use crate::runtime::{Grant, PluginFailure, Sandbox, SandboxConfig};
 
-use super::Gateway;
+use super::{Gateway, Live};
 
 /// Where an adapter sees its port's folder.
 pub const PORT_FOLDER: &str = "/port";
@@ -46,12 +53,68 @@ pub enum SandboxError {
 #[derive(Default)]
 pub struct Sandboxes {
     map: HashMap<(String, Role), Sandbox>,
+    /// The configuration and plugins the sandboxes were made from.
+    live: Option<Arc<Live>>,
 }
 
 impl Sandboxes {
     /// No sandboxes yet.
     pub fn new() -> Sandboxes {
         Sandboxes::default()
+    }
+
+    /// Sandboxes for a task that started with `live` (a worker of it).
+    pub fn for_task(live: Arc<Live>) -> Sandboxes {
+        Sandboxes {
+            map: HashMap::new(),
+            live: Some(live),
+        }
+    }
+
+    /// Start a task: take the configuration and plugins in force now.
+    pub fn begin_task(&mut self, gw: &Gateway) -> Arc<Live> {
+        let live = gw.live();
+        self.take(live.clone());
+        live
+    }
+
+    /// Between messages: take the plugins in force now if they are for
+    /// the task's configuration (a configuration reloaded meanwhile applies
+    /// from the next task).
+    pub fn refresh(&mut self, gw: &Gateway) {
+        let now = gw.live();
+        match &self.live {
+            Some(cur) if Arc::ptr_eq(cur, &now) => {}
+            Some(cur) if !Arc::ptr_eq(&cur.config, &now.config) => {}
+            _ => self.take(now),
+        }
+    }
+
+    /// The configuration and plugins in use.
+    pub fn live(&mut self, gw: &Gateway) -> Arc<Live> {
+        match &self.live {
+            Some(l) => l.clone(),
+            None => self.begin_task(gw),
+        }
+    }
+
+    /// Why `port` cannot run now, if it cannot: a plugin it needs is gone.
+    pub fn paused(&mut self, gw: &Gateway, port: &PortConfig, kind: TaskKind) -> Option<String> {
+        let live = self.live(gw);
+        live.plugins.paused(&live.config, port, Some(kind))
+    }
+
+    fn take(&mut self, live: Arc<Live>) {
+        let changed = self
+            .live
+            .as_ref()
+            .is_some_and(|cur| !Arc::ptr_eq(cur, &live));
+        if changed {
+            // Instances of replaced plugins end here; the others are made
+            // again on first use (cheap: the compiled code is shared).
+            self.map.clear();
+        }
+        self.live = Some(live);
     }
 
     /// The adapter sandbox of `port` for `side`, with the port's folder
@@ -65,13 +128,14 @@ impl Sandboxes {
     ) -> Result<&mut Sandbox, SandboxError> {
         let key = (port.name.clone(), Role::Adapter(side));
         if !self.map.contains_key(&key) {
-            let adapter = gw.config.adapters.get(&port.adapter).ok_or_else(|| {
+            let live = self.live(gw);
+            let adapter = live.config.adapters.get(&port.adapter).ok_or_else(|| {
                 SandboxError::Unavailable(format!(
                     "port {}: no adapter {}",
                     port.name, port.adapter
                 ))
             })?;
-            let plugin = gw.plugins.get(&adapter.plugin.component).ok_or_else(|| {
+            let plugin = live.plugins.get(&adapter.plugin.component).ok_or_else(|| {
                 SandboxError::Unavailable(format!(
                     "port {}: adapter plugin {} is not loaded",
                     port.name, adapter.plugin.component
@@ -119,8 +183,15 @@ impl Sandboxes {
         port: &PortConfig,
         rule: &str,
     ) -> Result<&mut Sandbox, SandboxError> {
-        let cfg = gw.config.rules.get(rule);
-        self.component(gw, port, Role::Rule(rule.to_string()), cfg, Arc::default())
+        let live = self.live(gw);
+        let cfg = live.config.rules.get(rule);
+        self.component(
+            &live,
+            port,
+            Role::Rule(rule.to_string()),
+            cfg,
+            Arc::default(),
+        )
     }
 
     /// The sandbox of service `service` for `port`; it may send to every
@@ -131,15 +202,22 @@ impl Sandboxes {
         port: &PortConfig,
         service: &str,
     ) -> Result<&mut Sandbox, SandboxError> {
-        let cfg = gw.config.services.get(service);
-        let outbound = Arc::new(gw.config.outbound_ports());
-        self.component(gw, port, Role::Service(service.to_string()), cfg, outbound)
+        let live = self.live(gw);
+        let cfg = live.config.services.get(service);
+        let outbound = Arc::new(live.config.outbound_ports());
+        self.component(
+            &live,
+            port,
+            Role::Service(service.to_string()),
+            cfg,
+            outbound,
+        )
     }
 
     /// A rule or service sandbox: no folders, the component's options.
     fn component(
         &mut self,
-        gw: &Gateway,
+        live: &Live,
         port: &PortConfig,
         role: Role,
         cfg: Option<&ComponentConfig>,
@@ -155,7 +233,7 @@ impl Sandboxes {
             let cfg = cfg.ok_or_else(|| {
                 SandboxError::Unavailable(format!("port {}: no {what}", port.name))
             })?;
-            let plugin = gw.plugins.get(&cfg.component).ok_or_else(|| {
+            let plugin = live.plugins.get(&cfg.component).ok_or_else(|| {
                 SandboxError::Unavailable(format!(
                     "port {}: plugin {} of {what} is not loaded",
                     port.name, cfg.component

@@ -8,7 +8,7 @@
 //! sends the same message again under the same name: the partner sees one
 //! file, not two.
 
-use crate::config::PortConfig;
+use crate::config::{PortConfig, TaskKind};
 use crate::queue::{Direction, MessageKey, QueueError, QueuedMessage, Status, Transaction};
 use crate::runtime::{Message, PluginFailure};
 
@@ -38,11 +38,11 @@ pub fn run(
     stop: &dyn Fn() -> bool,
 ) -> Result<TaskCounts, QueueError> {
     let mut counts = TaskCounts::default();
-    while !stop() {
+    while !stop() && gw.ready_to_run(sandboxes, port, TaskKind::GatewaySend) {
         let group = gw.queue.claim(
             Direction::Outbound,
             &port.name,
-            gw.config.group_commit,
+            gw.config().group_commit,
             None,
         )?;
         if group.is_empty() {

@@ -1,0 +1,22 @@
+//! TEST FIXTURE: a rule that cannot start under a 64 MiB memory cap: its
+//! static table makes the component's initial linear memory 128 MiB, so
+//! instantiation fails before any call. The hot-load tests install it as a
+//! "new version" that compiles and targets the right world but cannot load.
+
+use ferry_plugin_sdk::{Context, Document, PluginError, Rule};
+use std::hint::black_box;
+
+static TABLE: [u8; 128 << 20] = [0; 128 << 20];
+
+/// The heavy rule.
+pub struct Heavy;
+
+ferry_plugin_sdk::export_rule!(Heavy);
+
+impl Rule for Heavy {
+    fn apply(_ctx: Context, doc: Document) -> Result<Document, PluginError> {
+        let i = black_box(doc.content.len()) % TABLE.len();
+        black_box(TABLE[i]);
+        Ok(doc)
+    }
+}
