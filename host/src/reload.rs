@@ -519,3 +519,59 @@ fn system_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+impl Status {
+    /// The status as `ferry plugin list --config` prints it.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let time = |ms: u64| crate::scheduler::format_rfc3339(ms);
+        let running = Path::new(&format!("/proc/{}", self.pid)).exists();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "host pid {} ({}); status of {}",
+            self.pid,
+            if running { "running" } else { "not running" },
+            time(self.updated_ms)
+        );
+        let _ = writeln!(
+            out,
+            "configuration {} in force since {}",
+            self.config.file.display(),
+            time(self.config.loaded_ms)
+        );
+        if let Some(r) = &self.config.last_refusal {
+            let _ = writeln!(
+                out,
+                "  last reload refused at {}: {}",
+                time(r.time_ms),
+                r.reason
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{:<24} {:<8} {:<14} {:<26}",
+            "PLUGIN", "WORLD", "LIVE VERSION", "LOADED"
+        );
+        for (name, p) in &self.plugins {
+            let (version, loaded) = match (&p.hash, p.loaded_ms) {
+                (Some(h), Some(t)) => (h[..12.min(h.len())].to_string(), time(t)),
+                _ => ("MISSING".to_string(), p.missing.clone().unwrap_or_default()),
+            };
+            let _ = writeln!(out, "{name:<24} {:<8} {version:<14} {loaded}", p.world);
+            if let Some(r) = &p.last_refusal {
+                let _ = writeln!(
+                    out,
+                    "  last version refused at {} (sha256 {}): {}",
+                    time(r.time_ms),
+                    r.hash.as_deref().map_or("?", |h| &h[..12.min(h.len())]),
+                    r.reason
+                );
+            }
+        }
+        for p in &self.paused {
+            let _ = writeln!(out, "{p}");
+        }
+        out
+    }
+}
