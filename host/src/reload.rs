@@ -236,8 +236,15 @@ impl Watch {
         let plugin_dir = self.gw.config().plugin_dir.clone();
         let _watcher = watcher(&plugin_dir, tx);
         while !stop.load(Ordering::Relaxed) {
-            // Wake on a watcher event or at the next tick; take every event.
-            let _ = rx.recv_timeout(TICK);
+            // Wake on a watcher event, when a settling file is due, or at the
+            // next tick; take every event.
+            let wait = self
+                .settling
+                .values()
+                .map(|(_, since)| SETTLE.saturating_sub(since.elapsed()))
+                .min()
+                .map_or(TICK, |d| d.min(TICK));
+            let _ = rx.recv_timeout(wait);
             while rx.try_recv().is_ok() {}
             if stop.load(Ordering::Relaxed) {
                 break;
