@@ -1,6 +1,14 @@
-//! A checked, streaming XML event reader: quick-xml's `Reader`, plus
-//! namespace resolution and the well-formedness checks quick-xml leaves to its
-//! user, and error messages with line and column.
+//! A checked, streaming XML event reader: quick-xml's events, plus namespace
+//! resolution and the well-formedness checks quick-xml leaves to its user, and
+//! error messages with line and column.
+//!
+//! The common markup (text, references, start, empty and end tags) is
+//! tokenized here, over the `&str` directly, with the event boundaries and
+//! errors of quick-xml's `Reader` (whose slice reader validates every event's
+//! bytes as UTF-8 again and keeps a copy of every open element's name);
+//! comments, CDATA sections, DOCTYPEs, processing instructions and the XML
+//! declaration (`<!` and `<?`, rare in messages) are read by a quick-xml
+//! `Reader` over the rest of the input, one event at a time.
 //!
 //! Checks on top of quick-xml's (which matches end tags and checks comments):
 //! legal XML characters (also in character references), element and attribute
@@ -18,8 +26,8 @@ use std::ops::Range;
 
 use quick_xml::XmlVersion;
 use quick_xml::errors::{Error as XmlError, IllFormedError, SyntaxError};
-use quick_xml::events::attributes::AttrError;
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::attributes::{AttrError, Attribute};
+use quick_xml::events::{BytesEnd, BytesRef, BytesStart, BytesText, Event};
 use quick_xml::name::{PrefixDeclaration, QName};
 use quick_xml::reader::Reader;
 
@@ -52,7 +60,10 @@ struct Binding {
 /// The checked reader. Every event goes through [`XmlReader::next`].
 pub(super) struct XmlReader<'a> {
     src: &'a str,
-    inner: Reader<&'a [u8]>,
+    /// Byte offset of the next event.
+    pos: usize,
+    /// The end of the input was reported.
+    done: bool,
     /// Byte ranges (in `src`) of the names of the open elements, outermost first.
     open: Vec<Range<usize>>,
     /// Namespace declarations in scope, in document order.
@@ -79,15 +90,10 @@ impl<'a> XmlReader<'a> {
                 "text before the root element: a second byte order mark (U+FEFF)",
             ));
         }
-        let mut inner = Reader::from_str(src);
-        let config = inner.config_mut();
-        config.check_end_names = true;
-        config.check_comments = true;
-        config.expand_empty_elements = false;
-        config.trim_text(false);
         Ok(Self {
             src,
-            inner,
+            pos: 0,
+            done: false,
             open: Vec::new(),
             bindings: Vec::new(),
             pending_pop: None,
@@ -108,7 +114,7 @@ impl<'a> XmlReader<'a> {
 
     /// Byte offset just after the last event read.
     pub fn offset(&self) -> usize {
-        usize::try_from(self.inner.buffer_position()).unwrap_or(usize::MAX)
+        self.pos
     }
 
     /// A `Malformed` error at byte `offset`.
@@ -179,11 +185,8 @@ impl<'a> XmlReader<'a> {
                 self.bindings.pop();
             }
         }
-        let start = self.offset();
-        let event = match self.inner.read_event() {
-            Ok(event) => event,
-            Err(e) => return Err(self.quick_xml_error(e, start)),
-        };
+        let start = self.pos;
+        let event = self.read_event()?;
         match &event {
             Event::Start(e) | Event::Empty(e) => {
                 if self.root_closed && self.open.is_empty() {
@@ -283,6 +286,120 @@ impl<'a> XmlReader<'a> {
         Ok(Item { event, start })
     }
 
+    /// The next raw event at `self.pos`, as quick-xml's `Reader` (configured
+    /// with `check_end_names`, `check_comments`, no trimming, empty elements
+    /// not expanded) reads it: same boundaries, same errors at the same
+    /// offsets. A reader that has failed is not read further.
+    fn read_event(&mut self) -> Result<Event<'a>, EnvelopeError> {
+        let src = self.src;
+        let bytes = src.as_bytes();
+        let pos = self.pos;
+        if pos >= bytes.len() {
+            self.done = true;
+        }
+        if self.done {
+            return Ok(Event::Eof);
+        }
+        match bytes[pos] {
+            b'<' => self.read_markup(),
+            b'&' => {
+                // A reference runs to `;`; `&` or `<` (or the end) first
+                // means a lone `&`.
+                match find3(bytes, pos + 1, b';', b'&', b'<') {
+                    Some(end) if bytes[end] == b';' => {
+                        self.pos = end + 1;
+                        Ok(Event::GeneralRef(BytesRef::new(&src[pos + 1..end])))
+                    }
+                    _ => Err(self
+                        .malformed(pos, "`&` starts no reference (write &amp; for a literal &)")),
+                }
+            }
+            _ => {
+                let end = find2(bytes, pos + 1, b'<', b'&').unwrap_or(bytes.len());
+                self.pos = end;
+                Ok(Event::Text(BytesText::from_escaped(&src[pos..end])))
+            }
+        }
+    }
+
+    /// Reads the markup starting with the `<` at `self.pos`.
+    fn read_markup(&mut self) -> Result<Event<'a>, EnvelopeError> {
+        let src = self.src;
+        let bytes = src.as_bytes();
+        let pos = self.pos;
+        match bytes.get(pos + 1) {
+            None => Err(self.malformed(pos, "tag not closed: no `>` before the end")),
+            Some(b'!' | b'?') => self.read_by_quick_xml(),
+            Some(&second) => {
+                let Some(gt) = tag_end(bytes, pos + 1) else {
+                    return Err(self.malformed(pos, tag_eof_reason(bytes, pos + 1)));
+                };
+                if second == b'/' {
+                    let content = &src[pos + 2..gt];
+                    // Whitespace after the name is allowed (and dropped).
+                    let name = match content.bytes().rposition(|b| !is_space_byte(b)) {
+                        Some(last) => &content[..=last],
+                        None => content,
+                    };
+                    match self.open.last() {
+                        Some(open) if src[open.clone()] == *name => {}
+                        Some(open) => {
+                            let expected = &src[open.clone()];
+                            return Err(self.malformed(
+                                pos,
+                                format!("expected </{expected}>, found </{name}>"),
+                            ));
+                        }
+                        None => {
+                            return Err(self.malformed(
+                                pos,
+                                format!("</{name}> does not close any open element"),
+                            ));
+                        }
+                    }
+                    self.pos = gt + 1;
+                    return Ok(Event::End(BytesEnd::new(name)));
+                }
+                self.pos = gt + 1;
+                if bytes[gt - 1] == b'/' && gt - 1 > pos {
+                    let content = &src[pos + 1..gt - 1];
+                    Ok(Event::Empty(BytesStart::from_content(
+                        content,
+                        name_len(content),
+                    )))
+                } else {
+                    let content = &src[pos + 1..gt];
+                    Ok(Event::Start(BytesStart::from_content(
+                        content,
+                        name_len(content),
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Reads one event (`<!...>` or `<?...?>`) with a quick-xml reader over
+    /// the rest of the input.
+    fn read_by_quick_xml(&mut self) -> Result<Event<'a>, EnvelopeError> {
+        let pos = self.pos;
+        let mut inner = Reader::from_str(&self.src[pos..]);
+        let config = inner.config_mut();
+        config.check_end_names = true;
+        config.check_comments = true;
+        config.expand_empty_elements = false;
+        config.trim_text(false);
+        match inner.read_event() {
+            Ok(event) => {
+                self.pos = pos + usize::try_from(inner.buffer_position()).unwrap_or(usize::MAX);
+                Ok(event)
+            }
+            Err(e) => {
+                let at = pos + usize::try_from(inner.error_position()).unwrap_or(0);
+                Err(self.quick_xml_error(e, at))
+            }
+        }
+    }
+
     /// Reads on to the end of the element whose `Start` event was just read.
     pub fn skip_element(&mut self) -> Result<(), EnvelopeError> {
         let depth = self.depth();
@@ -371,37 +488,7 @@ impl<'a> XmlReader<'a> {
             let attr = attr.map_err(|err| {
                 self.malformed(base + attr_error_offset(&err), attr_error_text(&err, name))
             })?;
-            let key = attr.key.into_inner();
-            let raw: &str = &attr.value;
-            let at = self.offset_of(raw).unwrap_or(base);
-            if !is_qname(key) {
-                return Err(
-                    self.malformed(at, format!("invalid attribute name `{key}` in <{name}>"))
-                );
-            }
-            if raw.bytes().any(|b| b == b'<' || b == b'&') {
-                self.check_attribute_value(&attr, at, name)?;
-            }
-            match attr.key.as_namespace_binding() {
-                Some(declared) => {
-                    let prefix = match declared {
-                        PrefixDeclaration::Default => None,
-                        PrefixDeclaration::Named(p) => Some(p),
-                    };
-                    if let Some(problem) = declaration_problem(prefix, raw) {
-                        return Err(self.malformed(at, format!("{problem} (in <{name}>)")));
-                    }
-                    if prefix != Some("xml") {
-                        self.bindings.push(Binding {
-                            level,
-                            prefix: prefix.map(Box::from),
-                            ns: Box::from(raw),
-                        });
-                    }
-                }
-                None if has_colon(key) => prefixed.push((at, attr.key.into_inner())),
-                None => {}
-            }
+            self.check_attribute(&attr, base, name, level, &mut prefixed)?;
         }
         if has_colon(name) {
             let (prefix, _) = split_qname(name);
@@ -428,10 +515,54 @@ impl<'a> XmlReader<'a> {
         Ok(())
     }
 
+    /// Checks one attribute of element `name` (at nesting `level`): its
+    /// name and value, and a namespace declaration, which comes into scope.
+    /// Prefixed names are noted in `prefixed`, to be resolved once all the
+    /// element's declarations are in.
+    fn check_attribute<'k>(
+        &mut self,
+        attr: &Attribute<'k>,
+        base: usize,
+        name: &str,
+        level: usize,
+        prefixed: &mut Vec<(usize, &'k str)>,
+    ) -> Result<(), EnvelopeError> {
+        let key = attr.key.into_inner();
+        let raw: &str = &attr.value;
+        let at = self.offset_of(raw).unwrap_or(base);
+        if !is_qname(key) {
+            return Err(self.malformed(at, format!("invalid attribute name `{key}` in <{name}>")));
+        }
+        if raw.bytes().any(|b| b == b'<' || b == b'&') {
+            self.check_attribute_value(attr, at, name)?;
+        }
+        match attr.key.as_namespace_binding() {
+            Some(declared) => {
+                let prefix = match declared {
+                    PrefixDeclaration::Default => None,
+                    PrefixDeclaration::Named(p) => Some(p),
+                };
+                if let Some(problem) = declaration_problem(prefix, raw) {
+                    return Err(self.malformed(at, format!("{problem} (in <{name}>)")));
+                }
+                if prefix != Some("xml") {
+                    self.bindings.push(Binding {
+                        level,
+                        prefix: prefix.map(Box::from),
+                        ns: Box::from(raw),
+                    });
+                }
+            }
+            None if has_colon(key) => prefixed.push((at, key)),
+            None => {}
+        }
+        Ok(())
+    }
+
     /// Checks an attribute value holding `<` or `&`.
     fn check_attribute_value(
         &self,
-        attr: &quick_xml::events::attributes::Attribute<'_>,
+        attr: &Attribute<'_>,
         at: usize,
         element: &str,
     ) -> Result<(), EnvelopeError> {
@@ -462,8 +593,8 @@ impl<'a> XmlReader<'a> {
         }
     }
 
-    fn quick_xml_error(&self, e: XmlError, start: usize) -> EnvelopeError {
-        let at = usize::try_from(self.inner.error_position()).unwrap_or(start);
+    /// The error quick-xml reported at byte `at`, in this reader's words.
+    fn quick_xml_error(&self, e: XmlError, at: usize) -> EnvelopeError {
         let reason = match &e {
             XmlError::IllFormed(ill) => match ill {
                 IllFormedError::MismatchedEndTag { expected, found } => {
@@ -514,12 +645,107 @@ impl<'a> XmlReader<'a> {
                     "attribute value not closed: no closing quote before the end".to_owned()
                 }
             },
-            XmlError::Namespace(ns) => {
-                return self.malformed(start, format!("namespace error: {ns}"));
-            }
+            XmlError::Namespace(ns) => format!("namespace error: {ns}"),
             other => other.to_string(),
         };
         self.malformed(at, reason)
+    }
+}
+
+/// XML whitespace, as a byte.
+fn is_space_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Length of the name at the start of a tag's content: up to the first
+/// whitespace (quick-xml's rule; the name is checked afterwards).
+fn name_len(content: &str) -> usize {
+    content
+        .bytes()
+        .position(is_space_byte)
+        .unwrap_or(content.len())
+}
+
+/// The first `a` or `b` in `bytes[from..]`.
+fn find2(bytes: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
+    find_by(
+        bytes,
+        from,
+        |w| has_byte(w, a) | has_byte(w, b),
+        |x| x == a || x == b,
+    )
+}
+
+/// The first `a`, `b` or `c` in `bytes[from..]`.
+fn find3(bytes: &[u8], from: usize, a: u8, b: u8, c: u8) -> Option<usize> {
+    find_by(
+        bytes,
+        from,
+        |w| has_byte(w, a) | has_byte(w, b) | has_byte(w, c),
+        |x| x == a || x == b || x == c,
+    )
+}
+
+const LOW_BITS: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// Non-zero if a byte of `word` is `byte`; the lowest flagged byte is the
+/// first match (flags above a match may be false).
+fn has_byte(word: u64, byte: u8) -> u64 {
+    let x = word ^ (LOW_BITS * u64::from(byte));
+    x.wrapping_sub(LOW_BITS) & !x & HIGH_BITS
+}
+
+/// The first byte of `bytes[from..]` that `one` accepts, eight bytes at a
+/// time while `flags` (the same test on a little-endian word) finds none:
+/// names and values in messages are short, so this beats a `memchr` call.
+fn find_by(
+    bytes: &[u8],
+    from: usize,
+    flags: impl Fn(u64) -> u64,
+    one: impl Fn(u8) -> bool,
+) -> Option<usize> {
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[i..i + 8]);
+        let found = flags(u64::from_le_bytes(word));
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes.get(i..)?.iter().position(|&x| one(x)).map(|j| i + j)
+}
+
+/// The `>` that ends the tag whose content starts at `from` (just after its
+/// `<`): the first `>` outside quotes (quick-xml's `ElementParser`).
+fn tag_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    loop {
+        let at = find3(bytes, i, b'>', b'"', b'\'')?;
+        let quote = bytes[at];
+        if quote == b'>' {
+            return Some(at);
+        }
+        i = find2(bytes, at + 1, quote, quote)? + 1;
+    }
+}
+
+/// Why a tag whose content starts at `from` has no end.
+fn tag_eof_reason(bytes: &[u8], from: usize) -> &'static str {
+    let mut quote = 0u8;
+    for &b in &bytes[from..] {
+        match b {
+            b'"' | b'\'' if quote == 0 => quote = b,
+            _ if b == quote => quote = 0,
+            _ => {}
+        }
+    }
+    if quote == 0 {
+        "tag not closed: no `>` before the end"
+    } else {
+        "attribute value not closed: no closing quote before the end"
     }
 }
 
