@@ -13,3 +13,4 @@ pub mod reload;
 pub mod runtime;
 pub mod scheduler;
 pub mod services;
+pub mod watch;

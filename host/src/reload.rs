@@ -234,7 +234,16 @@ impl Watch {
     fn run(&mut self, stop: &AtomicBool, hangup: &AtomicBool) {
         let (tx, rx) = crossbeam_channel::bounded::<()>(1);
         let plugin_dir = self.gw.config().plugin_dir.clone();
-        let _watcher = watcher(&plugin_dir, tx);
+        let mut watcher =
+            crate::watch::FolderWatcher::new("the plugin directory", TICK, move |_, _| {
+                let _ = tx.try_send(());
+            });
+        if !watcher.watch(&plugin_dir) {
+            tracing::warn!(
+                "checking the plugin directory every {} ms",
+                TICK.as_millis()
+            );
+        }
         while !stop.load(Ordering::Relaxed) {
             // Wake on a watcher event, when a settling file is due, or at the
             // next tick; take every event.
@@ -488,38 +497,6 @@ impl Watch {
             tracing::warn!("cannot write the plugin status file: {e}");
         }
     }
-}
-
-/// A watcher on `dir` that pokes `tx` on every event: inotify (or the
-/// platform's), else polling. None (the tick alone) if neither starts.
-fn watcher(dir: &Path, tx: crossbeam_channel::Sender<()>) -> Option<Box<dyn notify::Watcher>> {
-    use notify::RecursiveMode;
-    let poke = move |_: notify::Result<notify::Event>| {
-        let _ = tx.try_send(());
-    };
-    let mut w: Box<dyn notify::Watcher> = match notify::recommended_watcher(poke.clone()) {
-        Ok(w) => Box::new(w),
-        Err(e) => {
-            tracing::warn!("cannot watch the plugin directory ({e}); polling it");
-            let cfg = notify::Config::default().with_poll_interval(TICK);
-            match notify::PollWatcher::new(poke, cfg) {
-                Ok(w) => Box::new(w),
-                Err(e) => {
-                    tracing::warn!("cannot poll the plugin directory either ({e})");
-                    return None;
-                }
-            }
-        }
-    };
-    if let Err(e) = w.watch(dir, RecursiveMode::NonRecursive) {
-        tracing::warn!(
-            "cannot watch the plugin directory {}: {e}; checking it every {} ms",
-            dir.display(),
-            TICK.as_millis()
-        );
-        return None;
-    }
-    Some(w)
 }
 
 fn system_ms(t: SystemTime) -> u64 {
