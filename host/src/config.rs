@@ -316,6 +316,12 @@ pub struct JobConfig {
     pub tasks: Vec<TaskConfig>,
     /// How many occurrences its history keeps.
     pub keep_history: usize,
+    /// The event-driven mode (`on_input = true`): new input on the inbound
+    /// ports of its receive tasks starts an occurrence at once, but no
+    /// sooner than this many milliseconds (`min_interval`) after the
+    /// previous occurrence ended. None: only its recurrence (and operators)
+    /// start it.
+    pub on_input: Option<u64>,
 }
 
 impl JobConfig {
@@ -326,7 +332,26 @@ impl JobConfig {
             recurrence: Recurrence::every(every),
             tasks,
             keep_history: DEFAULT_KEEP_HISTORY,
+            on_input: None,
         }
+    }
+
+    /// The inbound ports its gateway-receive tasks read (the ports of
+    /// `ports` they name, or all of them), in name order.
+    pub fn receive_ports<'c>(
+        &self,
+        ports: &'c BTreeMap<String, PortConfig>,
+    ) -> Vec<&'c PortConfig> {
+        ports
+            .values()
+            .filter(|p| p.direction == PortDirection::Inbound)
+            .filter(|p| {
+                self.tasks.iter().any(|t| {
+                    t.kind == TaskKind::GatewayReceive
+                        && (t.ports.is_empty() || t.ports.contains(&p.name))
+                })
+            })
+            .collect()
     }
 
     /// The task named `name`.
@@ -424,6 +449,8 @@ struct RawJob {
     end_after: Option<Spanned<i64>>,
     end_by: Option<Spanned<toml::Value>>,
     keep_history: Option<Spanned<i64>>,
+    on_input: Option<Spanned<bool>>,
+    min_interval: Option<Spanned<String>>,
     tasks: Option<Vec<Spanned<RawTask>>>,
 }
 
@@ -455,6 +482,10 @@ pub const DEFAULT_JOB: &str = "aif";
 
 /// How many occurrences a job's history keeps unless `keep_history` says.
 pub const DEFAULT_KEEP_HISTORY: usize = 1000;
+
+/// The least time between the end of an occurrence and an occurrence
+/// started by new input, unless `min_interval` says.
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Parse `5s`, `250ms`, `10m`, `1h`, `1d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -888,12 +919,63 @@ fn parse_job(
     if tasks.is_empty() {
         problem(span, &key("tasks"), "a job needs at least one task".into());
     }
-    JobConfig {
+    let mut job = JobConfig {
         name: name.to_string(),
         recurrence,
         tasks,
         keep_history,
+        on_input: None,
+    };
+    let min_interval = match &j.min_interval {
+        None => DEFAULT_MIN_INTERVAL,
+        Some(m) => match parse_duration(m.get_ref()) {
+            Ok(d) if d.as_millis() >= 1 => d,
+            Ok(_) => {
+                problem(
+                    m.span(),
+                    &key("min_interval"),
+                    "must be at least 1ms".into(),
+                );
+                DEFAULT_MIN_INTERVAL
+            }
+            Err(msg) => {
+                problem(m.span(), &key("min_interval"), msg);
+                DEFAULT_MIN_INTERVAL
+            }
+        },
+    };
+    match &j.on_input {
+        Some(on) if *on.get_ref() => {
+            if !job.tasks.iter().any(|t| t.kind == TaskKind::GatewayReceive) {
+                problem(
+                    on.span(),
+                    &key("on_input"),
+                    "this job has no gateway-receive task, so it has no inbound port to \
+                     notice new input on; add one, or set on_input on the job that receives"
+                        .into(),
+                );
+            } else if job.receive_ports(ports).is_empty() {
+                problem(
+                    on.span(),
+                    &key("on_input"),
+                    "the gateway-receive task(s) of this job read no inbound port, so there \
+                     is no input to notice"
+                        .into(),
+                );
+            }
+            job.on_input = Some(min_interval.as_millis() as u64);
+        }
+        _ => {
+            if let Some(m) = &j.min_interval {
+                problem(
+                    m.span(),
+                    &key("min_interval"),
+                    "applies only with on_input = true".into(),
+                );
+            }
+        }
     }
+    job
 }
 
 /// Check and convert the tasks of job `job`: names, ports, conditions (known
@@ -1357,5 +1439,83 @@ tasks = []
         .unwrap_err();
         assert!(bad_status.contains("done"), "{bad_status}");
         assert!(bad_status.contains("ended-or-error"), "{bad_status}");
+    }
+
+    #[test]
+    fn on_input_and_min_interval() {
+        let jobs = jobs_of(
+            r#"
+[jobs.fast]
+every = "1h"
+on_input = true
+tasks = [{ service = "gateway-receive", ports = ["in"] }, { service = "inbound-processing" }]
+
+[jobs.tuned]
+on_input = true
+min_interval = "250ms"
+
+[jobs.off]
+on_input = false
+tasks = [{ service = "gateway-send" }]
+"#,
+        )
+        .unwrap();
+        assert_eq!(jobs["fast"].on_input, Some(1000), "default min_interval 1s");
+        assert_eq!(DEFAULT_MIN_INTERVAL, Duration::from_secs(1));
+        assert_eq!(jobs["tuned"].on_input, Some(250));
+        assert_eq!(jobs["off"].on_input, None);
+        let ports = |j: &JobConfig| -> Vec<String> {
+            let cfg = Config::parse(Path::new("f.toml"), GOOD).unwrap();
+            j.receive_ports(&cfg.ports)
+                .iter()
+                .map(|p| p.name.clone())
+                .collect()
+        };
+        assert_eq!(ports(&jobs["fast"]), ["in"]);
+        assert_eq!(ports(&jobs["tuned"]), ["in"], "outbound ports are not read");
+        assert!(ports(&jobs["off"]).is_empty());
+        // No [jobs]: AIF's default job, without on_input.
+        let c = Config::parse(Path::new("f.toml"), GOOD).unwrap();
+        assert_eq!(c.jobs[DEFAULT_JOB].on_input, None);
+    }
+
+    #[test]
+    fn on_input_mistakes_are_reported_with_line_and_key() {
+        let err = jobs_of(
+            r#"
+[jobs.send]
+on_input = true
+tasks = [{ service = "gateway-send" }]
+
+[jobs.copies]
+on_input = true
+tasks = [{ service = "gateway-receive", ports = ["copy"] }]
+
+[jobs.bad]
+on_input = true
+min_interval = "soon"
+
+[jobs.zero]
+on_input = true
+min_interval = "0ms"
+
+[jobs.lonely]
+min_interval = "2s"
+"#,
+        )
+        .unwrap_err();
+        let lines: Vec<&str> = err.lines().collect();
+        let has = |s: &str| assert!(lines.iter().any(|l| l.contains(s)), "{s} not in:\n{err}");
+        has("f.toml:30: jobs.send.on_input: this job has no gateway-receive task");
+        has(
+            "f.toml:34: jobs.copies.on_input: the gateway-receive task(s) of this job read no inbound port",
+        );
+        has("f.toml:39: jobs.bad.min_interval: \"soon\" is not a duration");
+        has("f.toml:43: jobs.zero.min_interval: must be at least 1ms");
+        has("f.toml:46: jobs.lonely.min_interval: applies only with on_input = true");
+        assert_eq!(lines.len(), 5, "{err}");
+        let not_bool = jobs_of("[jobs.a]\non_input = \"yes\"\n").unwrap_err();
+        assert!(not_bool.starts_with("f.toml:29:"), "{not_bool}");
+        assert!(not_bool.contains("bool"), "{not_bool}");
     }
 }

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod envelope;
+pub mod input;
 pub mod plugins;
 pub mod queue;
 pub mod reload;

@@ -119,7 +119,7 @@ fn next_text(job: &JobConfig, st: Option<&JobState>, now: u64) -> String {
     if st.executing.is_some() {
         return "when the host starts (after recovery)".into();
     }
-    match due(job, st, now) {
+    match due(job, st, None, now) {
         Due::Now {
             trigger: crate::scheduler::Trigger::RunNow,
             ..
@@ -129,6 +129,18 @@ fn next_text(job: &JobConfig, st: Option<&JobState>, now: u64) -> String {
         Due::Over => "- (recurrence over)".into(),
         Due::Idle => "-".into(),
     }
+}
+
+/// The recurrence in words, and the event-driven mode if the job has it.
+fn schedule_text(job: &JobConfig) -> String {
+    let mut s = job.recurrence.describe();
+    if let Some(ms) = job.on_input {
+        s.push_str(&format!(
+            ", and on input (min interval {})",
+            crate::scheduler::format_interval(ms)
+        ));
+    }
+    s
 }
 
 fn occurrence_line(o: &Occurrence) -> String {
@@ -173,7 +185,7 @@ pub fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                     next_text(job, st.as_ref(), now),
                     st.as_ref().map_or(0, |s| s.occurrences),
                     last.unwrap_or_else(|| "-".into()),
-                    job.recurrence.describe()
+                    schedule_text(job)
                 );
             }
             println!("{} job(s)", cfg.jobs.len());

@@ -134,6 +134,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())
         .context("cannot install the SIGHUP handler")?;
     let _reloader = crate::reload::start(gw.clone(), args.config.clone(), hangup);
+    // Event-driven jobs: new input on their inbound folders starts them.
+    let _input = crate::input::start(gw.clone(), scheduler.jobs().to_vec(), scheduler.signals());
     tracing::info!(config = %args.config.display(), ports = config.ports.len(), "ferry is running; Ctrl-C to stop");
     scheduler.run_forever(&mut runner, &stopped);
     tracing::info!("stopped cleanly");

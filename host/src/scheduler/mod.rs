@@ -8,6 +8,12 @@
 //! A task that ends in Error is run again up to its `max_retries`; with
 //! `ignore_failure` its Error counts as Ended for the tasks after it.
 //!
+//! A job with `on_input` also runs when new input arrives on the inbound
+//! ports its receive tasks read: the input thread ([`crate::input`]) raises
+//! [`Signals`], which wake the scheduler's nap, and the job is due at once
+//! (trigger `input`), but no sooner than its `min_interval` after its
+//! previous occurrence ended ([`due`]).
+//!
 //! Job state and every occurrence's history are kept in the gateway queue's
 //! state area ([`state`]); after a crash the occurrence that was executing
 //! is recorded as Error and the job goes on with its next occurrence.
@@ -38,6 +44,7 @@ pub use state::{
 };
 
 use crate::config::{JobConfig, TaskConfig};
+pub use crate::input::Signals;
 use crate::services::{Gateway, Sandboxes, TaskCounts};
 
 /// Runs one task (one service over its ports) and says what it did, or why
@@ -107,9 +114,10 @@ impl Controls {
 pub enum Due {
     /// Now: for this reason, for this slot.
     Now {
-        /// Its recurrence, or run-now.
+        /// Its recurrence, run-now, or new input.
         trigger: Trigger,
-        /// The slot (or the time it was asked for).
+        /// The slot (or the time it was asked for; for input, the time it
+        /// became due).
         scheduled_ms: u64,
     },
     /// At this time.
@@ -121,7 +129,14 @@ pub enum Due {
 }
 
 /// When `job` (in `state`) is next due, at `now` (a pure function).
-pub fn due(job: &JobConfig, state: &JobState, now: u64) -> Due {
+/// `input` is when the scheduler saw a signal of new input for the job that
+/// no occurrence has started on since (None: no input pending).
+///
+/// Run-now comes first, then the recurrence; pending input (for a job with
+/// `on_input`) makes the job due at `min_interval` after its last
+/// occurrence ended, or at once if that has passed — never before the
+/// recurrence's start, nor once the recurrence is over.
+pub fn due(job: &JobConfig, state: &JobState, input: Option<u64>, now: u64) -> Due {
     if state.status != JobStatus::Waiting {
         return Due::Idle;
     }
@@ -145,7 +160,23 @@ pub fn due(job: &JobConfig, state: &JobState, now: u64) -> Due {
                 Due::Over
             }
         }
-        Some(t) => Due::At(t),
+        Some(t) => match (job.on_input, input) {
+            (Some(min_interval), Some(seen)) => {
+                let rested = state
+                    .last_end_ms
+                    .map_or(anchor, |end| end.saturating_add(min_interval));
+                let at = seen.max(rested).max(anchor);
+                if at <= now && rec.may_start(now) {
+                    Due::Now {
+                        trigger: Trigger::Input,
+                        scheduled_ms: at,
+                    }
+                } else {
+                    Due::At(at.min(t))
+                }
+            }
+            _ => Due::At(t),
+        },
     }
 }
 
@@ -177,6 +208,10 @@ pub struct Scheduler {
     clock: Arc<dyn Clock>,
     store: Arc<dyn StateStore>,
     controls: Controls,
+    signals: Signals,
+    /// Per job: when the scheduler saw input that no occurrence has
+    /// started on since.
+    input: Vec<Option<u64>>,
 }
 
 impl Scheduler {
@@ -222,17 +257,25 @@ impl Scheduler {
             states.push(st);
         }
         Ok(Scheduler {
+            input: vec![None; jobs.len()],
             jobs,
             states,
             clock,
             store,
             controls: Controls::default(),
+            signals: Signals::default(),
         })
     }
 
     /// A handle to send operator requests to this scheduler while it runs.
     pub fn controls(&self) -> Controls {
         self.controls.clone()
+    }
+
+    /// A handle to signal new input for a job (one with `on_input`; others
+    /// ignore it) and wake the scheduler.
+    pub fn signals(&self) -> Signals {
+        self.signals.clone()
     }
 
     /// The jobs.
@@ -253,7 +296,8 @@ impl Scheduler {
         self.jobs
             .iter()
             .zip(&self.states)
-            .filter_map(|(j, s)| match due(j, s, now) {
+            .zip(&self.input)
+            .filter_map(|((j, s), input)| match due(j, s, *input, now) {
                 Due::Now { .. } => Some(now),
                 Due::At(t) => Some(t),
                 Due::Over | Due::Idle => None,
@@ -289,11 +333,26 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Take the input signals received so far: each job with `on_input`
+    /// signalled has input pending from now (or from its earlier pending
+    /// input).
+    fn take_signals(&mut self) {
+        let now = self.clock.now_ms();
+        for name in self.signals.take() {
+            match self.jobs.iter().position(|j| j.name == name) {
+                Some(i) if self.jobs[i].on_input.is_some() => {
+                    self.input[i].get_or_insert(now);
+                }
+                _ => tracing::debug!(job = %name, "input signal ignored: the job has no on_input"),
+            }
+        }
+    }
+
     /// A Waiting job whose recurrence is over takes the result of its last
     /// occurrence as its status (Ended, or Error).
     fn settle(&mut self, i: usize) -> Result<(), SchedulerError> {
         let now = self.clock.now_ms();
-        if due(&self.jobs[i], &self.states[i], now) == Due::Over {
+        if due(&self.jobs[i], &self.states[i], self.input[i], now) == Due::Over {
             let st = &mut self.states[i];
             st.status = match st.last_result {
                 Some(JobStatus::Error) => JobStatus::Error,
@@ -318,12 +377,13 @@ impl Scheduler {
                 break;
             }
             self.apply_controls()?;
+            self.take_signals();
             self.settle(i)?;
             let now = self.clock.now_ms();
             if let Due::Now {
                 trigger,
                 scheduled_ms,
-            } = due(&self.jobs[i], &self.states[i], now)
+            } = due(&self.jobs[i], &self.states[i], self.input[i], now)
             {
                 reports.push(self.run_occurrence(i, trigger, scheduled_ms, runner, stop)?);
                 self.settle(i)?;
@@ -348,7 +408,7 @@ impl Scheduler {
             self.apply_controls()?;
             self.settle(i)?;
             let now = self.clock.now_ms();
-            let trigger = match due(&self.jobs[i], &self.states[i], now) {
+            let trigger = match due(&self.jobs[i], &self.states[i], self.input[i], now) {
                 Due::Now {
                     trigger: Trigger::RunNow,
                     ..
@@ -365,8 +425,10 @@ impl Scheduler {
         Ok(reports)
     }
 
-    /// Run the jobs at their recurrence until `stop` says so. A failure to
-    /// write the job state (the queue's disk) is logged and retried.
+    /// Run the jobs at their recurrence (and on input) until `stop` says
+    /// so; a signal of new input ends the nap between steps at once. A
+    /// failure to write the job state (the queue's disk) is logged and
+    /// retried.
     pub fn run_forever<R: TaskRunner + ?Sized>(&mut self, runner: &mut R, stop: &dyn Fn() -> bool) {
         while !stop() {
             let mut nap = MAX_NAP;
@@ -382,14 +444,14 @@ impl Scheduler {
                     nap = Duration::from_secs(1);
                 }
             }
-            // Sleep in short steps so a stop request is seen quickly.
+            // Nap in short steps so a stop request is seen quickly; new input
+            // ends it.
             let until = std::time::Instant::now() + nap;
             while !stop() {
                 let left = until.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
+                if left.is_zero() || self.signals.wait(left.min(Duration::from_millis(20))) {
                     break;
                 }
-                std::thread::sleep(left.min(Duration::from_millis(20)));
             }
         }
     }
@@ -414,6 +476,9 @@ impl Scheduler {
             st.last_seq = seq;
             st.run_now = false;
         }
+        // The occurrence receives whatever input is there now; input that
+        // arrives from here on makes the job due again.
+        self.input[i] = None;
         let mut occ = Occurrence {
             seq,
             trigger,

@@ -84,6 +84,8 @@ pub enum Trigger {
     RunNow,
     /// `ferry run --once`.
     Once,
+    /// New input on an inbound port (a job with `on_input`).
+    Input,
 }
 
 impl fmt::Display for Trigger {
@@ -92,6 +94,7 @@ impl fmt::Display for Trigger {
             Trigger::Schedule => "schedule",
             Trigger::RunNow => "run-now",
             Trigger::Once => "run --once",
+            Trigger::Input => "input",
         })
     }
 }

@@ -553,7 +553,7 @@ fn only_a_waiting_job_runs_hold_release_cancel() {
     for status in JobStatus::ALL {
         let mut state = JobState::new(T0);
         state.status = status;
-        let d = due(&j, &state, T0 + 3600 * SEC);
+        let d = due(&j, &state, None, T0 + 3600 * SEC);
         assert_eq!(
             matches!(d, Due::Now { .. }),
             status == JobStatus::Waiting,
@@ -939,4 +939,247 @@ fn state_keys_and_records_are_compact_json() {
         e.starts_with("job record job/x/state cannot be read"),
         "{e}"
     );
+}
+
+// ---- the event-driven mode (on_input) ----------------------------------------
+
+/// Job `j`: every hour from T0, on input with `min_interval`, receiving
+/// from one inbound port.
+fn input_job(min_interval: &str) -> JobConfig {
+    let text = format!(
+        r#"
+[adapters.file]
+component = "file-adapter"
+
+[ports.in]
+direction = "inbound"
+adapter = "file"
+address = "inbox"
+
+[jobs.j]
+every = "1h"
+start = 2026-05-01T06:00:00Z
+on_input = true
+min_interval = "{min_interval}"
+tasks = [{{ service = "gateway-receive" }}, {{ service = "inbound-processing" }}]
+"#
+    );
+    let cfg = Config::parse(Path::new("/t/ferry.toml"), &text)
+        .unwrap_or_else(|e| panic!("config:\n{e}\n{text}"));
+    cfg.jobs["j"].clone()
+}
+
+#[test]
+fn due_with_pending_input_is_a_pure_function() {
+    let j = input_job("2s");
+    assert_eq!(j.on_input, Some(2 * SEC));
+    let mut st = JobState::new(T0 - 60 * SEC);
+    // Before the recurrence's start, input waits for it.
+    assert_eq!(
+        due(&j, &st, Some(T0 - 30 * SEC), T0 - 30 * SEC),
+        Due::At(T0)
+    );
+    // The first occurrence is the schedule's, input or not.
+    let first = Due::Now {
+        trigger: Trigger::Schedule,
+        scheduled_ms: T0,
+    };
+    assert_eq!(due(&j, &st, Some(T0), T0), first);
+    st.occurrences = 1;
+    st.last_end_ms = Some(T0 + 100);
+    // No input: the next slot.
+    assert_eq!(due(&j, &st, None, T0 + 10 * SEC), Due::At(T0 + 3600 * SEC));
+    // Input: at once once min_interval has passed since the end...
+    assert_eq!(
+        due(&j, &st, Some(T0 + 10 * SEC), T0 + 10 * SEC),
+        Due::Now {
+            trigger: Trigger::Input,
+            scheduled_ms: T0 + 10 * SEC
+        }
+    );
+    // ...else at the end + min_interval, not before.
+    assert_eq!(due(&j, &st, Some(T0 + 500), T0 + 500), Due::At(T0 + 2100));
+    assert_eq!(due(&j, &st, Some(T0 + 500), T0 + 2099), Due::At(T0 + 2100));
+    assert_eq!(
+        due(&j, &st, Some(T0 + 500), T0 + 2100),
+        Due::Now {
+            trigger: Trigger::Input,
+            scheduled_ms: T0 + 2100
+        }
+    );
+    // Run-now comes first; a job that is not Waiting is not started.
+    st.run_now = true;
+    assert!(matches!(
+        due(&j, &st, Some(T0 + 10 * SEC), T0 + 10 * SEC),
+        Due::Now {
+            trigger: Trigger::RunNow,
+            ..
+        }
+    ));
+    st.run_now = false;
+    st.status = JobStatus::Withhold;
+    assert_eq!(due(&j, &st, Some(T0 + 10 * SEC), T0 + 10 * SEC), Due::Idle);
+    // Input does not outlive the recurrence.
+    let mut once = input_job("2s");
+    once.recurrence.end = End::After(1);
+    st.status = JobStatus::Waiting;
+    assert_eq!(
+        due(&once, &st, Some(T0 + 10 * SEC), T0 + 10 * SEC),
+        Due::Over
+    );
+    // A job without on_input ignores input.
+    let mut plain = input_job("2s");
+    plain.on_input = None;
+    assert_eq!(
+        due(&plain, &st, Some(T0 + 10 * SEC), T0 + 10 * SEC),
+        Due::At(T0 + 3600 * SEC)
+    );
+}
+
+#[test]
+fn a_signal_starts_an_occurrence_at_once_and_min_interval_spaces_them() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(vec![input_job("2s")], &clock, Arc::new(MemStore::default()));
+    let mut run = Script::new(&clock);
+    run.takes_ms = 50;
+    // Input at the first slot: one occurrence, the schedule's; the input
+    // is consumed by it.
+    s.signals().raise("j");
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].occurrence.trigger, Trigger::Schedule);
+    assert_eq!(r[0].occurrence.end_ms, Some(T0 + 100));
+    assert_eq!(s.next_due(), Some(T0 + 3600 * SEC));
+
+    // New input ten seconds later: due at once.
+    clock.set(T0 + 10 * SEC);
+    s.signals().raise("j");
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r.len(), 1);
+    let o = &r[0].occurrence;
+    assert_eq!(o.trigger, Trigger::Input);
+    assert_eq!((o.scheduled_ms, o.start_ms), (T0 + 10 * SEC, T0 + 10 * SEC));
+    assert_eq!(o.end_ms, Some(T0 + 10 * SEC + 100));
+    assert_eq!(o.status, JobStatus::Ended);
+    assert_eq!(s.next_due(), Some(T0 + 3600 * SEC));
+
+    // A second signal within min_interval: due at end + 2 s, not before.
+    clock.set(T0 + 10 * SEC + 500);
+    s.signals().raise("j");
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+    assert_eq!(s.next_due(), Some(T0 + 12 * SEC + 100));
+    clock.set(T0 + 12 * SEC + 99);
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+    // More signals meanwhile make it no earlier and no more often.
+    s.signals().raise("j");
+    clock.set(T0 + 12 * SEC + 100);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].occurrence.trigger, Trigger::Input);
+    assert_eq!(r[0].occurrence.scheduled_ms, T0 + 12 * SEC + 100);
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+
+    // The recurrence goes on alongside: the next slot, then input again.
+    assert_eq!(s.next_due(), Some(T0 + 3600 * SEC));
+    clock.set(T0 + 3600 * SEC);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r[0].occurrence.trigger, Trigger::Schedule);
+    assert_eq!(r[0].occurrence.scheduled_ms, T0 + 3600 * SEC);
+    clock.set(T0 + 3700 * SEC);
+    s.signals().raise("j");
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r[0].occurrence.trigger, Trigger::Input);
+    // Every occurrence counts, whatever started it.
+    assert_eq!(s.state("j").unwrap().occurrences, 5);
+    assert_eq!(s.next_due(), Some(T0 + 7200 * SEC));
+}
+
+#[test]
+fn a_signal_during_an_occurrence_runs_the_job_again_afterwards() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(vec![input_job("1s")], &clock, Arc::new(MemStore::default()));
+    let mut run = Script::new(&clock);
+    run.takes_ms = 300;
+    s.run_due(&mut run, &never).unwrap();
+    clock.set(T0 + 60 * SEC);
+    s.signals().raise("j");
+    // Input arrives while the receive task runs (after it read its folder).
+    let signals = s.signals();
+    let once = std::cell::Cell::new(true);
+    run.during = Some(Box::new(move |task| {
+        if task == "gateway-receive" && once.replace(false) {
+            signals.raise("j");
+        }
+    }));
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].occurrence.trigger, Trigger::Input);
+    let end = r[0].occurrence.end_ms.unwrap();
+    assert_eq!(end, T0 + 60 * SEC + 600);
+    // Not lost: due again min_interval after that occurrence ended.
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+    assert_eq!(s.next_due(), Some(end + SEC));
+    clock.set(end + SEC);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].occurrence.trigger, Trigger::Input);
+    assert_eq!(r[0].occurrence.scheduled_ms, end + SEC);
+    // And then nothing more until the next slot.
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+    assert_eq!(s.next_due(), Some(T0 + 3600 * SEC));
+}
+
+#[test]
+fn a_held_job_is_not_started_by_a_signal_and_a_plain_job_ignores_one() {
+    let clock = ManualClock::new(T0);
+    let mut plain = job(r#"every = "1h""#);
+    plain.name = "plain".into();
+    let mut s = scheduler(
+        vec![input_job("1s"), plain],
+        &clock,
+        Arc::new(MemStore::default()),
+    );
+    let mut run = Script::new(&clock);
+    assert_eq!(s.run_due(&mut run, &never).unwrap().len(), 2);
+    s.controls().request("j", Action::Hold);
+    clock.set(T0 + 60 * SEC);
+    s.signals().raise("j");
+    s.signals().raise("plain");
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+    assert_eq!(s.state("j").unwrap().status, JobStatus::Withhold);
+    clock.set(T0 + 120 * SEC);
+    assert!(s.run_due(&mut run, &never).unwrap().is_empty());
+    // Released, it takes the input that is still there.
+    s.controls().request("j", Action::Release);
+    let r = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (r[0].job.as_str(), r[0].occurrence.trigger),
+        ("j", Trigger::Input)
+    );
+    assert_eq!(s.state("plain").unwrap().occurrences, 1);
+}
+
+#[test]
+fn run_forever_runs_an_occurrence_on_a_signal_from_another_thread() {
+    // The next slot is an hour away; a signal from another thread (which
+    // also ends the scheduler's nap) starts an occurrence. The stop is asked
+    // for once it has run, so no timing is asserted.
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(vec![input_job("1s")], &clock, Arc::new(MemStore::default()));
+    let mut run = Script::new(&clock);
+    s.run_due(&mut run, &never).unwrap();
+    clock.set(T0 + 60 * SEC);
+    let signals = s.signals();
+    let raiser = std::thread::spawn(move || signals.raise("j"));
+    let store = s.store.clone();
+    let stop = || {
+        state::load_state(store.as_ref(), "j")
+            .unwrap()
+            .is_some_and(|st| st.occurrences == 2)
+    };
+    s.run_forever(&mut run, &stop);
+    raiser.join().unwrap();
+    let h = state::load_history(s.store.as_ref(), "j").unwrap();
+    assert_eq!(h[1].trigger, Trigger::Input);
 }
