@@ -32,9 +32,9 @@
 
 use ferry_plugin_sdk::{Adapter, Message, PluginError, Received, Refusal, config, log};
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 /// AIF's limit on one message: 10 MB.
@@ -137,6 +137,9 @@ struct SendSession {
     folder: PathBuf,
     options: SendOptions,
     staged: Vec<Staged>,
+    /// The `temp` paths of `staged`: a name sent twice in one session is
+    /// found without a scan of `staged` per message.
+    temps: HashSet<PathBuf>,
 }
 
 thread_local! {
@@ -337,10 +340,53 @@ pub fn target_name(name: &str, extension: &str) -> String {
 }
 
 /// Write `content` to `path` and sync it.
+///
+/// The content is written at an offset (`pwrite`, WASI's `descriptor.write`)
+/// rather than through the file's output stream (`write`): wasmtime-wasi
+/// runs a stream write on tokio's blocking pool, a thread hand-off per file,
+/// while a positional write runs on the calling thread when the host allows
+/// it (`allow_blocking_current_thread`, as Ferry's sandbox does).
 fn write_synced(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let mut f = fs::File::create(path)?;
-    f.write_all(content)?;
+    let f = fs::File::create(path)?;
+    write_all_at(&f, content, 0)?;
     f.sync_all()
+}
+
+/// `FileExt::write_all_at`, which is unstable on WASI (`wasi_ext`): wasi-libc's
+/// `pwrite`, as std calls it.
+#[cfg(target_os = "wasi")]
+fn write_all_at(f: &fs::File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        fn pwrite(fd: i32, buf: *const u8, len: usize, offset: i64) -> isize;
+    }
+    while !buf.is_empty() {
+        let at = i64::try_from(offset).map_err(|_| ErrorKind::InvalidInput)?;
+        // SAFETY: `buf` is valid for `buf.len()` bytes and the descriptor
+        // belongs to `f`, which outlives the call.
+        let n = unsafe { pwrite(f.as_raw_fd(), buf.as_ptr(), buf.len(), at) };
+        match n {
+            0 => return Err(ErrorKind::WriteZero.into()),
+            n if n < 0 => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            n => {
+                let n = n as usize;
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Natively (the unit tests): std's positional write.
+#[cfg(not(target_os = "wasi"))]
+fn write_all_at(f: &fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
 }
 
 /// Remove staged temporary files; those already gone are ignored.
@@ -458,6 +504,7 @@ impl Adapter for FileAdapter {
                 folder,
                 options,
                 staged: Vec::new(),
+                temps: HashSet::new(),
             })
         });
         Ok(())
@@ -479,7 +526,10 @@ impl Adapter for FileAdapter {
                     temp.display()
                 )));
             }
-            session.staged.retain(|st| st.temp != temp);
+            if !session.temps.insert(temp.clone()) {
+                // Sent again in this session: the new content replaces it.
+                session.staged.retain(|st| st.temp != temp);
+            }
             session.staged.push(Staged { temp, target });
             Ok(())
         })
@@ -489,23 +539,34 @@ impl Adapter for FileAdapter {
         SEND.with(|s| {
             let mut s = s.borrow_mut();
             let session = s.as_mut().ok_or_else(|| no_session("commit"))?;
-            while let Some(st) = session.staged.first() {
-                fs::rename(&st.temp, &st.target).map_err(|e| {
-                    PluginError::failed(format!(
+            // The files renamed leave the session; on a failure, the rest
+            // (from the one that failed) stay staged.
+            let mut renamed = 0;
+            let mut result = Ok(());
+            for st in &session.staged {
+                if let Err(e) = fs::rename(&st.temp, &st.target) {
+                    result = Err(PluginError::failed(format!(
                         "cannot rename {} to {}: {e}",
                         st.temp.display(),
                         st.target.display()
-                    ))
-                })?;
-                session.staged.remove(0);
+                    )));
+                    break;
+                }
+                renamed += 1;
             }
-            Ok(())
+            for st in session.staged.drain(..renamed) {
+                session.temps.remove(&st.temp);
+            }
+            result
         })
     }
 
     fn send_rollback() -> Result<(), PluginError> {
         SEND.with(|s| match s.borrow_mut().as_mut() {
-            Some(session) => remove_staged(&mut session.staged),
+            Some(session) => {
+                session.temps.clear();
+                remove_staged(&mut session.staged)
+            }
             None => Ok(()),
         })
     }
@@ -697,6 +758,25 @@ mod tests {
             matches!(err, PluginError::Failed(ref r) if r.contains("missing")),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_name_sent_twice_in_a_session_is_written_once_with_the_last_content() {
+        testing::reset();
+        let dir = TempDir::new("twice");
+        FileAdapter::send_begin(dir.path()).unwrap();
+        FileAdapter::send(Message::new("r", b"first, longer".to_vec())).unwrap();
+        FileAdapter::send(Message::new("s", b"2".to_vec())).unwrap();
+        FileAdapter::send(Message::new("r", b"3".to_vec())).unwrap();
+        FileAdapter::send_commit().unwrap();
+        assert_eq!(dir.names(), vec!["r.xml", "s.xml"]);
+        assert_eq!(fs::read(dir.0.join("r.xml")).unwrap(), b"3");
+        // Nothing is left staged: a second commit renames nothing.
+        FileAdapter::send_commit().unwrap();
+        FileAdapter::send(Message::new("r", b"4".to_vec())).unwrap();
+        FileAdapter::send_rollback().unwrap();
+        assert_eq!(dir.names(), vec!["r.xml", "s.xml"]);
+        assert_eq!(fs::read(dir.0.join("r.xml")).unwrap(), b"3");
     }
 
     #[test]
