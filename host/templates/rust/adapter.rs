@@ -1,0 +1,76 @@
+//! {{name}}: a Ferry adapter (world `adapter`). This starting point touches
+//! no files: its receive side has nothing to deliver, and its send side
+//! writes each sent message to Ferry's log when the host commits.
+
+mod bindings {
+    wit_bindgen::generate!({ path: "wit", world: "adapter" });
+}
+
+use std::cell::RefCell;
+
+use bindings::exports::ferry::plugin::receive::{self, Received};
+use bindings::exports::ferry::plugin::send;
+use bindings::ferry::plugin::host::log;
+use bindings::ferry::plugin::types::{Level, Message, PluginError};
+
+thread_local! {
+    /// Messages staged by `send` since `begin`.
+    static STAGED: RefCell<Vec<Message>> = const { RefCell::new(Vec::new()) };
+}
+
+struct Plugin;
+
+impl receive::Guest for Plugin {
+    fn begin(_address: String) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    fn receive(_max: u32) -> Result<Vec<Received>, PluginError> {
+        // TODO: return up to `max` messages from your source as
+        // `Received::Accepted(Message { name, content })`; empty: nothing waits.
+        Ok(Vec::new())
+    }
+
+    fn commit(_names: Vec<String>) -> Result<(), PluginError> {
+        // TODO: remove the named messages from the source.
+        Ok(())
+    }
+
+    fn rollback(_names: Vec<String>) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+impl send::Guest for Plugin {
+    fn begin(_address: String) -> Result<(), PluginError> {
+        STAGED.with_borrow_mut(Vec::clear);
+        Ok(())
+    }
+
+    fn send(msg: Message) -> Result<(), PluginError> {
+        STAGED.with_borrow_mut(|s| s.push(msg));
+        Ok(())
+    }
+
+    fn commit() -> Result<(), PluginError> {
+        // TODO: deliver the staged messages to your destination.
+        for msg in STAGED.with_borrow_mut(std::mem::take) {
+            log(
+                Level::Info,
+                "{{name}} sent a message",
+                &[
+                    ("name".to_string(), msg.name),
+                    ("bytes".to_string(), msg.content.len().to_string()),
+                ],
+            );
+        }
+        Ok(())
+    }
+
+    fn rollback() -> Result<(), PluginError> {
+        STAGED.with_borrow_mut(Vec::clear);
+        Ok(())
+    }
+}
+
+bindings::export!(Plugin with_types_in bindings);
