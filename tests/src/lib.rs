@@ -96,6 +96,34 @@ pub fn ferry(args: &[&str]) -> Output {
         .expect("cannot run the ferry binary")
 }
 
+/// Run the ferry binary with `args`; its stdout.
+///
+/// # Panics
+///
+/// When it fails, with its stderr.
+pub fn ferry_stdout(args: &[&str]) -> String {
+    let out = ferry(args);
+    assert!(
+        out.status.success(),
+        "ferry {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("ferry prints UTF-8")
+}
+
+/// The entry of `ferry exceptions list` output that contains `needle`.
+///
+/// # Panics
+///
+/// When no entry does, with the whole list.
+pub fn exception_with(exceptions: &str, needle: &str) -> String {
+    exceptions
+        .split("\n#")
+        .find(|e| e.contains(needle))
+        .unwrap_or_else(|| panic!("no exception with {needle:?} in:\n{exceptions}"))
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

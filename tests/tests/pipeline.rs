@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ferry::envelope::{self, Parsed};
-use ferry_tests::{ferry, plugin, plugins_dir};
+use ferry_tests::{exception_with, ferry, ferry_stdout, plugin, plugins_dir};
 
 const ORDER_ACTION: &str =
     "http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create";
@@ -121,16 +121,6 @@ fn responses(folder: &Path) -> BTreeMap<String, Vec<Option<String>>> {
             .push(env.fault_of().map(|(code, _)| code));
     }
     out
-}
-
-fn stdout(args: &[&str]) -> String {
-    let out = ferry(args);
-    assert!(
-        out.status.success(),
-        "ferry {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
@@ -281,9 +271,9 @@ fn two_hundred_files_good_and_bad_are_each_accounted_for() {
     assert_eq!(copies, 194);
 
     // The queue holds exactly the six bad messages, with the right status.
-    let list = stdout(&["queue", "list", "--config", cfg]);
+    let list = ferry_stdout(&["queue", "list", "--config", cfg]);
     assert!(list.contains("6 message(s)"), "{list}");
-    let malformed = stdout(&[
+    let malformed = ferry_stdout(&[
         "queue",
         "list",
         "--config",
@@ -293,7 +283,7 @@ fn two_hundred_files_good_and_bad_are_each_accounted_for() {
     ]);
     assert!(malformed.contains("192_malformed.xml"), "{malformed}");
     assert!(malformed.contains("1 message(s)"), "{malformed}");
-    let errors = stdout(&["queue", "list", "--config", cfg, "--status", "error"]);
+    let errors = ferry_stdout(&["queue", "list", "--config", cfg, "--status", "error"]);
     assert!(errors.contains("5 message(s)"), "{errors}");
     for name in [
         "194_unknown_action",
@@ -310,14 +300,8 @@ fn two_hundred_files_good_and_bad_are_each_accounted_for() {
         .unwrap()
         .load(&plugin("test-hostile"))
         .unwrap();
-    let exceptions = stdout(&["exceptions", "list", "--config", cfg]);
-    let find = |needle: &str| {
-        exceptions
-            .split("\n#")
-            .find(|e| e.contains(needle))
-            .unwrap_or_else(|| panic!("no exception with {needle:?} in:\n{exceptions}"))
-            .to_string()
-    };
+    let exceptions = ferry_stdout(&["exceptions", "list", "--config", cfg]);
+    let find = |needle: &str| exception_with(&exceptions, needle);
     let trap = find("hostile panic");
     assert!(trap.contains("stage=pipeline"), "{trap}");
     assert!(
@@ -341,7 +325,7 @@ fn two_hundred_files_good_and_bad_are_each_accounted_for() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_string();
-    let show = stdout(&["queue", "show", "--config", cfg, &key]);
+    let show = ferry_stdout(&["queue", "show", "--config", cfg, &key]);
     assert!(show.contains("status:          Error"), "{show}");
     assert!(show.contains("hostile panic"), "{show}");
     assert!(show.contains("--- exceptions ---"), "{show}");
@@ -357,12 +341,12 @@ fn two_hundred_files_good_and_bad_are_each_accounted_for() {
 
     // Resubmit: a failed message released by the operator is processed
     // again — and, still bad, fails again with a second exception.
-    stdout(&["queue", "hold", "--config", cfg, &key]);
-    let held = stdout(&["queue", "list", "--config", cfg, "--status", "hold"]);
+    ferry_stdout(&["queue", "hold", "--config", cfg, &key]);
+    let held = ferry_stdout(&["queue", "list", "--config", cfg, "--status", "hold"]);
     assert!(held.contains("195_trap"), "{held}");
-    stdout(&["queue", "release", "--config", cfg, &key]);
+    ferry_stdout(&["queue", "release", "--config", cfg, &key]);
     assert!(ferry(&["run", "--once", "--config", cfg]).status.success());
-    let show = stdout(&["queue", "show", "--config", cfg, &key]);
+    let show = ferry_stdout(&["queue", "show", "--config", cfg, &key]);
     assert!(show.contains("status:          Error"), "{show}");
     assert!(show.contains("attempts:        2"), "{show}");
 }
