@@ -1,10 +1,20 @@
 //! `ferry job ...`: the batch jobs on the command line — list, history, and
 //! the operator's hold, release, run-now and cancel.
 //!
-//! Like `ferry queue`, these open the gateway queue directly, so they act on
-//! a stopped host's data directory (a running `ferry run` holds it locked,
-//! and the command says so). The changes take effect when `ferry run`
-//! starts again.
+//! On a **stopped host** these open the gateway queue directly (like
+//! `ferry queue`); the changes take effect when `ferry run` starts.
+//!
+//! While **`ferry run` is running** it holds the queue locked; the command
+//! then hands the request to the running host instead, through a request
+//! file in `DATA_DIR/requests/`, and prints the host's reply
+//! ([`crate::scheduler::requests`]): hold, release, run-now and cancel are
+//! applied by its scheduler at its next step (at once when it is idle,
+//! before the next task while an occurrence runs), list and history are
+//! read from its job state. A refusal (no such job, an action the job's
+//! status does not allow) fails the command. With no reply within
+//! [`requests::TIMEOUT`] the command withdraws the request (or, if the host
+//! has already taken it, says that it is applied at the scheduler's next
+//! step) and fails.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,12 +24,10 @@ use anyhow::Context as _;
 use clap::Subcommand;
 
 use crate::config::{Config, JobConfig};
-use crate::queue::RedbQueue;
+use crate::queue::{QueueError, RedbQueue};
+use crate::scheduler::requests::{self, Ask};
 use crate::scheduler::state::{self, StateStore};
-use crate::scheduler::{
-    Action, Clock, Due, JobState, JobStatus, Occurrence, QueueStore, Start, SystemClock, due,
-    format_duration_ms, format_rfc3339,
-};
+use crate::scheduler::{Action, Clock, JobState, QueueStore, SystemClock, report};
 
 use super::run::load_config;
 
@@ -78,13 +86,20 @@ pub enum JobCommand {
     },
 }
 
-fn open(config: &Path) -> anyhow::Result<(Config, QueueStore)> {
+/// The data directory: a stopped host's (the queue opened here), or a
+/// running host's (it holds the queue).
+enum Host {
+    Stopped(QueueStore),
+    Running,
+}
+
+fn open(config: &Path) -> anyhow::Result<(Config, Host)> {
     let cfg = load_config(config)?;
-    let queue = RedbQueue::open(&cfg.data_dir).context(
-        "cannot open the gateway queue (the job commands act on a stopped host: stop `ferry run` \
-         first)",
-    )?;
-    Ok((cfg, QueueStore(Arc::new(queue))))
+    match RedbQueue::open(&cfg.data_dir) {
+        Ok(queue) => Ok((cfg, Host::Stopped(QueueStore(Arc::new(queue))))),
+        Err(QueueError::InUse { .. }) => Ok((cfg, Host::Running)),
+        Err(e) => Err(e).context("cannot open the gateway queue"),
+    }
 }
 
 fn find<'c>(cfg: &'c Config, name: &str) -> anyhow::Result<&'c JobConfig> {
@@ -97,164 +112,59 @@ fn find<'c>(cfg: &'c Config, name: &str) -> anyhow::Result<&'c JobConfig> {
     })
 }
 
-/// The status as shown: a job left Executing by a stopped host says so.
-fn status_text(st: &JobState) -> String {
-    match st.status {
-        JobStatus::Executing | JobStatus::Canceling => {
-            format!("{} (interrupted)", st.status)
-        }
-        s => s.to_string(),
+/// Hand a request to the host running on `cfg`'s data directory and print
+/// its answer; a refusal is an error.
+fn ask_host(
+    cfg: &Config,
+    action: Ask,
+    job: Option<&str>,
+    last: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    tracing::debug!(data_dir = %cfg.data_dir.display(), "the data directory is in use by a running host; asking it");
+    let reply = requests::submit(&cfg.data_dir, action, job, last, requests::TIMEOUT)?;
+    if !reply.ok {
+        anyhow::bail!("{} (refused by the running host)", reply.text);
     }
-}
-
-/// When the job runs next, in words.
-fn next_text(job: &JobConfig, st: Option<&JobState>, now: u64) -> String {
-    let Some(st) = st else {
-        return match job.recurrence.start {
-            Start::Now => "when the host starts".into(),
-            Start::At(t) if t <= now => "when the host starts".into(),
-            Start::At(t) => format_rfc3339(t),
-        };
-    };
-    if st.executing.is_some() {
-        return "when the host starts (after recovery)".into();
+    print!("{}", reply.text);
+    if !reply.text.ends_with('\n') {
+        println!();
     }
-    match due(job, st, None, now) {
-        Due::Now {
-            trigger: crate::scheduler::Trigger::RunNow,
-            ..
-        } => "at once (run-now)".into(),
-        Due::Now { .. } => "when the host starts (due)".into(),
-        Due::At(t) => format_rfc3339(t),
-        Due::Over => "- (recurrence over)".into(),
-        Due::Idle => "-".into(),
-    }
-}
-
-/// The recurrence in words, and the event-driven mode if the job has it.
-fn schedule_text(job: &JobConfig) -> String {
-    let mut s = job.recurrence.describe();
-    if let Some(ms) = job.on_input {
-        s.push_str(&format!(
-            ", and on input (min interval {})",
-            crate::scheduler::format_interval(ms)
-        ));
-    }
-    s
-}
-
-fn occurrence_line(o: &Occurrence) -> String {
-    let c = o.counts();
-    let took = o
-        .end_ms
-        .map(|e| format!(", {}", format_duration_ms(e.saturating_sub(o.start_ms))))
-        .unwrap_or_default();
-    format!(
-        "#{} {} at {}{took}, done {} failed {}",
-        o.seq,
-        o.status,
-        format_rfc3339(o.start_ms),
-        c.done,
-        c.failed
-    )
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Run a job command.
 pub fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
     let now = SystemClock.now_ms();
     match cmd {
-        JobCommand::List { config } => {
-            let (cfg, store) = open(&config)?;
-            println!(
-                "{:<20} {:<24} {:<32} {:>6}  {:<60} SCHEDULE",
-                "JOB", "STATUS", "NEXT RUN", "RUNS", "LAST OCCURRENCE"
-            );
-            for job in cfg.jobs.values() {
-                let st = state::load_state(&store, &job.name)?;
-                let last = match &st {
-                    Some(s) if s.last_seq > 0 => {
-                        state::load_occurrence(&store, &job.name, s.last_seq)?
-                            .map(|o| occurrence_line(&o))
-                    }
-                    _ => None,
-                };
-                println!(
-                    "{:<20} {:<24} {:<32} {:>6}  {:<60} {}",
-                    job.name,
-                    st.as_ref().map_or("Waiting (new)".to_string(), status_text),
-                    next_text(job, st.as_ref(), now),
-                    st.as_ref().map_or(0, |s| s.occurrences),
-                    last.unwrap_or_else(|| "-".into()),
-                    schedule_text(job)
-                );
+        JobCommand::List { config } => match open(&config)? {
+            (cfg, Host::Running) => ask_host(&cfg, Ask::List, None, None),
+            (cfg, Host::Stopped(store)) => {
+                print!("{}", report::list(cfg.jobs.values(), &store, now, false)?);
+                Ok(ExitCode::SUCCESS)
             }
-            println!("{} job(s)", cfg.jobs.len());
-        }
-        JobCommand::History { config, last, name } => {
-            let (cfg, store) = open(&config)?;
-            let job = find(&cfg, &name)?;
-            let mut history = state::load_history(&store, &job.name)?;
-            if let Some(n) = last {
-                let skip = history.len().saturating_sub(n);
-                history.drain(..skip);
+        },
+        JobCommand::History { config, last, name } => match open(&config)? {
+            (cfg, Host::Running) => ask_host(&cfg, Ask::History, Some(&name), last),
+            (cfg, Host::Stopped(store)) => {
+                let job = find(&cfg, &name)?;
+                print!("{}", report::history(job, &store, last)?);
+                Ok(ExitCode::SUCCESS)
             }
-            let width = job.tasks.iter().map(|t| t.name.len()).max().unwrap_or(4);
-            for o in &history {
-                let end = o.end_ms.map_or("-".to_string(), format_rfc3339);
-                let took = o
-                    .end_ms
-                    .map(|e| format!(" ({})", format_duration_ms(e.saturating_sub(o.start_ms))))
-                    .unwrap_or_default();
-                println!(
-                    "#{} {}  start {}  end {}{took}  [{}, scheduled {}]",
-                    o.seq,
-                    o.status,
-                    format_rfc3339(o.start_ms),
-                    end,
-                    o.trigger,
-                    format_rfc3339(o.scheduled_ms)
-                );
-                for t in &o.tasks {
-                    let mut line = format!(
-                        "    {:<width$}  {:<20} {:<10}",
-                        t.name,
-                        t.service.name(),
-                        t.status.to_string()
-                    );
-                    if t.attempts > 0 {
-                        line.push_str(&format!(
-                            " done {} failed {}",
-                            t.counts.done, t.counts.failed
-                        ));
-                    }
-                    if t.attempts > 1 {
-                        line.push_str(&format!(" attempts {}", t.attempts));
-                    }
-                    if t.ignore_failure && t.status == crate::scheduler::TaskStatus::Error {
-                        line.push_str(" (failure ignored)");
-                    }
-                    if let Some(e) = &t.error {
-                        line.push_str(&format!(" error: {e}"));
-                    }
-                    println!("{}", line.trim_end());
-                }
-                if let Some(n) = &o.note {
-                    println!("    note: {n}");
-                }
-            }
-            println!("{} occurrence(s)", history.len());
-        }
-        JobCommand::Hold { config, name } => return act(&config, &name, Action::Hold, now),
-        JobCommand::Release { config, name } => return act(&config, &name, Action::Release, now),
-        JobCommand::RunNow { config, name } => return act(&config, &name, Action::RunNow, now),
-        JobCommand::Cancel { config, name } => return act(&config, &name, Action::Cancel, now),
+        },
+        JobCommand::Hold { config, name } => act(&config, &name, Action::Hold, now),
+        JobCommand::Release { config, name } => act(&config, &name, Action::Release, now),
+        JobCommand::RunNow { config, name } => act(&config, &name, Action::RunNow, now),
+        JobCommand::Cancel { config, name } => act(&config, &name, Action::Cancel, now),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-/// Apply an operator action to a stopped host's job state.
+/// Apply an operator action: through the running host, or to a stopped
+/// host's job state.
 fn act(config: &Path, name: &str, action: Action, now: u64) -> anyhow::Result<ExitCode> {
-    let (cfg, store) = open(config)?;
+    let (cfg, store) = match open(config)? {
+        (cfg, Host::Running) => return ask_host(&cfg, action.into(), Some(name), None),
+        (cfg, Host::Stopped(store)) => (cfg, store),
+    };
     let job = find(&cfg, name)?;
     // As at the next start: an occurrence a crash left Executing is Error.
     if let Some(r) = state::recover(&store, name, now)?
@@ -268,16 +178,6 @@ fn act(config: &Path, name: &str, action: Action, now: u64) -> anyhow::Result<Ex
     let mut st = state::load_state(&store, name)?.unwrap_or_else(|| JobState::new(now));
     state::apply(name, &mut st, action)?;
     state::save(&store as &dyn StateStore, name, &st, None, vec![])?;
-    let next = next_text(job, Some(&st), now);
-    match action {
-        Action::RunNow => println!(
-            "job {name} is {}; its next occurrence runs at once when `ferry run` starts",
-            st.status
-        ),
-        _ if st.status == JobStatus::Waiting => {
-            println!("job {name} is Waiting; next run: {next}")
-        }
-        _ => println!("job {name} is {}", st.status),
-    }
+    println!("{}", report::action_text(job, &st, action, now, false));
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -12,7 +13,9 @@ use crate::config::Config;
 use crate::plugins::PluginSet;
 use crate::queue::{GatewayQueue, RedbQueue};
 use crate::runtime::{Runtime, RuntimeOptions};
-use crate::scheduler::{GatewayRunner, QueueStore, Scheduler, SystemClock};
+use crate::scheduler::{
+    Clock, Controls, GatewayRunner, QueueStore, Scheduler, StateStore, SystemClock, requests,
+};
 use crate::services::{Gateway, Sandboxes};
 
 /// Options of `ferry run`.
@@ -81,6 +84,9 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// `ferry run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Job requests written from here on are this host's; older ones are
+    // discarded (see `scheduler::requests`).
+    let started = SystemTime::now();
     let config = Arc::new(load_config(&args.config)?);
     let queue = RedbQueue::open(&config.data_dir).context("cannot open the gateway queue")?;
     let recovered = queue.recover()?;
@@ -91,27 +97,39 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "messages left in flight by the previous run are Ready again"
         );
     }
+    let queue: Arc<dyn GatewayQueue> = Arc::new(queue);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store: Arc<dyn StateStore> = Arc::new(QueueStore(queue.clone()));
+    let jobs: Vec<_> = config.jobs.values().cloned().collect();
+    let mut scheduler = Scheduler::new(jobs, clock.clone(), store.clone())
+        .context("cannot load the batch jobs' state")?;
+    // `ferry job` on this data directory: answered from now on (actions are
+    // applied once the scheduler runs, after the plugins are loaded).
+    let requests = requests::start(
+        &config.data_dir,
+        requests::Host {
+            jobs: scheduler.jobs().to_vec(),
+            store,
+            controls: scheduler.controls(),
+            clock,
+        },
+        started,
+    )
+    .context("cannot start answering job requests")?;
+    let finish = |requests: requests::RequestWatch, controls: Controls| {
+        drop(requests);
+        controls.abandon();
+    };
+
     let runtime = runtime_for(&config)?;
     let plugins = Arc::new(load_plugins(&runtime, &config)?);
-    let gw = Arc::new(Gateway::new(
-        config.clone(),
-        Arc::new(queue),
-        runtime,
-        plugins,
-    ));
+    let gw = Arc::new(Gateway::new(config.clone(), queue, runtime, plugins));
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
     }
     let stopped = || stop.load(Ordering::Relaxed);
-    let jobs: Vec<_> = config.jobs.values().cloned().collect();
-    let mut scheduler = Scheduler::new(
-        jobs,
-        Arc::new(SystemClock),
-        Arc::new(QueueStore(gw.queue.clone())),
-    )
-    .context("cannot load the batch jobs' state")?;
     let mut sandboxes = Sandboxes::new();
     let mut runner = GatewayRunner {
         gw: &gw,
@@ -119,9 +137,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         stop: &stopped,
     };
     if args.once {
-        let reports = scheduler
-            .run_once(&mut runner, &stopped)
-            .context("cannot record the batch jobs' state")?;
+        let reports = scheduler.run_once(&mut runner, &stopped);
+        finish(requests, scheduler.controls());
+        let reports = reports.context("cannot record the batch jobs' state")?;
         let ok = reports.iter().all(|r| r.ended());
         return Ok(if ok {
             ExitCode::SUCCESS
@@ -138,6 +156,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let _input = crate::input::start(gw.clone(), scheduler.jobs().to_vec(), scheduler.signals());
     tracing::info!(config = %args.config.display(), ports = config.ports.len(), "ferry is running; Ctrl-C to stop");
     scheduler.run_forever(&mut runner, &stopped);
+    finish(requests, scheduler.controls());
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

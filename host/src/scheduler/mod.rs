@@ -14,6 +14,11 @@
 //! (trigger `input`), but no sooner than its `min_interval` after its
 //! previous occurrence ended ([`due`]).
 //!
+//! An operator's hold, release, run-now and cancel reach a running
+//! scheduler as requests ([`Controls`]), applied before each task and at
+//! each tick; `ferry job` hands them to a running host through files in the
+//! data directory ([`requests`]).
+//!
 //! Job state and every occurrence's history are kept in the gateway queue's
 //! state area ([`state`]); after a crash the occurrence that was executing
 //! is recorded as Error and the job goes on with its next occurrence.
@@ -24,6 +29,8 @@
 mod clock;
 pub mod conditions;
 pub mod recurrence;
+pub mod report;
+pub mod requests;
 pub mod state;
 
 #[cfg(test)]
@@ -89,23 +96,97 @@ impl OccurrenceReport {
     }
 }
 
+/// What became of an operator request: the job's state after it, or why
+/// it was refused (the text of the error).
+pub type Outcome = Result<JobState, String>;
+
+/// Says what became of one operator request, once. Dropped unanswered (the
+/// host stopping with the request not applied yet), it answers so.
+pub struct Responder(Option<Box<dyn FnOnce(Outcome) + Send>>);
+
+impl Responder {
+    /// A responder calling `f` with the outcome.
+    pub fn new(f: impl FnOnce(Outcome) + Send + 'static) -> Responder {
+        Responder(Some(Box::new(f)))
+    }
+
+    /// Answer.
+    pub fn send(mut self, outcome: Outcome) {
+        if let Some(f) = self.0.take() {
+            f(outcome);
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(
+                "the host stopped before it applied the request; nothing was changed".into(),
+            ));
+        }
+    }
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Responder")
+    }
+}
+
+#[derive(Debug)]
+struct Request {
+    job: String,
+    action: Action,
+    reply: Option<Responder>,
+}
+
+/// The name raised on [`Signals`] to end the scheduler's nap for an operator
+/// request. No job has it (a job name holds letters, digits, '-', '_' and
+/// '.'), so it starts nothing.
+const WAKE: &str = "*operator-request";
+
 /// Operator requests for a running scheduler (hold, release, run-now,
-/// cancel), applied at its next step: before each task and at each tick.
-/// Clones share the requests.
+/// cancel), applied at its next step: before each task and at each tick. A
+/// request ends the scheduler's nap at once. Clones share the requests.
 #[derive(Debug, Clone, Default)]
-pub struct Controls(Arc<Mutex<Vec<(String, Action)>>>);
+pub struct Controls {
+    pending: Arc<Mutex<Vec<Request>>>,
+    wake: Signals,
+}
 
 impl Controls {
     /// Ask for `action` on `job`.
     pub fn request(&self, job: &str, action: Action) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((job.to_string(), action));
+        self.push(job, action, None);
     }
 
-    fn take(&self) -> Vec<(String, Action)> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    /// Ask for `action` on `job`; `reply` is told the job's state after it,
+    /// or why it was refused (no such job, or what [`state::apply`] says).
+    pub fn request_with_reply(&self, job: &str, action: Action, reply: Responder) {
+        self.push(job, action, Some(reply));
+    }
+
+    /// Drop the requests not applied yet, answering each that the host
+    /// stopped before applying it (at the host's stop).
+    pub fn abandon(&self) {
+        drop(self.take());
+    }
+
+    fn push(&self, job: &str, action: Action, reply: Option<Responder>) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Request {
+                job: job.to_string(),
+                action,
+                reply,
+            });
+        self.wake.raise(WAKE);
+    }
+
+    fn take(&self) -> Vec<Request> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -256,14 +337,18 @@ impl Scheduler {
             }
             states.push(st);
         }
+        let signals = Signals::default();
         Ok(Scheduler {
             input: vec![None; jobs.len()],
             jobs,
             states,
             clock,
             store,
-            controls: Controls::default(),
-            signals: Signals::default(),
+            controls: Controls {
+                pending: Arc::default(),
+                wake: signals.clone(),
+            },
+            signals,
         })
     }
 
@@ -315,22 +400,52 @@ impl Scheduler {
         )
     }
 
-    /// Apply the operator requests received so far.
+    /// Apply the operator requests received so far, answering each. A
+    /// failure to record a job's state is answered and returned (after the
+    /// other requests are applied).
     fn apply_controls(&mut self) -> Result<(), SchedulerError> {
-        for (name, action) in self.controls.take() {
-            let Some(i) = self.jobs.iter().position(|j| j.name == name) else {
-                tracing::warn!(job = %name, action = action.name(), "no such job; request ignored");
-                continue;
-            };
-            match state::apply(&name, &mut self.states[i], action) {
-                Ok(()) => {
-                    tracing::info!(job = %name, action = action.name(), status = %self.states[i].status, "job request applied");
-                    self.save_state(i)?;
+        let mut failed = None;
+        for Request { job, action, reply } in self.controls.take() {
+            let outcome = match self.jobs.iter().position(|j| j.name == job) {
+                None => {
+                    let e = SchedulerError::UnknownJob {
+                        job: job.clone(),
+                        known: self
+                            .jobs
+                            .iter()
+                            .map(|j| j.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    };
+                    tracing::warn!(job = %job, action = action.name(), "no such job; request refused");
+                    Err(e.to_string())
                 }
-                Err(e) => tracing::warn!("{e}"),
+                Some(i) => match state::apply(&job, &mut self.states[i], action) {
+                    Ok(()) => {
+                        tracing::info!(job = %job, action = action.name(), status = %self.states[i].status, "job request applied");
+                        match self.save_state(i) {
+                            Ok(()) => Ok(self.states[i].clone()),
+                            Err(e) => {
+                                let text = format!(
+                                    "job {job} is {} now, but its state could not be recorded                                      ({e}); it is recorded with the job's next change",
+                                    self.states[i].status
+                                );
+                                failed.get_or_insert(e);
+                                Err(text)
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("request refused: {e}");
+                        Err(e.to_string())
+                    }
+                },
+            };
+            if let Some(r) = reply {
+                r.send(outcome);
             }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Take the input signals received so far: each job with `on_input`
@@ -339,6 +454,9 @@ impl Scheduler {
     fn take_signals(&mut self) {
         let now = self.clock.now_ms();
         for name in self.signals.take() {
+            if name == WAKE {
+                continue;
+            }
             match self.jobs.iter().position(|j| j.name == name) {
                 Some(i) if self.jobs[i].on_input.is_some() => {
                     self.input[i].get_or_insert(now);
@@ -426,7 +544,8 @@ impl Scheduler {
     }
 
     /// Run the jobs at their recurrence (and on input) until `stop` says
-    /// so; a signal of new input ends the nap between steps at once. A
+    /// so; a signal of new input, or an operator request ([`Controls`]),
+    /// ends the nap between steps at once. A
     /// failure to write the job state (the queue's disk) is logged and
     /// retried.
     pub fn run_forever<R: TaskRunner + ?Sized>(&mut self, runner: &mut R, stop: &dyn Fn() -> bool) {
@@ -445,7 +564,7 @@ impl Scheduler {
                 }
             }
             // Nap in short steps so a stop request is seen quickly; new input
-            // ends it.
+            // and operator requests end it.
             let until = std::time::Instant::now() + nap;
             while !stop() {
                 let left = until.saturating_duration_since(std::time::Instant::now());
