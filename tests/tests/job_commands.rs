@@ -1,0 +1,309 @@
+//! The job commands on a running host, end to end through the real binary:
+//! `ferry run` holds the data directory, so `ferry job` hands its requests
+//! to the running host (request files in `DATA_DIR/requests/`) and prints
+//! the host's reply. With a job that recurs every hour: `hold` is answered
+//! Withhold and `list` shows it; `run-now` on the held job is refused;
+//! `release`, then `run-now` starts an occurrence (an order dropped into the
+//! inbox is answered, an hour before the next recurrence); an unknown job is
+//! refused with a non-zero exit; after SIGTERM, `ferry job history` (on the
+//! stopped host) shows the run-now occurrence.
+//!
+//! No timing is asserted: the deadlines only turn a hang into a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_tests::{ferry, ferry_bin, plugins_dir};
+
+const ORDER_ACTION: &str =
+    "http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create";
+
+/// How long a response may take before the test fails (generous: a slow CI
+/// machine compiles the plugins on the host's first start).
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn order(n: u32) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+         <Envelope xmlns=\"http://schemas.microsoft.com/dynamics/2011/01/documents/Message\">\
+         <Header><MessageId>{{00000000-0000-4000-8000-{n:012}}}</MessageId>\
+         <Company>ceu</Company><Action>{ORDER_ACTION}</Action></Header>\
+         <Body><MessageParts>\
+         <SalesOrder xmlns=\"http://schemas.microsoft.com/dynamics/2008/01/documents/SalesOrder\">\
+         <SalesTable class=\"entity\"><CustAccount>C{n}</CustAccount>\
+         <PurchOrderFormNum>PO-{n}</PurchOrderFormNum>\
+         <SalesLine class=\"entity\"><ItemId>ITEM-{n}</ItemId><SalesQty>1</SalesQty></SalesLine>\
+         </SalesTable></SalesOrder></MessageParts></Body></Envelope>"
+    )
+}
+
+/// A running `ferry run`, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Host {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Host {
+    fn start(config: &Path, log: PathBuf) -> Host {
+        let child = Command::new(ferry_bin())
+            .args(["run", "--config", config.to_str().unwrap()])
+            .args(["--log-level", "info,ferry::scheduler=debug"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("cannot start ferry run");
+        Host { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Fail (with the log) if the host has exited.
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("ferry run exited ({status}):\n{}", self.log());
+        }
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "ferry run ended {status}:\n{}",
+                    self.log()
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ferry run did not stop within {DEADLINE:?} of SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The response files in `outbox` (temporary dot-files aside).
+fn responses(outbox: &Path) -> usize {
+    std::fs::read_dir(outbox).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .count()
+    })
+}
+
+/// Wait until `outbox` holds `n` responses; fail with `why` and the log.
+fn wait_for_responses(host: &mut Host, outbox: &Path, n: usize, why: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    while responses(outbox) < n {
+        host.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "{why}: {} response(s) in {} after {DEADLINE:?}, expected {n}\nlog:\n{}",
+            responses(outbox),
+            outbox.display(),
+            host.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `ferry job ARGS... --config CFG`, which must succeed; its stdout.
+fn job_ok(host: &mut Host, cfg: &str, args: &[&str]) -> String {
+    let mut all = vec!["job"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--config", cfg]);
+    let out = ferry(&all);
+    let (stdout, stderr) = text(&out);
+    host.assert_running();
+    assert!(
+        out.status.success(),
+        "ferry {all:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}\nlog:\n{}",
+        out.status,
+        host.log()
+    );
+    stdout
+}
+
+/// `ferry job ARGS... --config CFG`, which must be refused; its stderr.
+fn job_refused(host: &mut Host, cfg: &str, args: &[&str]) -> String {
+    let mut all = vec!["job"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--config", cfg]);
+    let out = ferry(&all);
+    let (stdout, stderr) = text(&out);
+    host.assert_running();
+    assert!(
+        !out.status.success(),
+        "ferry {all:?} was not refused:\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    stderr
+}
+
+/// The `orders` line of `ferry job list`.
+fn orders_line(list: &str) -> String {
+    list.lines()
+        .find(|l| l.starts_with("orders "))
+        .unwrap_or_else(|| panic!("no orders job in:\n{list}"))
+        .to_string()
+}
+
+#[test]
+fn job_commands_act_on_the_running_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = root.join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+data_dir = "data"
+plugin_dir = "{plugins}"
+
+[adapters.file]
+component = "file-adapter"
+
+[services.sales]
+component = "sales-order-service"
+
+[ports.in]
+direction = "inbound"
+adapter = "file"
+address = "inbox"
+response_address = "outbox"
+services = [{{ action = "*/SalesOrderService/*", service = "sales" }}]
+
+[jobs.orders]
+every = "1h"
+"#,
+            plugins = plugins_dir().display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let (inbox, outbox) = (root.join("inbox"), root.join("outbox"));
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("order-1.xml"), order(1)).unwrap();
+
+    let mut host = Host::start(&config, root.join("ferry.log"));
+    // The first occurrence (the recurrence's, at the start) answers order 1;
+    // from here on the host holds the data directory.
+    wait_for_responses(
+        &mut host,
+        &outbox,
+        1,
+        "the first occurrence did not answer the first order",
+    );
+    // `list`, answered by the running host: wait until that occurrence has
+    // ended (a job that is Executing cannot be held).
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let list = job_ok(&mut host, cfg, &["list"]);
+        assert!(list.contains("1 job(s)"), "{list}");
+        let line = orders_line(&list);
+        if line.contains(" Waiting ") && line.contains("#1 Ended") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first occurrence did not end:\n{list}\nlog:\n{}",
+            host.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let out = job_ok(&mut host, cfg, &["hold", "orders"]);
+    assert_eq!(out.trim(), "job orders is Withhold", "{out}");
+    let line = orders_line(&job_ok(&mut host, cfg, &["list"]));
+    assert!(line.contains(" Withhold "), "{line}");
+    let why = job_refused(&mut host, cfg, &["run-now", "orders"]);
+    assert!(
+        why.contains("cannot run-now job \"orders\": it is Withhold; release it first"),
+        "{why}"
+    );
+
+    let out = job_ok(&mut host, cfg, &["release", "orders"]);
+    assert!(
+        out.starts_with("job orders is Waiting; next run: "),
+        "{out}"
+    );
+
+    // Order 2 is not received until an occurrence runs: the next recurrence
+    // is an hour away, so only run-now answers it.
+    std::fs::write(inbox.join("order-2.xml"), order(2)).unwrap();
+    let out = job_ok(&mut host, cfg, &["run-now", "orders"]);
+    assert!(
+        out.contains("job orders is Waiting; its next occurrence starts at once"),
+        "{out}"
+    );
+    wait_for_responses(
+        &mut host,
+        &outbox,
+        2,
+        "the second order was not answered: run-now did not start an occurrence",
+    );
+
+    let why = job_refused(&mut host, cfg, &["hold", "nope"]);
+    assert!(
+        why.contains("no job named \"nope\" in the configuration (its jobs: orders)"),
+        "{why}"
+    );
+    let why = job_refused(&mut host, cfg, &["history", "nope"]);
+    assert!(why.contains("no job named \"nope\""), "{why}");
+
+    let log = host.log();
+    host.stop();
+    let history = job_ok_stopped(cfg, &["history", "orders"]);
+    assert!(
+        history
+            .lines()
+            .any(|l| l.starts_with('#') && l.contains(" Ended ") && l.contains("[run-now,")),
+        "no run-now occurrence in the history:\n{history}\nlog:\n{log}"
+    );
+    // Nothing is left in the requests folder.
+    let left: Vec<_> = std::fs::read_dir(root.join("data").join("requests"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// `ferry job ARGS... --config CFG` on a stopped host; its stdout.
+fn job_ok_stopped(cfg: &str, args: &[&str]) -> String {
+    let mut all = vec!["job"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--config", cfg]);
+    let out = ferry(&all);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "ferry {all:?} failed: {stderr}");
+    stdout
+}
