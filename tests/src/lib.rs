@@ -6,6 +6,8 @@
 //! `test-hostile.wasm`, `test-wrong-world.wasm`, `test-probe.wasm`).
 //! These functions find them.
 
+pub mod running;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

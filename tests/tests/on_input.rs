@@ -8,127 +8,8 @@
 //!
 //! No timing is asserted: the deadlines only turn a hang into a failure.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use ferry_tests::{ferry, ferry_bin, plugins_dir};
-
-const ORDER_ACTION: &str =
-    "http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create";
-
-/// How long a response may take before the test fails (generous: a slow CI
-/// machine compiles the plugins on the host's first start).
-const DEADLINE: Duration = Duration::from_secs(60);
-
-fn order(n: u32) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
-         <Envelope xmlns=\"http://schemas.microsoft.com/dynamics/2011/01/documents/Message\">\
-         <Header><MessageId>{{00000000-0000-4000-8000-{n:012}}}</MessageId>\
-         <Company>ceu</Company><Action>{ORDER_ACTION}</Action></Header>\
-         <Body><MessageParts>\
-         <SalesOrder xmlns=\"http://schemas.microsoft.com/dynamics/2008/01/documents/SalesOrder\">\
-         <SalesTable class=\"entity\"><CustAccount>C{n}</CustAccount>\
-         <PurchOrderFormNum>PO-{n}</PurchOrderFormNum>\
-         <SalesLine class=\"entity\"><ItemId>ITEM-{n}</ItemId><SalesQty>1</SalesQty></SalesLine>\
-         </SalesTable></SalesOrder></MessageParts></Body></Envelope>"
-    )
-}
-
-/// A running `ferry run`, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Host {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Host {
-    fn start(config: &Path, log: PathBuf) -> Host {
-        let child = Command::new(ferry_bin())
-            .args(["run", "--config", config.to_str().unwrap()])
-            .args([
-                "--log-level",
-                "info,ferry::scheduler=debug,ferry::input=debug",
-            ])
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("cannot start ferry run");
-        Host { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Fail (with the log) if the host has exited.
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("ferry run exited ({status}):\n{}", self.log());
-        }
-    }
-
-    /// SIGTERM, and wait for a clean exit.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "ferry run ended {status}:\n{}",
-                    self.log()
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ferry run did not stop within {DEADLINE:?} of SIGTERM:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The response files in `outbox` (temporary dot-files aside).
-fn responses(outbox: &Path) -> usize {
-    std::fs::read_dir(outbox).map_or(0, |entries| {
-        entries
-            .flatten()
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .count()
-    })
-}
-
-/// Wait until `outbox` holds `n` responses; fail with `why` and the log.
-fn wait_for_responses(host: &mut Host, outbox: &Path, n: usize, why: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    while responses(outbox) < n {
-        host.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "{why}: {} response(s) in {} after {DEADLINE:?}, expected {n}\nlog:\n{}",
-            responses(outbox),
-            outbox.display(),
-            host.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use ferry_tests::running::{Host, order, wait_for_responses};
+use ferry_tests::{ferry, plugins_dir};
 
 #[test]
 fn new_input_starts_an_occurrence_long_before_the_next_recurrence() {
@@ -175,7 +56,11 @@ min_interval = "100ms"
     std::fs::create_dir_all(&inbox).unwrap();
     std::fs::write(inbox.join("order-1.xml"), order(1)).unwrap();
 
-    let mut host = Host::start(&config, root.join("ferry.log"));
+    let mut host = Host::start(
+        &config,
+        root.join("ferry.log"),
+        "info,ferry::scheduler=debug,ferry::input=debug",
+    );
     // The first occurrence (the recurrence's, at the start) answers order 1.
     // Its send task runs after its receive task, so order 2, written from
     // here on, cannot be received by it.
