@@ -62,8 +62,8 @@ pub enum Command {
     /// The exception log.
     #[command(subcommand)]
     Exceptions(queue::ExceptionsCommand),
-    /// The batch jobs: list, history, hold, release, run-now, cancel (on a
-    /// stopped host's data directory).
+    /// The batch jobs: list, history, hold, release, run-now, cancel (a
+    /// running host is asked through DATA_DIR/requests/).
     #[command(subcommand)]
     Job(job::JobCommand),
 }
