@@ -11,6 +11,7 @@ use clap::Subcommand;
 use crate::queue::{
     Direction, ExceptionFilter, Filter, GatewayQueue, MessageKey, RedbQueue, Status,
 };
+use crate::scheduler::format_rfc3339;
 
 use super::run::load_config;
 
@@ -182,7 +183,7 @@ pub fn run(cmd: QueueCommand) -> anyhow::Result<ExitCode> {
                         .collect();
                     println!(
                         "{} {} {} [{}]",
-                        h.time_ms,
+                        format_rfc3339(h.time_ms),
                         h.port,
                         h.stage,
                         plugins.join(", ")
@@ -196,7 +197,13 @@ pub fn run(cmd: QueueCommand) -> anyhow::Result<ExitCode> {
             if !exceptions.is_empty() {
                 println!("--- exceptions ---");
                 for e in exceptions {
-                    println!("{} {} {}: {}", e.time_ms, e.port, e.stage, e.text);
+                    println!(
+                        "{} {} {}: {}",
+                        format_rfc3339(e.time_ms),
+                        e.port,
+                        e.stage,
+                        e.text
+                    );
                 }
             }
         }
@@ -237,7 +244,7 @@ pub fn run_exceptions(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
         println!(
             "#{} time={} port={} stage={}{} message={} id={}\n    {}",
             e.id,
-            e.time_ms,
+            format_rfc3339(e.time_ms),
             e.port,
             e.stage,
             plugin,
