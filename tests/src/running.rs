@@ -123,3 +123,34 @@ pub fn wait_for_responses(host: &mut Host, outbox: &Path, n: usize, why: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A configuration with one inbound file port `in` (folder `inbox`,
+/// answers to `outbox`) served by the example sales-order service, and one
+/// job `orders` that runs every hour; `job_extra` is added to the job's
+/// table (e.g. `on_input = true`).
+pub fn hourly_orders_config(job_extra: &str) -> String {
+    format!(
+        r#"
+data_dir = "data"
+plugin_dir = "{plugins}"
+
+[adapters.file]
+component = "file-adapter"
+
+[services.sales]
+component = "sales-order-service"
+
+[ports.in]
+direction = "inbound"
+adapter = "file"
+address = "inbox"
+response_address = "outbox"
+services = [{{ action = "*/SalesOrderService/*", service = "sales" }}]
+
+[jobs.orders]
+every = "1h"
+{job_extra}
+"#,
+        plugins = crate::plugins_dir().display()
+    )
+}

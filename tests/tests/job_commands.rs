@@ -13,8 +13,8 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use ferry_tests::running::{DEADLINE, Host, order, wait_for_responses};
-use ferry_tests::{ferry, plugins_dir};
+use ferry_tests::running::{DEADLINE, Host, hourly_orders_config, order, wait_for_responses};
+use ferry_tests::ferry;
 
 fn text(out: &Output) -> (String, String) {
     (
@@ -23,36 +23,34 @@ fn text(out: &Output) -> (String, String) {
     )
 }
 
-/// `ferry job ARGS... --config CFG`, which must succeed; its stdout.
-fn job_ok(host: &mut Host, cfg: &str, args: &[&str]) -> String {
+/// `ferry job ARGS... --config CFG` against the running host, which must
+/// succeed (`ok`) or be refused; its (stdout, stderr).
+fn job(host: &mut Host, cfg: &str, args: &[&str], ok: bool) -> (String, String) {
     let mut all = vec!["job"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--config", cfg]);
     let out = ferry(&all);
     let (stdout, stderr) = text(&out);
     host.assert_running();
-    assert!(
+    assert_eq!(
         out.status.success(),
-        "ferry {all:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}\nlog:\n{}",
+        ok,
+        "ferry {all:?} ({}; expected {}):\nstdout: {stdout}\nstderr: {stderr}\nlog:\n{}",
         out.status,
+        if ok { "success" } else { "a refusal" },
         host.log()
     );
-    stdout
+    (stdout, stderr)
 }
 
-/// `ferry job ARGS... --config CFG`, which must be refused; its stderr.
+/// `ferry job ...`, which must succeed; its stdout.
+fn job_ok(host: &mut Host, cfg: &str, args: &[&str]) -> String {
+    job(host, cfg, args, true).0
+}
+
+/// `ferry job ...`, which must be refused; its stderr.
 fn job_refused(host: &mut Host, cfg: &str, args: &[&str]) -> String {
-    let mut all = vec!["job"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--config", cfg]);
-    let out = ferry(&all);
-    let (stdout, stderr) = text(&out);
-    host.assert_running();
-    assert!(
-        !out.status.success(),
-        "ferry {all:?} was not refused:\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    stderr
+    job(host, cfg, args, false).1
 }
 
 /// The `orders` line of `ferry job list`.
@@ -68,33 +66,7 @@ fn job_commands_act_on_the_running_host() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let config = root.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-data_dir = "data"
-plugin_dir = "{plugins}"
-
-[adapters.file]
-component = "file-adapter"
-
-[services.sales]
-component = "sales-order-service"
-
-[ports.in]
-direction = "inbound"
-adapter = "file"
-address = "inbox"
-response_address = "outbox"
-services = [{{ action = "*/SalesOrderService/*", service = "sales" }}]
-
-[jobs.orders]
-every = "1h"
-"#,
-            plugins = plugins_dir().display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, hourly_orders_config("")).unwrap();
     let cfg = config.to_str().unwrap();
     let (inbox, outbox) = (root.join("inbox"), root.join("outbox"));
     std::fs::create_dir_all(&inbox).unwrap();

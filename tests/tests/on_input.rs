@@ -8,8 +8,8 @@
 //!
 //! No timing is asserted: the deadlines only turn a hang into a failure.
 
-use ferry_tests::running::{Host, order, wait_for_responses};
-use ferry_tests::{ferry, plugins_dir};
+use ferry_tests::running::{Host, hourly_orders_config, order, wait_for_responses};
+use ferry_tests::ferry;
 
 #[test]
 fn new_input_starts_an_occurrence_long_before_the_next_recurrence() {
@@ -18,31 +18,7 @@ fn new_input_starts_an_occurrence_long_before_the_next_recurrence() {
     let config = root.join("ferry.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"
-data_dir = "data"
-plugin_dir = "{plugins}"
-
-[adapters.file]
-component = "file-adapter"
-
-[services.sales]
-component = "sales-order-service"
-
-[ports.in]
-direction = "inbound"
-adapter = "file"
-address = "inbox"
-response_address = "outbox"
-services = [{{ action = "*/SalesOrderService/*", service = "sales" }}]
-
-[jobs.orders]
-every = "1h"
-on_input = true
-min_interval = "100ms"
-"#,
-            plugins = plugins_dir().display()
-        ),
+        hourly_orders_config("on_input = true\nmin_interval = \"100ms\""),
     )
     .unwrap();
     let cfg = config.to_str().unwrap();
