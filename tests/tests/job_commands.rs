@@ -13,8 +13,8 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use ferry_tests::running::{DEADLINE, Host, hourly_orders_config, order, wait_for_responses};
 use ferry_tests::ferry;
+use ferry_tests::running::{DEADLINE, Host, hourly_orders_config, order, wait_for_responses};
 
 fn text(out: &Output) -> (String, String) {
     (

@@ -8,8 +8,8 @@
 //!
 //! No timing is asserted: the deadlines only turn a hang into a failure.
 
-use ferry_tests::running::{Host, hourly_orders_config, order, wait_for_responses};
 use ferry_tests::ferry;
+use ferry_tests::running::{Host, hourly_orders_config, order, wait_for_responses};
 
 #[test]
 fn new_input_starts_an_occurrence_long_before_the_next_recurrence() {
