@@ -445,6 +445,93 @@ pub fn elements<'a>(xml: &'a str, local: &str) -> Result<Vec<&'a str>, EnvelopeE
     Ok(out)
 }
 
+/// A document parsed once, for several look-ups: [`Parsed::elements`] and
+/// [`Node::element_text`] answer what [`elements`] and [`element_text`]
+/// answer on the same text, without parsing it again for each.
+///
+/// ```
+/// use ferry_plugin_sdk::envelope::Parsed;
+/// let body = "<SalesOrder><SalesTable><Id>1</Id></SalesTable><SalesTable><Id>2</Id></SalesTable></SalesOrder>";
+/// let doc = Parsed::new(body).unwrap();
+/// let order = doc.elements("SalesOrder")[0];
+/// let ids: Vec<_> = order.elements("SalesTable").iter().map(|t| t.element_text("Id")).collect();
+/// assert_eq!(ids, vec![Some("1".to_string()), Some("2".to_string())]);
+/// ```
+pub struct Parsed<'a> {
+    xml: &'a str,
+    all: Vec<Element>,
+}
+
+/// One element of a [`Parsed`] document.
+#[derive(Clone, Copy)]
+pub struct Node<'p, 'a> {
+    doc: &'p Parsed<'a>,
+    index: usize,
+}
+
+impl<'a> Parsed<'a> {
+    /// Parse `xml` (the errors of [`elements`]).
+    pub fn new(xml: &'a str) -> Result<Parsed<'a>, EnvelopeError> {
+        Ok(Parsed {
+            xml,
+            all: scan(xml)?,
+        })
+    }
+
+    /// Like [`elements`]: every element named `local` that is not inside
+    /// another such element, in document order.
+    pub fn elements<'p>(&'p self, local: &str) -> Vec<Node<'p, 'a>> {
+        self.outermost(0..self.all.len(), local)
+    }
+
+    fn outermost<'p>(&'p self, range: std::ops::Range<usize>, local: &str) -> Vec<Node<'p, 'a>> {
+        let mut out = Vec::new();
+        let mut covered = 0;
+        for index in range {
+            let e = &self.all[index];
+            if e.local == local && e.start >= covered {
+                out.push(Node { doc: self, index });
+                covered = e.end;
+            }
+        }
+        out
+    }
+}
+
+impl<'p, 'a> Node<'p, 'a> {
+    /// The element's outer XML (start tag to end tag, verbatim).
+    pub fn outer(&self) -> &'a str {
+        let e = &self.doc.all[self.index];
+        &self.doc.xml[e.start..e.end]
+    }
+
+    /// The element itself and the elements inside it, as indices (they
+    /// follow it in document order).
+    fn subtree(&self) -> std::ops::Range<usize> {
+        let end = self.doc.all[self.index].end;
+        let all = &self.doc.all;
+        let mut last = self.index + 1;
+        while last < all.len() && all[last].start < end {
+            last += 1;
+        }
+        self.index..last
+    }
+
+    /// [`elements`] of this element's outer XML.
+    pub fn elements(&self, local: &str) -> Vec<Node<'p, 'a>> {
+        self.doc.outermost(self.subtree(), local)
+    }
+
+    /// [`element_text`] of this element's outer XML.
+    pub fn element_text(&self, local: &str) -> Option<String> {
+        let doc = self.doc;
+        self.subtree()
+            .map(|i| &doc.all[i])
+            .find(|e| e.local == local && e.simple)
+            .and_then(|e| decode_text(&doc.xml[e.open_end..e.close_start]).ok())
+    }
+}
+
 /// Whether `xml` is an AIF message envelope: it parses and its root
 /// element is named `Envelope`.
 pub fn is_envelope(xml: &str) -> bool {

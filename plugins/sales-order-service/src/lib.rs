@@ -54,10 +54,20 @@ fn fnv1a(data: &[u8]) -> u32 {
 
 /// The `SalesId` given to a sales table (its XML, verbatim).
 pub fn sales_id(table_xml: &str) -> String {
+    key_of(table_xml, |local| envelope::element_text(table_xml, local))
+}
+
+/// [`sales_id`] of a table of an already parsed order.
+fn table_key(table: &envelope::Node<'_, '_>) -> String {
+    key_of(table.outer(), |local| table.element_text(local))
+}
+
+/// The `SalesId` of the table `table_xml`, whose element texts `text` gives.
+fn key_of(table_xml: &str, text: impl Fn(&str) -> Option<String>) -> String {
     let hash = fnv1a(table_xml.as_bytes());
-    let key = envelope::element_text(table_xml, "PurchOrderFormNum")
+    let key = text("PurchOrderFormNum")
         .filter(|k| !k.trim().is_empty())
-        .or_else(|| envelope::element_text(table_xml, "CustAccount"))
+        .or_else(|| text("CustAccount"))
         .map(|k| {
             k.trim()
                 .chars()
@@ -95,17 +105,19 @@ pub fn sales_order(id: &str) -> String {
 
 /// `create`: the keys of the order's tables; forwards the order if asked.
 fn create(req: &Request) -> Result<Vec<String>, ServiceError> {
-    let orders = envelope::elements(&req.body, "SalesOrder")?;
+    // Parsed once: the order, its tables and their keys are looked up in it.
+    let doc = envelope::Parsed::new(&req.body)?;
+    let orders = doc.elements("SalesOrder");
     let Some(order) = orders.first() else {
         return Err(ServiceError::rejected(
             "create: the request body has no SalesOrder document",
         ));
     };
-    let tables = envelope::elements(order, "SalesTable")?;
+    let tables = order.elements("SalesTable");
     let ids: Vec<String> = if tables.is_empty() {
-        vec![sales_id(order)]
+        vec![table_key(order)]
     } else {
-        tables.iter().map(|t| sales_id(t)).collect()
+        tables.iter().map(table_key).collect()
     };
     if let Some(port) = config::config_get("forward_port").filter(|p| !p.trim().is_empty()) {
         let action = config::get_or("forward_action", &req.header.action);
