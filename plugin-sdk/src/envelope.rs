@@ -64,11 +64,11 @@ impl std::error::Error for EnvelopeError {}
 
 /// One element of a parsed document, as byte offsets into the text.
 #[derive(Clone, Debug)]
-struct Element {
+struct Element<'a> {
     /// Local name (without prefix).
-    local: String,
+    local: &'a str,
     /// Qualified name as written (with prefix).
-    qname: String,
+    qname: &'a str,
     /// Offset of the `<` of the start (or empty-element) tag.
     start: usize,
     /// Offset just after the start tag's `>`.
@@ -86,7 +86,7 @@ struct Element {
 }
 
 /// Parse `xml` into its elements, in document order.
-fn scan(xml: &str) -> Result<Vec<Element>, EnvelopeError> {
+fn scan(xml: &str) -> Result<Vec<Element<'_>>, EnvelopeError> {
     let mut reader = Reader::from_str(xml);
     let mut elements: Vec<Element> = Vec::new();
     let mut stack: Vec<usize> = Vec::new();
@@ -106,9 +106,15 @@ fn scan(xml: &str) -> Result<Vec<Element>, EnvelopeError> {
                 if let Some(p) = parent {
                     elements[p].simple = false;
                 }
+                // The names, borrowed from `xml`: the tag's `<` is at
+                // `before`, its name right after it.
+                let (q, l): (&str, &str) = (e.name().into_inner(), e.local_name().into_inner());
+                let qname = &xml[before + 1..before + 1 + q.len()];
+                let local = &qname[q.len() - l.len()..];
+                debug_assert_eq!((qname, local), (q, l));
                 elements.push(Element {
-                    local: e.local_name().as_ref().to_string(),
-                    qname: e.name().as_ref().to_string(),
+                    local,
+                    qname,
                     start: before,
                     open_end: after,
                     close_start: after,
@@ -233,7 +239,7 @@ fn splice_content(xml: &str, e: &Element, content: &str) -> String {
         out.push('>');
         out.push_str(content);
         out.push_str("</");
-        out.push_str(&e.qname);
+        out.push_str(e.qname);
         out.push('>');
         out.push_str(&xml[e.end..]);
     } else {
@@ -370,11 +376,11 @@ where
     let mut out = String::with_capacity(xml.len());
     let mut copied = 0;
     for e in &elements {
-        if !e.simple || !names.contains(&e.local.as_str()) || e.start < copied {
+        if !e.simple || !names.contains(&e.local) || e.start < copied {
             continue;
         }
         let text = decode_text(&xml[e.open_end..e.close_start])?;
-        if let Some(new) = f(&e.local, &text)? {
+        if let Some(new) = f(e.local, &text)? {
             let escaped = escape(&new);
             if e.empty {
                 let tag = &xml[e.start..e.open_end];
@@ -384,7 +390,7 @@ where
                 out.push('>');
                 out.push_str(&escaped);
                 out.push_str("</");
-                out.push_str(&e.qname);
+                out.push_str(e.qname);
                 out.push('>');
                 copied = e.end;
             } else {
@@ -459,7 +465,7 @@ pub fn elements<'a>(xml: &'a str, local: &str) -> Result<Vec<&'a str>, EnvelopeE
 /// ```
 pub struct Parsed<'a> {
     xml: &'a str,
-    all: Vec<Element>,
+    all: Vec<Element<'a>>,
 }
 
 /// One element of a [`Parsed`] document.
