@@ -104,11 +104,7 @@ fn open(config: &Path) -> anyhow::Result<(Config, Host)> {
 
 fn find<'c>(cfg: &'c Config, name: &str) -> anyhow::Result<&'c JobConfig> {
     cfg.jobs.get(name).ok_or_else(|| {
-        state::SchedulerError::UnknownJob {
-            job: name.to_string(),
-            known: cfg.jobs.keys().cloned().collect::<Vec<_>>().join(", "),
-        }
-        .into()
+        state::SchedulerError::unknown_job(name, cfg.jobs.keys().map(String::as_str)).into()
     })
 }
 

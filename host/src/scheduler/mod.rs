@@ -408,15 +408,10 @@ impl Scheduler {
         for Request { job, action, reply } in self.controls.take() {
             let outcome = match self.jobs.iter().position(|j| j.name == job) {
                 None => {
-                    let e = SchedulerError::UnknownJob {
-                        job: job.clone(),
-                        known: self
-                            .jobs
-                            .iter()
-                            .map(|j| j.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    };
+                    let e = SchedulerError::unknown_job(
+                        &job,
+                        self.jobs.iter().map(|j| j.name.as_str()),
+                    );
                     tracing::warn!(job = %job, action = action.name(), "no such job; request refused");
                     Err(e.to_string())
                 }

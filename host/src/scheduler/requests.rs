@@ -335,16 +335,7 @@ impl Host {
     }
 
     fn unknown(&self, name: &str) -> String {
-        SchedulerError::UnknownJob {
-            job: name.to_string(),
-            known: self
-                .jobs
-                .iter()
-                .map(|j| j.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }
-        .to_string()
+        SchedulerError::unknown_job(name, self.jobs.iter().map(|j| j.name.as_str())).to_string()
     }
 }
 

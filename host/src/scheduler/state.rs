@@ -241,6 +241,16 @@ pub enum SchedulerError {
     },
 }
 
+impl SchedulerError {
+    /// No job named `job` among the configured `names`.
+    pub fn unknown_job<'a>(job: &str, names: impl IntoIterator<Item = &'a str>) -> SchedulerError {
+        SchedulerError::UnknownJob {
+            job: job.to_string(),
+            known: names.into_iter().collect::<Vec<_>>().join(", "),
+        }
+    }
+}
+
 /// An operator action on a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
