@@ -154,3 +154,23 @@ every = "1h"
         plugins = crate::plugins_dir().display()
     )
 }
+
+/// In `root`: write [`hourly_orders_config`] (with `job_extra`) as
+/// `ferry.toml` and order 1 into `inbox/`, start the host, and wait until
+/// the first occurrence (the recurrence's, at the start) has answered it in
+/// `outbox/`. From then on the host holds the data directory.
+pub fn start_hourly_orders(root: &Path, job_extra: &str, log_level: &str) -> Host {
+    let config = root.join("ferry.toml");
+    std::fs::write(&config, hourly_orders_config(job_extra)).expect("write ferry.toml");
+    let inbox = root.join("inbox");
+    std::fs::create_dir_all(&inbox).expect("create the inbox");
+    std::fs::write(inbox.join("order-1.xml"), order(1)).expect("write order 1");
+    let mut host = Host::start(&config, root.join("ferry.log"), log_level);
+    wait_for_responses(
+        &mut host,
+        &root.join("outbox"),
+        1,
+        "the first occurrence did not answer the first order",
+    );
+    host
+}

@@ -14,7 +14,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use ferry_tests::ferry;
-use ferry_tests::running::{DEADLINE, Host, hourly_orders_config, order, wait_for_responses};
+use ferry_tests::running::{DEADLINE, Host, order, start_hourly_orders, wait_for_responses};
 
 fn text(out: &Output) -> (String, String) {
     (
@@ -65,26 +65,12 @@ fn orders_line(list: &str) -> String {
 fn job_commands_act_on_the_running_host() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
+    // The first occurrence answers order 1; from here on the host holds
+    // the data directory.
+    let mut host = start_hourly_orders(root, "", "info,ferry::scheduler=debug");
     let config = root.join("ferry.toml");
-    std::fs::write(&config, hourly_orders_config("")).unwrap();
     let cfg = config.to_str().unwrap();
     let (inbox, outbox) = (root.join("inbox"), root.join("outbox"));
-    std::fs::create_dir_all(&inbox).unwrap();
-    std::fs::write(inbox.join("order-1.xml"), order(1)).unwrap();
-
-    let mut host = Host::start(
-        &config,
-        root.join("ferry.log"),
-        "info,ferry::scheduler=debug",
-    );
-    // The first occurrence (the recurrence's, at the start) answers order 1;
-    // from here on the host holds the data directory.
-    wait_for_responses(
-        &mut host,
-        &outbox,
-        1,
-        "the first occurrence did not answer the first order",
-    );
     // `list`, answered by the running host: wait until that occurrence has
     // ended (a job that is Executing cannot be held).
     let deadline = Instant::now() + DEADLINE;

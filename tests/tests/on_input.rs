@@ -9,18 +9,21 @@
 //! No timing is asserted: the deadlines only turn a hang into a failure.
 
 use ferry_tests::ferry;
-use ferry_tests::running::{Host, hourly_orders_config, order, wait_for_responses};
+use ferry_tests::running::{order, start_hourly_orders, wait_for_responses};
 
 #[test]
 fn new_input_starts_an_occurrence_long_before_the_next_recurrence() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
+    // The first occurrence answers order 1. Its send task runs after its
+    // receive task, so order 2, written from here on, cannot be received by
+    // it.
+    let mut host = start_hourly_orders(
+        root,
+        "on_input = true\nmin_interval = \"100ms\"",
+        "info,ferry::scheduler=debug,ferry::input=debug",
+    );
     let config = root.join("ferry.toml");
-    std::fs::write(
-        &config,
-        hourly_orders_config("on_input = true\nmin_interval = \"100ms\""),
-    )
-    .unwrap();
     let cfg = config.to_str().unwrap();
     let check = ferry(&["check", "--config", cfg]);
     assert!(
@@ -29,23 +32,6 @@ fn new_input_starts_an_occurrence_long_before_the_next_recurrence() {
         String::from_utf8_lossy(&check.stderr)
     );
     let (inbox, outbox) = (root.join("inbox"), root.join("outbox"));
-    std::fs::create_dir_all(&inbox).unwrap();
-    std::fs::write(inbox.join("order-1.xml"), order(1)).unwrap();
-
-    let mut host = Host::start(
-        &config,
-        root.join("ferry.log"),
-        "info,ferry::scheduler=debug,ferry::input=debug",
-    );
-    // The first occurrence (the recurrence's, at the start) answers order 1.
-    // Its send task runs after its receive task, so order 2, written from
-    // here on, cannot be received by it.
-    wait_for_responses(
-        &mut host,
-        &outbox,
-        1,
-        "the first occurrence did not answer the first order",
-    );
     std::fs::write(inbox.join("order-2.xml"), order(2)).unwrap();
     wait_for_responses(
         &mut host,
