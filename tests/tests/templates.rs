@@ -303,6 +303,23 @@ fn bad_projects_are_refused_with_a_reason() {
     let out = build(&dir);
     assert!(!out.status.success(), "{}", text(&out));
 
+    // No componentize-py anywhere (no .venv, no flag, nothing on PATH):
+    // refused with the line that installs the pinned version.
+    let fresh = new(tmp.path(), "python", "rule", "no-tool");
+    let out = Command::new(ferry_bin())
+        .args(["plugin", "build"])
+        .arg(&fresh)
+        .env("PATH", "")
+        .env_remove("FERRY_COMPONENTIZE_PY")
+        .output()
+        .expect("cannot run the ferry binary");
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("componentize-py not found") && t.contains("componentize-py==0.25.1"),
+        "{t}"
+    );
+
     // Not a project at all.
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
