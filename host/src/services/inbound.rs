@@ -139,11 +139,45 @@ pub(crate) fn commit_group(
     Ok(())
 }
 
-/// An outbound request (a response, a fault, or a Send API document) for
-/// outbound processing on `port`.
-pub(super) fn outbound_request(port: &str, env: &Envelope, name: &str) -> NewMessage {
-    NewMessage {
-        direction: Direction::OutboundRequest,
+/// Queue an outgoing document (a response, a fault, or a Send API document)
+/// for `port` into `tx`. When outbound processing has nothing to do for it —
+/// the responses of an inbound port pass no rules, and neither do the
+/// documents of an outbound port without `pipeline` and `transforms` — it is
+/// queued Ready to send at once, with the history entry outbound processing
+/// would have written; otherwise it is an outbound request for outbound
+/// processing. An unknown port gets an outbound request (outbound
+/// processing reports it).
+pub(super) fn queue_outgoing(
+    gw: &Gateway,
+    tx: &mut Transaction,
+    port: &str,
+    env: &Envelope,
+    name: &str,
+) {
+    let config = gw.config();
+    let target = config.ports.get(port);
+    let direct = target.is_some_and(|p| {
+        p.direction == PortDirection::Inbound || (p.pipeline.is_empty() && p.transforms.is_empty())
+    });
+    let content = env.to_xml();
+    if let Some(p) = target.filter(|_| direct)
+        && let Some(h) = Gateway::history(
+            p,
+            stage::OUTBOUND_TRANSFORM,
+            &env.header.message_id,
+            None,
+            &[],
+            &content,
+        )
+    {
+        tx.history(h);
+    }
+    tx.insert(NewMessage {
+        direction: if direct {
+            Direction::Outbound
+        } else {
+            Direction::OutboundRequest
+        },
         port: port.to_string(),
         status: Status::Ready,
         name: name.to_string(),
@@ -153,9 +187,9 @@ pub(super) fn outbound_request(port: &str, env: &Envelope, name: &str) -> NewMes
         conversation_id: env.header.conversation_id.clone(),
         batch_id: None,
         request_message_id: env.header.request_message_id.clone(),
-        content: env.to_xml(),
+        content,
         error: None,
-    }
+    });
 }
 
 /// The form of a `MessageId` kept in the message log: AIF compares message
@@ -200,7 +234,7 @@ pub(crate) fn process(
     if !first || gw.queue.is_processed(&log_id)? {
         let fault = env.duplicate_fault();
         if port.send_faults && port.response_address.is_some() {
-            tx.insert(outbound_request(&port.name, &fault, &msg.name));
+            queue_outgoing(gw, tx, &port.name, &fault, &msg.name);
         }
         tx.exception(Gateway::host_exception(
             &port.name,
@@ -304,21 +338,21 @@ pub(crate) fn process(
             if respond {
                 for body in bodies {
                     let response = env.response(body);
-                    tx.insert(outbound_request(&port.name, &response, &msg.name));
+                    queue_outgoing(gw, tx, &port.name, &response, &msg.name);
                 }
             }
             for doc in sent {
                 let mut out = Envelope::new(doc.action, doc.body);
                 out.header.company = env.header.company.clone();
                 out.header.conversation_id = env.header.conversation_id.clone();
-                tx.insert(outbound_request(&doc.port, &out, &msg.name));
+                queue_outgoing(gw, tx, &doc.port, &out, &msg.name);
             }
             true
         }
         Err(fault) => {
             if respond && port.send_faults {
                 let response = env.fault(&fault.code, &fault.reason);
-                tx.insert(outbound_request(&port.name, &response, &msg.name));
+                queue_outgoing(gw, tx, &port.name, &response, &msg.name);
             }
             let plugin = sandbox.plugin();
             tx.exception(crate::queue::NewException {
