@@ -413,7 +413,7 @@ impl RedbQueue {
 
     /// Creates the tables and checks (or records) the layout version.
     fn init(&self) -> Result<(), QueueError> {
-        let txn = self.begin_write()?;
+        let txn = self.begin_write(Durability::Immediate)?;
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get(FORMAT)?.map(|v| v.value());
@@ -444,9 +444,9 @@ impl RedbQueue {
         Ok(())
     }
 
-    fn begin_write(&self) -> Result<WriteTransaction, QueueError> {
+    fn begin_write(&self, durability: Durability) -> Result<WriteTransaction, QueueError> {
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
+        txn.set_durability(durability)?;
         Ok(txn)
     }
 
@@ -456,7 +456,16 @@ impl RedbQueue {
         &self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, QueueError>,
     ) -> Result<T, QueueError> {
-        let txn = self.begin_write()?;
+        self.write_with(Durability::Immediate, f)
+    }
+
+    /// [`write`](Self::write) with the given durability.
+    fn write_with<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        let txn = self.begin_write(durability)?;
         let out = {
             let mut w = Writer::open(&txn)?;
             let out = f(&mut w)?;
@@ -479,7 +488,13 @@ impl RedbQueue {
             Direction::Inbound | Direction::OutboundRequest => Status::InProcess,
             Direction::Outbound => Status::InTransportProcess,
         };
-        self.write(|w| {
+        // A claim is not made durable (no fsync): the file is locked to this
+        // process, and after a crash every claimed message is Ready again
+        // anyway — which is what the claim rolled back to the last durable
+        // commit leaves, too. The next durable commit (the group's results)
+        // persists it along with them. Only the attempt count of a message
+        // whose claim was lost in a crash is not raised.
+        self.write_with(Durability::None, |w| {
             let keys = scan_ready(&w.ready, direction, port, limit, max_key)?;
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {
@@ -585,7 +600,7 @@ impl GatewayQueue for RedbQueue {
         if tx.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.begin_write()?;
+        let txn = self.begin_write(Durability::Immediate)?;
         let keys = {
             let mut w = Writer::open(&txn)?;
             let mut log = None;
@@ -909,7 +924,7 @@ impl GatewayQueue for RedbQueue {
     }
 
     fn put_state(&self, key: &str, value: &[u8]) -> Result<(), QueueError> {
-        let txn = self.begin_write()?;
+        let txn = self.begin_write(Durability::Immediate)?;
         txn.open_table(STATE)?.insert(key, value)?;
         txn.commit()?;
         Ok(())
@@ -922,7 +937,7 @@ impl GatewayQueue for RedbQueue {
     }
 
     fn delete_state(&self, key: &str) -> Result<bool, QueueError> {
-        let txn = self.begin_write()?;
+        let txn = self.begin_write(Durability::Immediate)?;
         let existed = txn.open_table(STATE)?.remove(key)?.is_some();
         txn.commit()?;
         Ok(existed)
