@@ -283,19 +283,24 @@ pub(crate) fn process(
         ) {
             tx.history(h);
         }
-        match envelope::parse(&out.content) {
-            Ok(Parsed::Single(e)) => e,
-            Ok(Parsed::Batch(_)) => {
-                let err = SandboxError::Unavailable(
-                    "the pipeline returned a batch, not one envelope".into(),
-                );
-                return Ok(fail(tx, stage::PIPELINE, &err));
-            }
-            Err(e) => {
-                let err = SandboxError::Unavailable(format!(
-                    "the pipeline returned an invalid envelope: {e}"
-                ));
-                return Ok(fail(tx, stage::PIPELINE, &err));
+        if out.content == msg.content {
+            // Unchanged by the rules: the envelope read above stands.
+            env
+        } else {
+            match envelope::parse(&out.content) {
+                Ok(Parsed::Single(e)) => e,
+                Ok(Parsed::Batch(_)) => {
+                    let err = SandboxError::Unavailable(
+                        "the pipeline returned a batch, not one envelope".into(),
+                    );
+                    return Ok(fail(tx, stage::PIPELINE, &err));
+                }
+                Err(e) => {
+                    let err = SandboxError::Unavailable(format!(
+                        "the pipeline returned an invalid envelope: {e}"
+                    ));
+                    return Ok(fail(tx, stage::PIPELINE, &err));
+                }
             }
         }
     };
