@@ -143,6 +143,10 @@ pub struct PortConfig {
     pub address: PathBuf,
     /// Inbound only: where responses go, through the same adapter.
     pub response_address: Option<PathBuf>,
+    /// Inbound only: `responses = "discard"` — a port without a response
+    /// address drops its responses and faults, each recorded in the
+    /// message's history.
+    pub discard_responses: bool,
     /// Rules run before the queue (inbound) / after processing (outbound).
     pub transforms: Vec<String>,
     /// Rules run after the queue.
@@ -402,7 +406,7 @@ struct RawAdapter {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGrant {
-    path: String,
+    path: Spanned<String>,
     guest: String,
     #[serde(default)]
     writable: bool,
@@ -420,8 +424,9 @@ struct RawRoute {
 struct RawPort {
     direction: PortDirection,
     adapter: Spanned<String>,
-    address: String,
+    address: Spanned<String>,
     response_address: Option<Spanned<String>>,
+    responses: Option<Spanned<Responses>>,
     #[serde(default)]
     transforms: Vec<Spanned<String>>,
     #[serde(default)]
@@ -439,6 +444,16 @@ struct RawPort {
     receive_batch: Option<Spanned<u32>>,
     memory_limit_mb: Option<u64>,
     time_limit_ms: Option<u64>,
+}
+
+/// What an inbound port does with its services' responses.
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Responses {
+    /// To the response address (which the port must have).
+    Send,
+    /// Nowhere: each is recorded in the message's history instead.
+    Discard,
 }
 
 #[derive(Deserialize)]
@@ -570,14 +585,18 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| format!(":{}", line_of(s.start)))
-                .unwrap_or_default();
-            ConfigError {
-                problems: vec![format!("{file}{at}: {}", e.message().trim())],
-            }
+        let raw: RawConfig = crate::schema::deserialize(text).map_err(|list| ConfigError {
+            problems: list
+                .into_iter()
+                .map(|p| {
+                    let at = p.span.map(|s| format!(":{}", line_of(s.start)));
+                    let key = Some(p.key)
+                        .filter(|k| !k.is_empty())
+                        .map(|k| format!(" {k}:"));
+                    let (at, key) = (at.unwrap_or_default(), key.unwrap_or_default());
+                    format!("{file}{at}:{key} {}", p.message)
+                })
+                .collect(),
         })?;
         let base = path
             .parent()
@@ -604,11 +623,23 @@ impl Config {
             .adapters
             .into_iter()
             .map(|(name, a)| {
+                for g in &a.grants {
+                    let key = format!("adapters.{name}.grants");
+                    let (folder, span) = (abs(g.path.get_ref()), g.path.span());
+                    if !folder.is_dir() {
+                        let msg = format!(
+                            "folder {} does not exist; create it (Ferry creates only the ports' \
+                             folders)",
+                            folder.display()
+                        );
+                        problem(span, &key, msg);
+                    }
+                }
                 let grants = a
                     .grants
                     .iter()
                     .map(|g| crate::runtime::Grant {
-                        host: abs(&g.path),
+                        host: abs(g.path.get_ref()),
                         guest: g.guest.clone(),
                         writable: g.writable,
                     })
@@ -688,6 +719,13 @@ impl Config {
                     );
                 }
             }
+            check_responses(&p, &mut |s, k, m| problem(s, &key(k), m));
+            let folders = [Some(&p.address), p.response_address.as_ref()];
+            for (k, a) in ["address", "response_address"].iter().zip(folders) {
+                if let Some(blocked) = a.and_then(|a| uncreatable(&abs(a.get_ref()))) {
+                    problem(a.expect("some").span(), &key(k), blocked);
+                }
+            }
             if let Some(m) = p.max_parallel.as_ref().filter(|m| *m.get_ref() == 0) {
                 problem(m.span(), &key("max_parallel"), "must be at least 1".into());
             }
@@ -710,8 +748,12 @@ impl Config {
                     name: name.clone(),
                     direction: p.direction,
                     adapter: p.adapter.into_inner(),
-                    address: abs(&p.address),
+                    address: abs(p.address.get_ref()),
                     response_address: p.response_address.as_ref().map(|r| abs(r.get_ref())),
+                    discard_responses: p
+                        .responses
+                        .as_ref()
+                        .is_some_and(|r| *r.get_ref() == Responses::Discard),
                     transforms: p.transforms.into_iter().map(Spanned::into_inner).collect(),
                     pipeline: p.pipeline.into_iter().map(Spanned::into_inner).collect(),
                     services: p
@@ -772,6 +814,32 @@ impl Config {
         })
     }
 
+    /// Every key of the file's schema, as dotted paths with `NAME` for the
+    /// names the user chooses (`ports.NAME.time_limit_ms`).
+    pub fn keys() -> Vec<String> {
+        crate::schema::keys::<RawConfig>(&[
+            ("", "__probe__ = 1"),
+            ("adapters.NAME", "[adapters.a]\n__probe__ = 1"),
+            (
+                "adapters.NAME.grants",
+                "[adapters.a]\ngrants = [{ __probe__ = 1 }]",
+            ),
+            ("rules.NAME", "[rules.a]\n__probe__ = 1"),
+            ("services.NAME", "[services.a]\n__probe__ = 1"),
+            ("ports.NAME", "[ports.a]\n__probe__ = 1"),
+            (
+                "ports.NAME.services",
+                "[ports.a]\nservices = [{ __probe__ = 1 }]",
+            ),
+            ("jobs.NAME", "[jobs.a]\n__probe__ = 1"),
+            ("jobs.NAME.tasks", "[jobs.a]\ntasks = [{ __probe__ = 1 }]"),
+            (
+                "jobs.NAME.tasks.after",
+                "[jobs.a]\ntasks = [{ after = [{ __probe__ = 1 }] }]",
+            ),
+        ])
+    }
+
     /// The outbound port names (targets of the Send API).
     pub fn outbound_ports(&self) -> BTreeSet<String> {
         self.ports
@@ -794,6 +862,55 @@ impl Config {
     /// The plugin file for a plugin name.
     pub fn plugin_path(&self, component: &str) -> PathBuf {
         self.plugin_dir.join(format!("{component}.wasm"))
+    }
+}
+
+/// Why the port folder `dir` cannot be created (Ferry creates a missing
+/// one): something on its path that is not a folder.
+fn uncreatable(dir: &Path) -> Option<String> {
+    let existing = dir.ancestors().find(|a| a.exists())?;
+    (!existing.is_dir()).then(|| {
+        format!(
+            "folder {} cannot be created: {} is not a folder",
+            dir.display(),
+            existing.display()
+        )
+    })
+}
+
+/// An inbound port whose services answer needs somewhere to answer: a
+/// `response_address`, or `responses = "discard"` said out loud.
+fn check_responses(p: &RawPort, problem: &mut dyn FnMut(std::ops::Range<usize>, &str, String)) {
+    let inbound = p.direction == PortDirection::Inbound;
+    match (&p.responses, &p.response_address) {
+        (Some(r), _) if !inbound => problem(
+            r.span(),
+            "responses",
+            "only inbound ports have responses".into(),
+        ),
+        (Some(r), Some(_)) if *r.get_ref() == Responses::Discard => problem(
+            r.span(),
+            "responses",
+            "\"discard\" with a response_address: remove one of the two".into(),
+        ),
+        (Some(r), None) if *r.get_ref() == Responses::Send => problem(
+            r.span(),
+            "responses",
+            "\"send\" needs a response_address to send to".into(),
+        ),
+        (None, None) if inbound => {
+            if let Some(route) = p.services.first() {
+                problem(
+                    route.service.span(),
+                    "services",
+                    "this port's services answer, but it has no response_address: \
+                     set `response_address` (a folder), or `responses = \"discard\"` to drop \
+                     the responses (each is then recorded in the message's history)"
+                        .into(),
+                );
+            }
+        }
+        _ => {}
     }
 }
 
@@ -1242,7 +1359,7 @@ address = "copies"
             Config::parse(Path::new("f.toml"), "data_dir = \"d\"\nworkres = 2\n").unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("f.toml:2: unknown field `workres`"),
+                .starts_with("f.toml:2: workres: unknown field `workres`"),
             "{err}"
         );
         let err = Config::parse(

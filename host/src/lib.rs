@@ -13,5 +13,6 @@ pub mod queue;
 pub mod reload;
 pub mod runtime;
 pub mod scheduler;
+pub mod schema;
 pub mod services;
 pub mod watch;
