@@ -62,6 +62,9 @@ pub enum Command {
     /// The exception log.
     #[command(subcommand)]
     Exceptions(queue::ExceptionsCommand),
+    /// The document history of a message by its MessageId (queued or
+    /// processed): every version kept, with stage and plugin hashes.
+    History(queue::HistoryArgs),
     /// The batch jobs: list, history, hold, release, run-now, cancel (a
     /// running host is asked through DATA_DIR/requests/).
     #[command(subcommand)]
@@ -96,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => run::check(a),
         Command::Queue(c) => queue::run(c),
         Command::Exceptions(c) => queue::run_exceptions(c),
+        Command::History(a) => queue::run_history(a),
         Command::Job(c) => job::run(c),
     }
 }
