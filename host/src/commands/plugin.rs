@@ -158,25 +158,32 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
 /// What the running host of `config` has in force, from its status file;
 /// the plugin directory when no host has written one.
 fn list_live(runtime: &Runtime, config: &Path) -> anyhow::Result<ExitCode> {
-    let config = super::run::load_config(config)?;
-    match crate::reload::Status::read(&config.data_dir)? {
-        Some(status) => {
+    let (config, data_dir) = super::run::load_for_host(config)?;
+    match (crate::reload::Status::read(&data_dir)?, config) {
+        (Some(status), _) => {
             print!("{}", status.render());
             Ok(ExitCode::SUCCESS)
         }
-        None => {
+        (None, Some(config)) => {
             println!(
                 "no running host has written {} yet; the plugin directory:",
-                config.data_dir.join(crate::reload::STATUS_FILE).display()
+                data_dir.join(crate::reload::STATUS_FILE).display()
             );
             list(runtime, &config.plugin_dir)
         }
+        (None, None) => anyhow::bail!(
+            "the running host has not written {} yet; try again in a moment",
+            data_dir.join(crate::reload::STATUS_FILE).display()
+        ),
     }
 }
 
 fn print_inspection(file: &Path, i: &Inspection) {
     println!("plugin:  {}", i.name);
-    println!("file:    {} ({} bytes)", file.display(), i.size);
+    match std::fs::metadata(file) {
+        Ok(_) => println!("file:    {} ({} bytes)", file.display(), i.size),
+        Err(e) => println!("file:    {} ({e})", file.display()),
+    }
     if !i.hash.is_empty() {
         println!("sha256:  {}", i.hash);
     }
@@ -586,11 +593,8 @@ fn build(
                 "componentize-js",
             ) {
                 Some(tool) => Command::new(tool),
-                None if which("npx").is_some() => {
-                    let mut c = Command::new("npx");
-                    c.args(["--no-install", "componentize-js"]);
-                    c
-                }
+                // No fallback to npx: it asks the registry first and prints
+                // its 404s before any useful word.
                 None => bail!("{}", js_missing(dir)),
             };
             cmd.arg("--wit")
@@ -601,13 +605,7 @@ fn build(
                 .arg(std::path::absolute(&out)?)
                 .arg("app.js");
             let program = PathBuf::from(cmd.get_program());
-            run_tool(cmd.current_dir(dir), &program).map_err(|e| {
-                if program == Path::new("npx") {
-                    anyhow::anyhow!("{e}\n{}", js_missing(dir))
-                } else {
-                    e
-                }
-            })?;
+            run_tool(cmd.current_dir(dir), &program)?;
         }
     }
     let build_time = started.elapsed();

@@ -238,13 +238,11 @@ impl Runtime {
         check_header(name, bytes)?;
         let hash = content_hash(bytes);
         let short = hash[..12].to_string();
-        let component =
-            cache::compile(self.engine(), self.cache_dir(), &hash, bytes).map_err(|e| {
-                LoadError::Compile {
-                    name: name.to_string(),
-                    hash: short.clone(),
-                    reason: format!("{e:#}"),
-                }
+        let component = cache::compile(self.engine(), self.cache_dir(), name, &hash, bytes)
+            .map_err(|e| LoadError::Compile {
+                name: name.to_string(),
+                hash: short.clone(),
+                reason: format!("{e:#}"),
             })?;
         let (imports, exports) = names(self, &component);
         let world = world_of(&exports).ok_or_else(|| LoadError::WrongWorld {
@@ -332,7 +330,8 @@ impl Runtime {
             Err(e) => {
                 // Names are worth showing even when validation failed.
                 if check_header(&name, &bytes).is_ok()
-                    && let Ok(c) = cache::compile(self.engine(), self.cache_dir(), &hash, &bytes)
+                    && let Ok(c) =
+                        cache::compile(self.engine(), self.cache_dir(), &name, &hash, &bytes)
                 {
                     let (i, e) = names(self, &c);
                     inspection.world = world_of(&e);
