@@ -15,7 +15,12 @@ pub fn check_command(line: &str) -> Result<(), String> {
     let line = line.trim().trim_start_matches("$ ");
     let line = line.split(" #").next().unwrap().replace('\\', "");
     let line = line.replace("[", " ").replace("]", " ");
-    let mut words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    // `ferry …` speaks of every command: nothing to check past `ferry`.
+    let mut words: Vec<String> = line
+        .split_whitespace()
+        .filter(|w| !matches!(*w, "…" | "..."))
+        .map(str::to_string)
+        .collect();
     if words.first().is_some_and(|w| w.ends_with("/ferry")) {
         words[0] = "ferry".into();
     }
