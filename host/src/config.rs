@@ -69,6 +69,9 @@ pub struct ComponentConfig {
     pub component: String,
     /// Options, flattened to key/value pairs (`table.key` for nested tables).
     pub options: Vec<(String, String)>,
+    /// `FILE:LINE: KEY` of the options, for problems found once the plugin
+    /// is loaded (options it does not declare).
+    pub options_at: String,
 }
 
 /// An adapter: its plugin, options and any folders granted beyond its
@@ -389,16 +392,14 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawComponent {
     component: String,
-    #[serde(default)]
-    options: toml::Table,
+    options: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAdapter {
     component: String,
-    #[serde(default)]
-    options: toml::Table,
+    options: Option<Spanned<toml::Table>>,
     #[serde(default)]
     grants: Vec<RawGrant>,
 }
@@ -615,9 +616,13 @@ impl Config {
             problems.push(format!("{file}:{}: {key}: {msg}", line_of(span.start)));
         };
 
-        let component = |c: RawComponent| ComponentConfig {
-            component: c.component,
-            options: flatten(&c.options),
+        let component = |section: &str, name: &str, component, options: Option<Spanned<_>>| {
+            let line = options.as_ref().map_or(0, |o| line_of(o.span().start));
+            ComponentConfig {
+                component,
+                options: options.map(|o| flatten(o.get_ref())).unwrap_or_default(),
+                options_at: format!("{file}:{line}: {section}.{name}.options"),
+            }
         };
         let adapters: BTreeMap<String, AdapterConfig> = raw
             .adapters
@@ -645,10 +650,7 @@ impl Config {
                     })
                     .collect();
                 let cfg = AdapterConfig {
-                    plugin: ComponentConfig {
-                        component: a.component,
-                        options: flatten(&a.options),
-                    },
+                    plugin: component("adapters", &name, a.component, a.options),
                     grants,
                 };
                 (name, cfg)
@@ -657,12 +659,12 @@ impl Config {
         let rules: BTreeMap<_, _> = raw
             .rules
             .into_iter()
-            .map(|(n, c)| (n, component(c)))
+            .map(|(n, c)| (n.clone(), component("rules", &n, c.component, c.options)))
             .collect();
         let services: BTreeMap<_, _> = raw
             .services
             .into_iter()
-            .map(|(n, c)| (n, component(c)))
+            .map(|(n, c)| (n.clone(), component("services", &n, c.component, c.options)))
             .collect();
 
         let mut ports = BTreeMap::new();

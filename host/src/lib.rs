@@ -8,6 +8,7 @@ pub mod config;
 pub mod engine;
 pub mod envelope;
 pub mod input;
+pub mod options;
 pub mod plugins;
 pub mod queue;
 pub mod reload;

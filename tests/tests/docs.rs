@@ -1,7 +1,7 @@
 //! Docs that cannot drift (issue #16, item 13). Every TOML example of
 //! README.md, docs/, plugins/README.md and examples/demo is checked with
 //! `ferry check` (the folders its grants name created, `plugin_dir` pointed
-//! at the built plugins); every `ferry …` command line in the docs is checked
+//! at the built plugins), or read as a plugin's declaration of options; every `ferry …` command line in the docs is checked
 //! with the CLI's own parser; and the user guide's split-jobs example answers
 //! an order in one `ferry run --once`, as the guide says.
 
@@ -119,6 +119,16 @@ fn every_toml_example_in_the_docs_passes_check() {
     let mut examples = Vec::new();
     for (file, text) in docs() {
         for b in blocks(&text).into_iter().filter(|b| b.lang == "toml") {
+            if b.text.contains("[[options]]") {
+                // A plugin's ferry-plugin.toml: its declaration must read.
+                let mut component = b"\0asm\x0d\x00\x01\x00".to_vec();
+                ferry::options::embed(&mut component, &b.text);
+                match ferry::options::read(&component) {
+                    Ok(Some(_)) => {}
+                    other => panic!("{file}:{}: not a declaration of options: {other:?}", b.line),
+                }
+                continue;
+            }
             // A fragment (a job, a rule) is checked inside the guide's
             // complete configuration.
             let whole = if b.text.contains("[ports.") {

@@ -434,3 +434,53 @@ fn a_refused_reload_leaves_job_and_plugin_list_answering_from_the_running_host()
     assert_eq!(r.code, Some(2), "{r}");
     assert!(r.stderr.contains("invalid configuration"), "{r}");
 }
+
+#[test]
+fn check_refuses_options_a_plugin_does_not_declare_and_plugin_check_lists_them() {
+    let (_dir, config) = setup(ANSWERING_PORT, &["inbox"]);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "component = \"file-adapter\"\n",
+        "component = \"file-adapter\"\noptions = { max_file_sise = 5, on_comit = \"move\", extension = \".txt\" }\n",
+    );
+    let text = text.replace(
+        "component = \"sales-order-service\"\n",
+        "component = \"sales-order-service\"\noptions = { forward_port = 7 }\n\
+         [rules.map]\ncomponent = \"value-map\"\n\
+         options = { elements = \"ItemId\", map = { \"A\" = \"1\" }, strict = \"sure\" }\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let r = run(&["check", "--config", s(&config)]);
+    assert_eq!(r.code, Some(2), "{r}");
+    let f = config.display().to_string();
+    for expected in [
+        format!(
+            "{f}:6: adapters.file.options: unknown option `max_file_sise`; did you mean \
+             `max_file_size`? (the plugin's options: max_file_size, pattern, on_commit, move_to, \
+             extension) (plugin file-adapter)"
+        ),
+        format!(
+            "{f}:6: adapters.file.options: unknown option `on_comit`; did you mean `on_commit`?"
+        ),
+        format!("{f}:13: rules.map.options: option `strict` must be a boolean, not \"sure\""),
+    ] {
+        assert!(r.stderr.contains(&expected), "{expected:?} missing:\n{r}");
+    }
+    // A string option given a number is still text to the plugin: fine.
+    assert!(!r.stderr.contains("forward_port"), "{r}");
+    assert!(!r.stderr.contains("option `extension`"), "{r}");
+    assert_eq!(r.stderr.matches(&format!("{f}:")).count(), 3, "{r}");
+
+    let listed = ferry_stdout(&["plugin", "check", s(&ferry_tests::plugin("file-adapter"))]);
+    assert!(
+        listed
+            .contains("options:\n  max_file_size (integer) = \"10485760\": largest file received"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("  on_commit (string) = \"delete\": delete or move"),
+        "{listed}"
+    );
+    // A component that declares nothing is accepted without checks.
+    let probe = ferry_stdout(&["plugin", "check", s(&ferry_tests::plugin("test-probe"))]);
+    assert!(probe.contains("options: not declared"), "{probe}");
+}

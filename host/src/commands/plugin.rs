@@ -206,6 +206,16 @@ fn print_inspection(file: &Path, i: &Inspection) {
             println!("  {e}");
         }
     }
+    match &i.options {
+        None => println!("options: not declared (any option is passed on unchecked)"),
+        Some(o) if o.is_empty() => println!("options: none"),
+        Some(o) => {
+            println!("options:");
+            for line in crate::options::describe(o) {
+                println!("  {line}");
+            }
+        }
+    }
     match &i.error {
         None => println!("status:  ok"),
         Some(e) => println!("status:  REFUSED: {e}"),
@@ -417,9 +427,22 @@ fn new(lang: Lang, world: WorldArg, name: &str, parent: &Path) -> anyhow::Result
         }
         out
     };
+    // The options the plugin takes travel in the component (see
+    // `crate::options`); the rule template reads one, `note`.
+    let options = match world {
+        WorldArg::Rule => {
+            "\n[[options]]\nname = \"note\"\ntype = \"string\"\ndefault = \"\"\n\
+             doc = \"a note added to the rule's log line\"\n"
+        }
+        WorldArg::Adapter | WorldArg::Service => "options = []\n",
+    };
     let manifest = format!(
         "# A Ferry plugin project: `ferry plugin build .` reads this.\n\
-         name = \"{name}\"\nlang = \"{}\"\nworld = \"{}\"\n",
+         name = \"{name}\"\nlang = \"{}\"\nworld = \"{}\"\n\n\
+         # The options the plugin takes, built into the component: `ferry check`\n\
+         # refuses other options and values of the wrong type, `ferry plugin check`\n\
+         # lists them. One [[options]] table each (type: string, integer, boolean\n\
+         # or table; default and doc optional); `options = []` for none.\n{options}",
         lang.as_str(),
         world.wit_name()
     );
@@ -480,6 +503,9 @@ struct Manifest {
     name: Option<String>,
     lang: Option<String>,
     world: Option<String>,
+    /// The declared options: read from the built component (`crate::options`).
+    #[allow(dead_code)]
+    options: Option<toml::Value>,
 }
 
 /// `ferry plugin build`.
@@ -611,6 +637,12 @@ fn build(
     let build_time = started.elapsed();
     if !out.is_file() {
         bail!("the build produced no {}", out.display());
+    }
+    // The manifest (with the declared options) travels in the component.
+    if let Ok(text) = std::fs::read_to_string(&manifest_path) {
+        let mut bytes = std::fs::read(&out)?;
+        crate::options::embed(&mut bytes, &text);
+        std::fs::write(&out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
     }
     let runtime = Runtime::new(RuntimeOptions::default())?;
     let i = runtime.inspect(&out);
