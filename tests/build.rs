@@ -102,9 +102,47 @@ fn main() {
             .expect("a UTF-8 file name");
         // Cargo names the artifact after the lib name (`file_adapter`); the
         // plugin keeps its crate name (`file-adapter`).
-        let dest = plugins_dir.join(format!("{}.wasm", stem.replace('_', "-")));
-        copy_if_changed(component, &dest);
+        let crate_name = stem.replace('_', "-");
+        let dest = plugins_dir.join(format!("{crate_name}.wasm"));
+        let mut bytes = fs::read(component)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", component.display()));
+        // The plugin's declared options travel in the component.
+        let manifest = plugins_manifest
+            .parent()
+            .expect("plugins/")
+            .join(&crate_name)
+            .join("ferry-plugin.toml");
+        if let Ok(text) = fs::read_to_string(&manifest) {
+            embed_manifest(&mut bytes, &text);
+        }
+        write_if_changed(&bytes, &dest);
     }
+}
+
+/// Append the custom section `ferry:plugin` holding `manifest` (a
+/// `ferry-plugin.toml`) to `component`: the plugin's declared options, which
+/// the host reads at load (as `ferry::options::embed` writes it; build
+/// scripts cannot use the host crate).
+fn embed_manifest(component: &mut Vec<u8>, manifest: &str) {
+    fn leb(out: &mut Vec<u8>, mut v: usize) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    const SECTION: &str = "ferry:plugin";
+    let mut payload = Vec::new();
+    leb(&mut payload, SECTION.len());
+    payload.extend_from_slice(SECTION.as_bytes());
+    payload.extend_from_slice(manifest.as_bytes());
+    component.push(0);
+    leb(component, payload.len());
+    component.extend_from_slice(&payload);
 }
 
 /// Tell cargo to rerun when anything under `dir` changes, except `target`
@@ -196,16 +234,15 @@ fn clean_env(cmd: &mut Command) {
     }
 }
 
-/// Copy `from` to `to` unless `to` already holds the same bytes (so an
+/// Write `new` to `to` unless `to` already holds the same bytes (so an
 /// unchanged plugin keeps its file time), through a temporary file renamed
 /// into place.
-fn copy_if_changed(from: &Path, to: &Path) {
-    let new = fs::read(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
+fn write_if_changed(new: &[u8], to: &Path) {
     if fs::read(to).is_ok_and(|old| old == new) {
         return;
     }
     let tmp = to.with_extension("wasm.tmp");
-    fs::write(&tmp, &new).unwrap_or_else(|e| panic!("cannot write {}: {e}", tmp.display()));
+    fs::write(&tmp, new).unwrap_or_else(|e| panic!("cannot write {}: {e}", tmp.display()));
     fs::rename(&tmp, to)
         .unwrap_or_else(|e| panic!("cannot rename {} to {}: {e}", tmp.display(), to.display()));
 }

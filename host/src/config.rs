@@ -69,6 +69,9 @@ pub struct ComponentConfig {
     pub component: String,
     /// Options, flattened to key/value pairs (`table.key` for nested tables).
     pub options: Vec<(String, String)>,
+    /// `FILE:LINE: KEY` of the options, for problems found once the plugin
+    /// is loaded (options it does not declare).
+    pub options_at: String,
 }
 
 /// An adapter: its plugin, options and any folders granted beyond its
@@ -143,6 +146,10 @@ pub struct PortConfig {
     pub address: PathBuf,
     /// Inbound only: where responses go, through the same adapter.
     pub response_address: Option<PathBuf>,
+    /// Inbound only: `responses = "discard"` — a port without a response
+    /// address drops its responses and faults, each recorded in the
+    /// message's history.
+    pub discard_responses: bool,
     /// Rules run before the queue (inbound) / after processing (outbound).
     pub transforms: Vec<String>,
     /// Rules run after the queue.
@@ -385,16 +392,14 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawComponent {
     component: String,
-    #[serde(default)]
-    options: toml::Table,
+    options: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAdapter {
     component: String,
-    #[serde(default)]
-    options: toml::Table,
+    options: Option<Spanned<toml::Table>>,
     #[serde(default)]
     grants: Vec<RawGrant>,
 }
@@ -402,7 +407,7 @@ struct RawAdapter {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGrant {
-    path: String,
+    path: Spanned<String>,
     guest: String,
     #[serde(default)]
     writable: bool,
@@ -420,8 +425,9 @@ struct RawRoute {
 struct RawPort {
     direction: PortDirection,
     adapter: Spanned<String>,
-    address: String,
+    address: Spanned<String>,
     response_address: Option<Spanned<String>>,
+    responses: Option<Spanned<Responses>>,
     #[serde(default)]
     transforms: Vec<Spanned<String>>,
     #[serde(default)]
@@ -471,6 +477,16 @@ impl RawPort {
             receive_bytes: self.max_receive_mb.map_or(d.receive_bytes, |m| m << 20),
         }
     }
+}
+
+/// What an inbound port does with its services' responses.
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Responses {
+    /// To the response address (which the port must have).
+    Send,
+    /// Nowhere: each is recorded in the message's history instead.
+    Discard,
 }
 
 #[derive(Deserialize)]
@@ -602,14 +618,18 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| format!(":{}", line_of(s.start)))
-                .unwrap_or_default();
-            ConfigError {
-                problems: vec![format!("{file}{at}: {}", e.message().trim())],
-            }
+        let raw: RawConfig = crate::schema::deserialize(text).map_err(|list| ConfigError {
+            problems: list
+                .into_iter()
+                .map(|p| {
+                    let at = p.span.map(|s| format!(":{}", line_of(s.start)));
+                    let key = Some(p.key)
+                        .filter(|k| !k.is_empty())
+                        .map(|k| format!(" {k}:"));
+                    let (at, key) = (at.unwrap_or_default(), key.unwrap_or_default());
+                    format!("{file}{at}:{key} {}", p.message)
+                })
+                .collect(),
         })?;
         let base = path
             .parent()
@@ -628,28 +648,41 @@ impl Config {
             problems.push(format!("{file}:{}: {key}: {msg}", line_of(span.start)));
         };
 
-        let component = |c: RawComponent| ComponentConfig {
-            component: c.component,
-            options: flatten(&c.options),
+        let component = |section: &str, name: &str, component, options: Option<Spanned<_>>| {
+            let line = options.as_ref().map_or(0, |o| line_of(o.span().start));
+            ComponentConfig {
+                component,
+                options: options.map(|o| flatten(o.get_ref())).unwrap_or_default(),
+                options_at: format!("{file}:{line}: {section}.{name}.options"),
+            }
         };
         let adapters: BTreeMap<String, AdapterConfig> = raw
             .adapters
             .into_iter()
             .map(|(name, a)| {
+                for g in &a.grants {
+                    let key = format!("adapters.{name}.grants");
+                    let (folder, span) = (abs(g.path.get_ref()), g.path.span());
+                    if !folder.is_dir() {
+                        let msg = format!(
+                            "folder {} does not exist; create it (Ferry creates only the ports' \
+                             folders)",
+                            folder.display()
+                        );
+                        problem(span, &key, msg);
+                    }
+                }
                 let grants = a
                     .grants
                     .iter()
                     .map(|g| crate::runtime::Grant {
-                        host: abs(&g.path),
+                        host: abs(g.path.get_ref()),
                         guest: g.guest.clone(),
                         writable: g.writable,
                     })
                     .collect();
                 let cfg = AdapterConfig {
-                    plugin: ComponentConfig {
-                        component: a.component,
-                        options: flatten(&a.options),
-                    },
+                    plugin: component("adapters", &name, a.component, a.options),
                     grants,
                 };
                 (name, cfg)
@@ -658,12 +691,12 @@ impl Config {
         let rules: BTreeMap<_, _> = raw
             .rules
             .into_iter()
-            .map(|(n, c)| (n, component(c)))
+            .map(|(n, c)| (n.clone(), component("rules", &n, c.component, c.options)))
             .collect();
         let services: BTreeMap<_, _> = raw
             .services
             .into_iter()
-            .map(|(n, c)| (n, component(c)))
+            .map(|(n, c)| (n.clone(), component("services", &n, c.component, c.options)))
             .collect();
 
         let mut ports = BTreeMap::new();
@@ -720,6 +753,13 @@ impl Config {
                     );
                 }
             }
+            check_responses(&p, &mut |s, k, m| problem(s, &key(k), m));
+            let folders = [Some(&p.address), p.response_address.as_ref()];
+            for (k, a) in ["address", "response_address"].iter().zip(folders) {
+                if let Some(blocked) = a.and_then(|a| uncreatable(&abs(a.get_ref()))) {
+                    problem(a.expect("some").span(), &key(k), blocked);
+                }
+            }
             if let Some(m) = p.max_parallel.as_ref().filter(|m| *m.get_ref() == 0) {
                 problem(m.span(), &key("max_parallel"), "must be at least 1".into());
             }
@@ -743,8 +783,12 @@ impl Config {
                     name: name.clone(),
                     direction: p.direction,
                     adapter: p.adapter.into_inner(),
-                    address: abs(&p.address),
+                    address: abs(p.address.get_ref()),
                     response_address: p.response_address.as_ref().map(|r| abs(r.get_ref())),
+                    discard_responses: p
+                        .responses
+                        .as_ref()
+                        .is_some_and(|r| *r.get_ref() == Responses::Discard),
                     transforms: p.transforms.into_iter().map(Spanned::into_inner).collect(),
                     pipeline: p.pipeline.into_iter().map(Spanned::into_inner).collect(),
                     services: p
@@ -805,6 +849,32 @@ impl Config {
         })
     }
 
+    /// Every key of the file's schema, as dotted paths with `NAME` for the
+    /// names the user chooses (`ports.NAME.time_limit_ms`).
+    pub fn keys() -> Vec<String> {
+        crate::schema::keys::<RawConfig>(&[
+            ("", "__probe__ = 1"),
+            ("adapters.NAME", "[adapters.a]\n__probe__ = 1"),
+            (
+                "adapters.NAME.grants",
+                "[adapters.a]\ngrants = [{ __probe__ = 1 }]",
+            ),
+            ("rules.NAME", "[rules.a]\n__probe__ = 1"),
+            ("services.NAME", "[services.a]\n__probe__ = 1"),
+            ("ports.NAME", "[ports.a]\n__probe__ = 1"),
+            (
+                "ports.NAME.services",
+                "[ports.a]\nservices = [{ __probe__ = 1 }]",
+            ),
+            ("jobs.NAME", "[jobs.a]\n__probe__ = 1"),
+            ("jobs.NAME.tasks", "[jobs.a]\ntasks = [{ __probe__ = 1 }]"),
+            (
+                "jobs.NAME.tasks.after",
+                "[jobs.a]\ntasks = [{ after = [{ __probe__ = 1 }] }]",
+            ),
+        ])
+    }
+
     /// The outbound port names (targets of the Send API).
     pub fn outbound_ports(&self) -> BTreeSet<String> {
         self.ports
@@ -827,6 +897,55 @@ impl Config {
     /// The plugin file for a plugin name.
     pub fn plugin_path(&self, component: &str) -> PathBuf {
         self.plugin_dir.join(format!("{component}.wasm"))
+    }
+}
+
+/// Why the port folder `dir` cannot be created (Ferry creates a missing
+/// one): something on its path that is not a folder.
+fn uncreatable(dir: &Path) -> Option<String> {
+    let existing = dir.ancestors().find(|a| a.exists())?;
+    (!existing.is_dir()).then(|| {
+        format!(
+            "folder {} cannot be created: {} is not a folder",
+            dir.display(),
+            existing.display()
+        )
+    })
+}
+
+/// An inbound port whose services answer needs somewhere to answer: a
+/// `response_address`, or `responses = "discard"` said out loud.
+fn check_responses(p: &RawPort, problem: &mut dyn FnMut(std::ops::Range<usize>, &str, String)) {
+    let inbound = p.direction == PortDirection::Inbound;
+    match (&p.responses, &p.response_address) {
+        (Some(r), _) if !inbound => problem(
+            r.span(),
+            "responses",
+            "only inbound ports have responses".into(),
+        ),
+        (Some(r), Some(_)) if *r.get_ref() == Responses::Discard => problem(
+            r.span(),
+            "responses",
+            "\"discard\" with a response_address: remove one of the two".into(),
+        ),
+        (Some(r), None) if *r.get_ref() == Responses::Send => problem(
+            r.span(),
+            "responses",
+            "\"send\" needs a response_address to send to".into(),
+        ),
+        (None, None) if inbound => {
+            if let Some(route) = p.services.first() {
+                problem(
+                    route.service.span(),
+                    "services",
+                    "this port's services answer, but it has no response_address: \
+                     set `response_address` (a folder), or `responses = \"discard\"` to drop \
+                     the responses (each is then recorded in the message's history)"
+                        .into(),
+                );
+            }
+        }
+        _ => {}
     }
 }
 
@@ -1275,7 +1394,7 @@ address = "copies"
             Config::parse(Path::new("f.toml"), "data_dir = \"d\"\nworkres = 2\n").unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("f.toml:2: unknown field `workres`"),
+                .starts_with("f.toml:2: workres: unknown field `workres`"),
             "{err}"
         );
         let err = Config::parse(

@@ -122,6 +122,25 @@ impl PluginSet {
                 Err(e) => errors.push(e),
             }
         }
+        // Options the plugin does not declare, or of the wrong type.
+        let configured = config
+            .adapters
+            .values()
+            .map(|a| &a.plugin)
+            .chain(config.rules.values())
+            .chain(config.services.values());
+        for c in configured {
+            let Some(decls) = plugins.get(&c.component).and_then(|p| p.options()) else {
+                continue;
+            };
+            for problem in crate::options::check(decls, &c.options) {
+                errors.push(LoadError::Options {
+                    at: c.options_at.clone(),
+                    name: c.component.clone(),
+                    problem,
+                });
+            }
+        }
         if errors.is_empty() {
             Ok(PluginSet {
                 plugins,

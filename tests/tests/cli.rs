@@ -355,7 +355,10 @@ fn check_reports_an_unknown_key_with_file_and_line() {
     let (_dir, file) = config(&text);
     let r = run(&["check", "--config", path_str(&file)]);
     assert_eq!(r.code, Some(2), "{r}");
-    let expected = format!("{}:18: unknown field `adress`", file.display());
+    let expected = format!(
+        "{}:18: ports.in.adress: unknown field `adress`",
+        file.display()
+    );
     assert!(r.stderr.contains(&expected), "{expected:?} missing:\n{r}");
     // And says what is allowed.
     assert!(r.stderr.contains("`address`"), "{r}");

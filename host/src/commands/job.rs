@@ -29,7 +29,7 @@ use crate::scheduler::requests::{self, Ask};
 use crate::scheduler::state::{self, StateStore};
 use crate::scheduler::{Action, Clock, JobState, QueueStore, SystemClock, report};
 
-use super::run::load_config;
+use super::run::load_for_host;
 
 /// Batch job commands.
 #[derive(Debug, Subcommand)]
@@ -89,15 +89,21 @@ pub enum JobCommand {
 /// The data directory: a stopped host's (the queue opened here), or a
 /// running host's (it holds the queue).
 enum Host {
-    Stopped(QueueStore),
-    Running,
+    Stopped(Config, QueueStore),
+    /// Running on this data directory.
+    Running(PathBuf),
 }
 
-fn open(config: &Path) -> anyhow::Result<(Config, Host)> {
-    let cfg = load_config(config)?;
-    match RedbQueue::open(&cfg.data_dir) {
-        Ok(queue) => Ok((cfg, Host::Stopped(QueueStore(Arc::new(queue))))),
-        Err(QueueError::InUse { .. }) => Ok((cfg, Host::Running)),
+fn open(config: &Path) -> anyhow::Result<Host> {
+    // A running host is asked even when the file on disk no longer loads
+    // (it refused the file and keeps the configuration in force).
+    let (cfg, data_dir) = load_for_host(config)?;
+    let Some(cfg) = cfg else {
+        return Ok(Host::Running(data_dir));
+    };
+    match RedbQueue::open(&data_dir) {
+        Ok(queue) => Ok(Host::Stopped(cfg, QueueStore(Arc::new(queue)))),
+        Err(QueueError::InUse { .. }) => Ok(Host::Running(data_dir)),
         Err(e) => Err(e).context("cannot open the gateway queue"),
     }
 }
@@ -111,13 +117,13 @@ fn find<'c>(cfg: &'c Config, name: &str) -> anyhow::Result<&'c JobConfig> {
 /// Hand a request to the host running on `cfg`'s data directory and print
 /// its answer; a refusal is an error.
 fn ask_host(
-    cfg: &Config,
+    data_dir: &Path,
     action: Ask,
     job: Option<&str>,
     last: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
-    tracing::debug!(data_dir = %cfg.data_dir.display(), "the data directory is in use by a running host; asking it");
-    let reply = requests::submit(&cfg.data_dir, action, job, last, requests::TIMEOUT)?;
+    tracing::debug!(data_dir = %data_dir.display(), "the data directory is in use by a running host; asking it");
+    let reply = requests::submit(data_dir, action, job, last, requests::TIMEOUT)?;
     if !reply.ok {
         anyhow::bail!("{} (refused by the running host)", reply.text);
     }
@@ -133,15 +139,15 @@ pub fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
     let now = SystemClock.now_ms();
     match cmd {
         JobCommand::List { config } => match open(&config)? {
-            (cfg, Host::Running) => ask_host(&cfg, Ask::List, None, None),
-            (cfg, Host::Stopped(store)) => {
+            Host::Running(dir) => ask_host(&dir, Ask::List, None, None),
+            Host::Stopped(cfg, store) => {
                 print!("{}", report::list(cfg.jobs.values(), &store, now, false)?);
                 Ok(ExitCode::SUCCESS)
             }
         },
         JobCommand::History { config, last, name } => match open(&config)? {
-            (cfg, Host::Running) => ask_host(&cfg, Ask::History, Some(&name), last),
-            (cfg, Host::Stopped(store)) => {
+            Host::Running(dir) => ask_host(&dir, Ask::History, Some(&name), last),
+            Host::Stopped(cfg, store) => {
                 let job = find(&cfg, &name)?;
                 print!("{}", report::history(job, &store, last)?);
                 Ok(ExitCode::SUCCESS)
@@ -158,8 +164,8 @@ pub fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
 /// host's job state.
 fn act(config: &Path, name: &str, action: Action, now: u64) -> anyhow::Result<ExitCode> {
     let (cfg, store) = match open(config)? {
-        (cfg, Host::Running) => return ask_host(&cfg, action.into(), Some(name), None),
-        (cfg, Host::Stopped(store)) => (cfg, store),
+        Host::Running(dir) => return ask_host(&dir, action.into(), Some(name), None),
+        Host::Stopped(cfg, store) => (cfg, store),
     };
     let job = find(&cfg, name)?;
     // As at the next start: an occurrence a crash left Executing is Error.

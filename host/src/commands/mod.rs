@@ -62,6 +62,9 @@ pub enum Command {
     /// The exception log.
     #[command(subcommand)]
     Exceptions(queue::ExceptionsCommand),
+    /// The document history of a message by its MessageId (queued or
+    /// processed): every version kept, with stage and plugin hashes.
+    History(queue::HistoryArgs),
     /// The batch jobs: list, history, hold, release, run-now, cancel (a
     /// running host is asked through DATA_DIR/requests/).
     #[command(subcommand)]
@@ -70,22 +73,48 @@ pub enum Command {
 
 /// Set up tracing on stderr from `--log-level` or `RUST_LOG` (default: info).
 pub fn init_logging(args: &LogArgs) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
-    let filter = match &args.log_level {
-        Some(f) => EnvFilter::try_new(f).unwrap_or_else(|e| {
-            eprintln!("warning: invalid --log-level {f:?} ({e}); using info");
+    let given = args.log_level.clone().or_else(|| {
+        std::env::var("RUST_LOG")
+            .ok()
+            .filter(|f| !f.trim().is_empty())
+    });
+    let filter = match given.as_deref().map(with_base_level) {
+        Some(f) => EnvFilter::try_new(&f).unwrap_or_else(|e| {
+            eprintln!("warning: invalid log filter {f:?} ({e}); using info");
             EnvFilter::new("info")
         }),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        None => EnvFilter::new("info"),
     };
+    // Colours only on a terminal, and never when NO_COLOR is set
+    // (https://no-color.org).
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match args.log_format {
         LogFormat::Text => builder.try_init(),
         // The thread names which worker did what (`ferry-worker-PORT-N`).
         LogFormat::Json => builder.json().with_thread_names(true).try_init(),
     };
+}
+
+/// A filter that only names targets (`ferry::plugin=debug`) keeps the
+/// default level (info) for everything else, so the host's own warnings
+/// about what the plugin did are not hidden.
+fn with_base_level(filter: &str) -> String {
+    let levels = ["off", "error", "warn", "info", "debug", "trace"];
+    let has_base = filter
+        .split(',')
+        .any(|d| levels.contains(&d.trim().to_ascii_lowercase().as_str()));
+    if has_base || filter.trim().is_empty() {
+        filter.to_string()
+    } else {
+        format!("info,{filter}")
+    }
 }
 
 /// Run a parsed command line.
@@ -96,6 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => run::check(a),
         Command::Queue(c) => queue::run(c),
         Command::Exceptions(c) => queue::run_exceptions(c),
+        Command::History(a) => queue::run_history(a),
         Command::Job(c) => job::run(c),
     }
 }

@@ -158,25 +158,32 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
 /// What the running host of `config` has in force, from its status file;
 /// the plugin directory when no host has written one.
 fn list_live(runtime: &Runtime, config: &Path) -> anyhow::Result<ExitCode> {
-    let config = super::run::load_config(config)?;
-    match crate::reload::Status::read(&config.data_dir)? {
-        Some(status) => {
+    let (config, data_dir) = super::run::load_for_host(config)?;
+    match (crate::reload::Status::read(&data_dir)?, config) {
+        (Some(status), _) => {
             print!("{}", status.render());
             Ok(ExitCode::SUCCESS)
         }
-        None => {
+        (None, Some(config)) => {
             println!(
                 "no running host has written {} yet; the plugin directory:",
-                config.data_dir.join(crate::reload::STATUS_FILE).display()
+                data_dir.join(crate::reload::STATUS_FILE).display()
             );
             list(runtime, &config.plugin_dir)
         }
+        (None, None) => anyhow::bail!(
+            "the running host has not written {} yet; try again in a moment",
+            data_dir.join(crate::reload::STATUS_FILE).display()
+        ),
     }
 }
 
 fn print_inspection(file: &Path, i: &Inspection) {
     println!("plugin:  {}", i.name);
-    println!("file:    {} ({} bytes)", file.display(), i.size);
+    match std::fs::metadata(file) {
+        Ok(_) => println!("file:    {} ({} bytes)", file.display(), i.size),
+        Err(e) => println!("file:    {} ({e})", file.display()),
+    }
     if !i.hash.is_empty() {
         println!("sha256:  {}", i.hash);
     }
@@ -197,6 +204,16 @@ fn print_inspection(file: &Path, i: &Inspection) {
         println!("imports:");
         for e in &i.imports {
             println!("  {e}");
+        }
+    }
+    match &i.options {
+        None => println!("options: not declared (any option is passed on unchecked)"),
+        Some(o) if o.is_empty() => println!("options: none"),
+        Some(o) => {
+            println!("options:");
+            for line in crate::options::describe(o) {
+                println!("  {line}");
+            }
         }
     }
     match &i.error {
@@ -410,9 +427,22 @@ fn new(lang: Lang, world: WorldArg, name: &str, parent: &Path) -> anyhow::Result
         }
         out
     };
+    // The options the plugin takes travel in the component (see
+    // `crate::options`); the rule template reads one, `note`.
+    let options = match world {
+        WorldArg::Rule => {
+            "\n[[options]]\nname = \"note\"\ntype = \"string\"\ndefault = \"\"\n\
+             doc = \"a note added to the rule's log line\"\n"
+        }
+        WorldArg::Adapter | WorldArg::Service => "options = []\n",
+    };
     let manifest = format!(
         "# A Ferry plugin project: `ferry plugin build .` reads this.\n\
-         name = \"{name}\"\nlang = \"{}\"\nworld = \"{}\"\n",
+         name = \"{name}\"\nlang = \"{}\"\nworld = \"{}\"\n\n\
+         # The options the plugin takes, built into the component: `ferry check`\n\
+         # refuses other options and values of the wrong type, `ferry plugin check`\n\
+         # lists them. One [[options]] table each (type: string, integer, boolean\n\
+         # or table; default and doc optional); `options = []` for none.\n{options}",
         lang.as_str(),
         world.wit_name()
     );
@@ -473,6 +503,9 @@ struct Manifest {
     name: Option<String>,
     lang: Option<String>,
     world: Option<String>,
+    /// The declared options: read from the built component (`crate::options`).
+    #[allow(dead_code)]
+    options: Option<toml::Value>,
 }
 
 /// `ferry plugin build`.
@@ -586,11 +619,8 @@ fn build(
                 "componentize-js",
             ) {
                 Some(tool) => Command::new(tool),
-                None if which("npx").is_some() => {
-                    let mut c = Command::new("npx");
-                    c.args(["--no-install", "componentize-js"]);
-                    c
-                }
+                // No fallback to npx: it asks the registry first and prints
+                // its 404s before any useful word.
                 None => bail!("{}", js_missing(dir)),
             };
             cmd.arg("--wit")
@@ -601,18 +631,18 @@ fn build(
                 .arg(std::path::absolute(&out)?)
                 .arg("app.js");
             let program = PathBuf::from(cmd.get_program());
-            run_tool(cmd.current_dir(dir), &program).map_err(|e| {
-                if program == Path::new("npx") {
-                    anyhow::anyhow!("{e}\n{}", js_missing(dir))
-                } else {
-                    e
-                }
-            })?;
+            run_tool(cmd.current_dir(dir), &program)?;
         }
     }
     let build_time = started.elapsed();
     if !out.is_file() {
         bail!("the build produced no {}", out.display());
+    }
+    // The manifest (with the declared options) travels in the component.
+    if let Ok(text) = std::fs::read_to_string(&manifest_path) {
+        let mut bytes = std::fs::read(&out)?;
+        crate::options::embed(&mut bytes, &text);
+        std::fs::write(&out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
     }
     let runtime = Runtime::new(RuntimeOptions::default())?;
     let i = runtime.inspect(&out);

@@ -88,6 +88,74 @@ pub enum ExceptionsCommand {
     },
 }
 
+/// Options of `ferry history`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// The configuration file (for its data directory).
+    #[arg(long, short, default_value = "ferry.toml")]
+    config: PathBuf,
+    /// Print each version's header and stage only, not its content.
+    #[arg(long)]
+    brief: bool,
+    /// The message's `MessageId` (as in its envelope, or `queue list`).
+    message_id: String,
+}
+
+/// `ferry history MESSAGE_ID`: the document history of a message, queued or
+/// processed long ago — every version the port's `logging` mode kept, with
+/// the stage and the plugins (name and hash) that produced it.
+pub fn run_history(args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let q = open(&args.config)?;
+    let history = q.history(&args.message_id)?;
+    let log_id = crate::services::inbound::message_log_id(&args.message_id);
+    let processed = q.is_processed(&log_id)?;
+    let queued = q.list(&Filter::default())?;
+    let queued: Vec<_> = queued
+        .iter()
+        .filter(|m| m.message_id == args.message_id)
+        .collect();
+    if history.is_empty() && queued.is_empty() && !processed {
+        eprintln!(
+            "no history for MessageId {}: it was never received here, or its port keeps \
+             none (logging = \"off\")",
+            args.message_id
+        );
+        return Ok(ExitCode::from(1));
+    }
+    println!("message id: {}", args.message_id);
+    println!(
+        "processed:  {}",
+        if processed {
+            "yes (in the message log)"
+        } else {
+            "no"
+        }
+    );
+    for m in queued {
+        println!("queued:     id {} ({}, {})", m.key, m.direction, m.status);
+    }
+    for (i, h) in history.iter().enumerate() {
+        let plugins: Vec<String> = h
+            .plugins
+            .iter()
+            .map(|(n, hash)| format!("{n}@{hash}"))
+            .collect();
+        println!(
+            "--- version {} --- {} port={} stage={} plugins=[{}]",
+            i + 1,
+            format_rfc3339(h.time_ms),
+            h.port,
+            h.stage,
+            plugins.join(", ")
+        );
+        if !args.brief {
+            println!("{}", h.content);
+        }
+    }
+    println!("{} version(s)", history.len());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn open(config: &Path) -> anyhow::Result<RedbQueue> {
     let cfg = load_config(config)?;
     RedbQueue::open(&cfg.data_dir).context("cannot open the gateway queue")

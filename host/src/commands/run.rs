@@ -43,6 +43,47 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
 }
 
+/// For commands a running host answers (`job`, `plugin list --config`):
+/// the configuration and its data directory — or, when the file on disk no
+/// longer loads but a host is running on the data directory it names (the
+/// host refused the file on reload and keeps the configuration in force),
+/// `None` and that data directory, the file's problems printed as a warning.
+pub fn load_for_host(path: &Path) -> anyhow::Result<(Option<Config>, PathBuf)> {
+    let err = match Config::load(path) {
+        Ok(c) => {
+            let dir = c.data_dir.clone();
+            return Ok((Some(c), dir));
+        }
+        Err(e) => e,
+    };
+    let data_dir = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .map(|t| match t.get("data_dir") {
+            Some(toml::Value::String(d)) => PathBuf::from(d),
+            _ => PathBuf::from("data"),
+        })
+        .map(|d| path.parent().unwrap_or(Path::new(".")).join(d));
+    match data_dir {
+        Some(dir)
+            if dir.join("ferry.redb").is_file()
+                && matches!(
+                    RedbQueue::open(&dir),
+                    Err(crate::queue::QueueError::InUse { .. })
+                ) =>
+        {
+            eprintln!(
+                "warning: {} does not load as it is now, so a running host keeps the \
+                 configuration it has in force; showing the running host's state. The file's \
+                 problems:\n{err}",
+                path.display()
+            );
+            Ok((None, dir))
+        }
+        _ => Err(anyhow::anyhow!("invalid configuration:\n{err}")),
+    }
+}
+
 /// The runtime for a configuration: compile cache under the data directory.
 pub fn runtime_for(config: &Config) -> anyhow::Result<Runtime> {
     Runtime::new(RuntimeOptions {

@@ -13,7 +13,7 @@ pub enum QueueError {
     /// already has the queue database of this data directory open.
     #[error(
         "data directory {} is in use by another Ferry host (ferry.redb is locked); \
-         stop the other host or use another --data-dir",
+         stop the other host, or use a configuration whose `data_dir` is another folder",
         dir.display()
     )]
     InUse {
@@ -40,7 +40,7 @@ pub enum QueueError {
     #[error(
         "the gateway queue database {} has format version {found}, but this Ferry \
          reads versions up to {supported}; run the newer Ferry that wrote it, or \
-         point --data-dir at another directory",
+         set `data_dir` to another folder",
         path.display()
     )]
     NewerFormat {
@@ -122,8 +122,9 @@ impl QueueError {
                  stopped, restart it: start-up returns unfinished messages to Ready)"
             }
             Status::MalformedXml => {
-                "its content is not a valid message; fix the source and receive it again, \
-                 or edit its content and re-queue it with a transaction, or delete it"
+                "its content is not a valid message: see why with `ferry queue show ID`, \
+                 fix the source and put it in the port's folder again, then delete this \
+                 copy with `ferry queue delete ID`"
             }
             Status::Ready => "only held or failed messages can be released",
             Status::Hold | Status::Error => "this action does not apply to it",

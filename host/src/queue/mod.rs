@@ -389,6 +389,10 @@ pub enum Change {
     },
     /// Add an entry to the exception log.
     Exception(NewException),
+    /// Add an entry to the exception log about the message inserted last
+    /// before it in the same transaction (whose key is known only at
+    /// commit).
+    InsertedException(NewException),
     /// Add a version to a message's history.
     History(HistoryEntry),
     /// Set a value in the key/value state area.
@@ -414,7 +418,7 @@ impl Change {
             Change::SetContent { .. } => "set content",
             Change::Remove { .. } => "remove",
             Change::LogProcessed { .. } => "log processed",
-            Change::Exception(_) => "exception",
+            Change::Exception(_) | Change::InsertedException(_) => "exception",
             Change::History(_) => "history",
             Change::PutState { .. } => "put state",
             Change::DeleteState { .. } => "delete state",
@@ -483,6 +487,12 @@ impl Transaction {
     /// Adds an entry to the exception log.
     pub fn exception(&mut self, exception: NewException) -> &mut Self {
         self.push(Change::Exception(exception))
+    }
+
+    /// Adds an entry to the exception log linked to the message inserted
+    /// last before it in this transaction.
+    pub fn exception_for_inserted(&mut self, exception: NewException) -> &mut Self {
+        self.push(Change::InsertedException(exception))
     }
 
     /// Adds a version to a message's document history.

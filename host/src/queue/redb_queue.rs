@@ -618,6 +618,13 @@ impl GatewayQueue for RedbQueue {
                     },
                     other => other,
                 };
+                let change = match change {
+                    Change::InsertedException(mut e) => {
+                        e.message_key = keys.last().copied();
+                        Change::Exception(e)
+                    }
+                    c => c,
+                };
                 match change {
                     Change::Insert(m) => keys.push(w.insert(m)?),
                     Change::SetStatus { key, status, error } => {
@@ -638,7 +645,7 @@ impl GatewayQueue for RedbQueue {
                             codec::encode_processed(w.now, &port).as_slice(),
                         )?;
                     }
-                    Change::Exception(e) => {
+                    Change::Exception(e) | Change::InsertedException(e) => {
                         let t = match &mut exceptions {
                             Some(t) => t,
                             None => exceptions.insert(txn.open_table(EXCEPTIONS)?),

@@ -849,7 +849,7 @@ fn assert_in_use(err: QueueError, dir: &Path) {
         text,
         format!(
             "data directory {} is in use by another Ferry host (ferry.redb is locked); \
-             stop the other host or use another --data-dir",
+             stop the other host, or use a configuration whose `data_dir` is another folder",
             dir.display()
         )
     );

@@ -18,10 +18,13 @@ fn entry(dir: &Path, engine: &Engine, hash: &str) -> PathBuf {
 
 /// Load the compiled form of `bytes` (content hash `hash`) from the cache, or
 /// compile it and store it there. Cache failures are logged and never fatal:
-/// the component is then compiled in memory.
+/// the component is then compiled in memory. A compilation (not a cache
+/// hit) is logged at info with the plugin's `name`, since a Python or
+/// JavaScript component takes seconds.
 pub fn compile(
     engine: &Engine,
     dir: Option<&Path>,
+    name: &str,
     hash: &str,
     bytes: &[u8],
 ) -> wasmtime::Result<Component> {
@@ -41,7 +44,17 @@ pub fn compile(
             }
         }
     }
+    tracing::info!(
+        "compiling plugin {name} ({} KiB); once only: later loads use the compile cache in {}",
+        bytes.len() / 1024,
+        dir.display()
+    );
+    let started = std::time::Instant::now();
     let compiled = engine.precompile_component(bytes)?;
+    tracing::info!(
+        "compiled plugin {name} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     if let Err(e) = store(dir, &path, &compiled) {
         tracing::warn!(path = %path.display(), error = %e, "cannot write the compile cache");
     }

@@ -62,6 +62,28 @@ pub enum LoadError {
         /// The imports that are not provided, in plain words.
         reason: String,
     },
+    /// The component's declaration of its options (`ferry:plugin` section)
+    /// cannot be read.
+    #[error("{name} (sha256:{hash}): {reason}")]
+    Declaration {
+        /// The plugin's name.
+        name: String,
+        /// Its short content hash.
+        hash: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The configuration gives a plugin options it does not declare, or of
+    /// the wrong type.
+    #[error("{at}: {problem} (plugin {name})")]
+    Options {
+        /// `FILE:LINE: KEY` of the options.
+        at: String,
+        /// The plugin's name.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// The plugin targets a world other than the one it is used for.
     #[error("{name} (sha256:{hash}) is a {found} plugin, but it is configured as {}", expected.with_article())]
     Mismatch {

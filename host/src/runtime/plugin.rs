@@ -11,6 +11,7 @@ use wasmtime::component::{Component, InstancePre};
 use super::bindings::{adapter::AdapterPre, rule::RulePluginPre, service::ServicePluginPre};
 use super::sandbox::HostState;
 use super::{LoadError, Runtime, World, cache};
+use crate::options::OptionDecl;
 
 /// WIT package every Ferry export and import belongs to.
 const PACKAGE: &str = "ferry:plugin";
@@ -26,6 +27,7 @@ pub struct Plugin {
     loaded_at: SystemTime,
     imports: Vec<String>,
     exports: Vec<String>,
+    options: Option<Vec<OptionDecl>>,
     pub(super) pre: PluginPre,
     /// Keeps the runtime (and its epoch ticker, which enforces time limits)
     /// alive as long as the plugin can run.
@@ -82,6 +84,11 @@ impl Plugin {
     pub fn exports(&self) -> &[String] {
         &self.exports
     }
+    /// The options it declares (`None`: it declares none, and its options
+    /// are not checked).
+    pub fn options(&self) -> Option<&[OptionDecl]> {
+        self.options.as_deref()
+    }
 
     /// Fail with [`LoadError::Mismatch`] unless the plugin targets `world`.
     pub fn expect(&self, world: World) -> Result<(), LoadError> {
@@ -114,6 +121,8 @@ pub struct Inspection {
     pub imports: Vec<String>,
     /// Export names (empty when it did not compile).
     pub exports: Vec<String>,
+    /// The options it declares, if it declares them.
+    pub options: Option<Vec<OptionDecl>>,
     /// The problem, if any.
     pub error: Option<LoadError>,
 }
@@ -238,13 +247,16 @@ impl Runtime {
         check_header(name, bytes)?;
         let hash = content_hash(bytes);
         let short = hash[..12].to_string();
-        let component =
-            cache::compile(self.engine(), self.cache_dir(), &hash, bytes).map_err(|e| {
-                LoadError::Compile {
-                    name: name.to_string(),
-                    hash: short.clone(),
-                    reason: format!("{e:#}"),
-                }
+        let options = crate::options::read(bytes).map_err(|reason| LoadError::Declaration {
+            name: name.to_string(),
+            hash: short.clone(),
+            reason,
+        })?;
+        let component = cache::compile(self.engine(), self.cache_dir(), name, &hash, bytes)
+            .map_err(|e| LoadError::Compile {
+                name: name.to_string(),
+                hash: short.clone(),
+                reason: format!("{e:#}"),
             })?;
         let (imports, exports) = names(self, &component);
         let world = world_of(&exports).ok_or_else(|| LoadError::WrongWorld {
@@ -287,6 +299,7 @@ impl Runtime {
             loaded_at: SystemTime::now(),
             imports,
             exports,
+            options,
             pre: typed,
             _runtime: self.clone(),
         }))
@@ -306,6 +319,7 @@ impl Runtime {
                     world: None,
                     imports: vec![],
                     exports: vec![],
+                    options: None,
                     error: Some(LoadError::Io {
                         path: path.display().to_string(),
                         source,
@@ -321,6 +335,7 @@ impl Runtime {
             world: None,
             imports: vec![],
             exports: vec![],
+            options: crate::options::read(&bytes).ok().flatten(),
             error: None,
         };
         match self.load_bytes(&name, &bytes) {
@@ -332,7 +347,8 @@ impl Runtime {
             Err(e) => {
                 // Names are worth showing even when validation failed.
                 if check_header(&name, &bytes).is_ok()
-                    && let Ok(c) = cache::compile(self.engine(), self.cache_dir(), &hash, &bytes)
+                    && let Ok(c) =
+                        cache::compile(self.engine(), self.cache_dir(), &name, &hash, &bytes)
                 {
                     let (i, e) = names(self, &c);
                     inspection.world = world_of(&e);

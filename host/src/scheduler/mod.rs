@@ -308,10 +308,10 @@ impl Scheduler {
         let mut states = Vec::with_capacity(jobs.len());
         for job in &jobs {
             if let Some(r) = state::recover(store.as_ref(), &job.name, now)? {
-                let seq = r.occurrence.as_ref().map(|o| o.seq);
+                let seq = r.occurrence.as_ref().map(|o| o.seq.to_string());
                 tracing::warn!(
                     job = %job.name,
-                    occurrence = ?seq,
+                    occurrence = seq.as_deref().unwrap_or("-"),
                     "the host stopped during an occurrence of this job; it is recorded as Error \
                      and the job goes on with its next occurrence"
                 );
@@ -478,14 +478,14 @@ impl Scheduler {
     }
 
     /// Run every Waiting job that is due now (one occurrence each), in the
-    /// configuration's order.
+    /// AIF order of their first task (see [`Scheduler::once_order`]).
     pub fn run_due<R: TaskRunner + ?Sized>(
         &mut self,
         runner: &mut R,
         stop: &dyn Fn() -> bool,
     ) -> Result<Vec<OccurrenceReport>, SchedulerError> {
         let mut reports = Vec::new();
-        for i in 0..self.jobs.len() {
+        for i in self.once_order() {
             if stop() {
                 break;
             }
@@ -514,7 +514,7 @@ impl Scheduler {
         stop: &dyn Fn() -> bool,
     ) -> Result<Vec<OccurrenceReport>, SchedulerError> {
         let mut reports = Vec::new();
-        for i in 0..self.jobs.len() {
+        for i in self.once_order() {
             if stop() {
                 break;
             }
@@ -536,6 +536,20 @@ impl Scheduler {
             self.settle(i)?;
         }
         Ok(reports)
+    }
+
+    /// The order in which [`Scheduler::run_once`] runs the jobs (and
+    /// [`Scheduler::run_due`] the jobs due together): by the AIF
+    /// order of their first task's service (receive, inbound processing,
+    /// outbound processing, send), then by name — so jobs that split the
+    /// four services between them pass a message all the way in one run.
+    pub fn once_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.jobs.len()).collect();
+        order.sort_by_key(|&i| {
+            let job = &self.jobs[i];
+            (job.tasks.first().map(|t| t.kind), job.name.clone())
+        });
+        order
     }
 
     /// Run the jobs at their recurrence (and on input) until `stop` says

@@ -1583,3 +1583,28 @@ mod request_files {
         assert_eq!(s.state("j").unwrap().occurrences, 1);
     }
 }
+
+#[test]
+fn jobs_run_in_the_aif_order_of_their_first_task_then_by_name() {
+    // Named so that the name order is the wrong one.
+    let mut send = job(r#"every = "1h"
+tasks = [{ service = "gateway-send" }]"#);
+    send.name = "a-send".into();
+    let mut process = job(r#"every = "1h"
+tasks = [{ service = "inbound-processing" }, { service = "outbound-processing" }]"#);
+    process.name = "b-process".into();
+    let mut receive = job(r#"every = "1h"
+tasks = [{ service = "gateway-receive" }]"#);
+    receive.name = "c-receive".into();
+    let mut receive2 = receive.clone();
+    receive2.name = "d-receive".into();
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(MemStore::default());
+    let s = scheduler(vec![send, process, receive, receive2], &clock, store);
+    let names: Vec<&str> = s
+        .once_order()
+        .into_iter()
+        .map(|i| s.jobs()[i].name.as_str())
+        .collect();
+    assert_eq!(names, ["c-receive", "d-receive", "b-process", "a-send"]);
+}

@@ -216,8 +216,34 @@ pub(crate) fn process(
         Gateway::fail_message(tx, &port.name, stage, msg, err);
         false
     };
-    let env = match envelope::parse(&msg.content) {
-        Ok(Parsed::Single(e)) => e,
+    let retransformed;
+    let (msg, env) = match envelope::parse(&msg.content) {
+        Ok(Parsed::Single(e)) => (msg, e),
+        // Resubmitted after its transforms failed: it starts there again.
+        _ if super::receive::failed_in_transform(msg) => {
+            use super::receive::Again;
+            match super::receive::transform_again(gw, port, sandboxes, msg, tx) {
+                Again::Queued => return Ok(true),
+                Again::Failed => return Ok(false),
+                Again::One(env, provenance) => {
+                    let content = env.to_xml();
+                    let stage = stage::RECEIVE;
+                    let id = &env.header.message_id;
+                    if let Some(h) =
+                        Gateway::history(port, stage, id, Some(msg.key), &provenance, &content)
+                    {
+                        tx.history(h);
+                    }
+                    retransformed = QueuedMessage {
+                        message_id: env.header.message_id.clone(),
+                        action: env.header.action.clone(),
+                        content,
+                        ..msg.clone()
+                    };
+                    (&retransformed, *env)
+                }
+            }
+        }
         Ok(Parsed::Batch(_)) | Err(_) => {
             let err =
                 SandboxError::Unavailable("the queued content is not a single envelope".into());
@@ -233,7 +259,9 @@ pub(crate) fn process(
         .insert(log_id.clone());
     if !first || gw.queue.is_processed(&log_id)? {
         let fault = env.duplicate_fault();
-        if port.send_faults && port.response_address.is_some() {
+        if port.response_address.is_none() {
+            tx.history(Gateway::discarded_response(port, msg, &[], &fault));
+        } else if port.send_faults {
             queue_outgoing(gw, tx, &port.name, &fault, &msg.name);
         }
         tx.exception(Gateway::host_exception(
@@ -338,12 +366,18 @@ pub(crate) fn process(
         Err(f) => return Ok(fail(tx, stage::SERVICE, &SandboxError::Plugin(f))),
     };
     let respond = port.response_address.is_some();
+    let by = {
+        let p = sandbox.plugin();
+        [(p.name().to_string(), p.hash().to_string())]
+    };
     let ok = match result {
         Ok(bodies) => {
-            if respond {
-                for body in bodies {
-                    let response = env.response(body);
+            for body in bodies {
+                let response = env.response(body);
+                if respond {
                     queue_outgoing(gw, tx, &port.name, &response, &msg.name);
+                } else {
+                    tx.history(Gateway::discarded_response(port, msg, &by, &response));
                 }
             }
             for doc in sent {
@@ -355,8 +389,10 @@ pub(crate) fn process(
             true
         }
         Err(fault) => {
-            if respond && port.send_faults {
-                let response = env.fault(&fault.code, &fault.reason);
+            let response = env.fault(&fault.code, &fault.reason);
+            if !respond {
+                tx.history(Gateway::discarded_response(port, msg, &by, &response));
+            } else if port.send_faults {
                 queue_outgoing(gw, tx, &port.name, &response, &msg.name);
             }
             let plugin = sandbox.plugin();

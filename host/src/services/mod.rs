@@ -101,6 +101,9 @@ pub mod stage {
     pub const SEND: &str = "send";
     /// Inbound processing: a batch stopped by the port's upon-error setting.
     pub const BATCH: &str = "batch";
+    /// Inbound processing: a response or fault of a port without a response
+    /// address (`responses = "discard"`), kept in the request's history.
+    pub const RESPONSE_DISCARDED: &str = "response-discarded";
 }
 
 impl Gateway {
@@ -281,6 +284,36 @@ impl Gateway {
         })
     }
 
+    /// The history entry that records a response (or fault) `response` to
+    /// `msg` that its port discards: the whole response, or only its header
+    /// when the port logs headers or nothing — but always an entry, so no
+    /// response vanishes without a trace.
+    pub fn discarded_response(
+        port: &PortConfig,
+        msg: &QueuedMessage,
+        plugins: &[(String, String)],
+        response: &crate::envelope::Envelope,
+    ) -> HistoryEntry {
+        let content = match port.logging {
+            LoggingMode::Original | LoggingMode::All => response.to_xml(),
+            LoggingMode::Header | LoggingMode::Off => {
+                let mut header = response.clone();
+                header.body = String::new();
+                header.to_xml()
+            }
+        };
+        tracing::debug!(port = %port.name, message_id = %msg.message_id, "response discarded (the port has no response_address)");
+        HistoryEntry {
+            time_ms: now_ms(),
+            message_id: msg.message_id.clone(),
+            message_key: Some(msg.key),
+            port: port.name.clone(),
+            stage: stage::RESPONSE_DISCARDED.to_string(),
+            plugins: plugins.to_vec(),
+            content,
+        }
+    }
+
     /// Between messages or groups: take the plugins in force now, and
     /// whether `port` may go on (false: it is paused; that is logged).
     pub(crate) fn ready_to_run(
@@ -309,6 +342,14 @@ impl Gateway {
         if first {
             tracing::warn!("{reason}");
         }
+    }
+
+    /// Forget the reports of (port, name): the next problem is news.
+    fn forget_reports(&self, port: &str, name: &str) {
+        self.reported_refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(p, n, _)| !(p == port && n == name));
     }
 
     /// Report a refused source once per (port, name, reason).

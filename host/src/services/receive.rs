@@ -20,8 +20,10 @@ use std::collections::HashSet;
 use sha2::{Digest, Sha256};
 
 use crate::config::{PortConfig, PortDirection};
-use crate::envelope::{self, Parsed};
-use crate::queue::{Direction, NewException, NewMessage, QueueError, Status, Transaction};
+use crate::envelope::{self, Envelope, Parsed};
+use crate::queue::{
+    Direction, NewException, NewMessage, QueueError, QueuedMessage, Status, Transaction,
+};
 use crate::runtime::{Document, Received, Stage};
 
 use super::sandboxes::{PORT_FOLDER, Side, run_rules};
@@ -49,6 +51,11 @@ pub fn run(
     let adapter_failed = |gw: &Gateway,
                           text: String,
                           plugin: Option<&crate::runtime::PluginFailure>| {
+        // A port that cannot receive (e.g. a granted folder is missing) is
+        // reported once, not at every occurrence, until it receives again.
+        if !gw.first_report(&port.name, "", &text) {
+            return Ok(());
+        }
         let e = match plugin {
             Some(f) => Gateway::plugin_exception(&port.name, stage::RECEIVE, None, None, f),
             None => Gateway::host_exception(&port.name, stage::RECEIVE, None, None, text.clone()),
@@ -69,6 +76,7 @@ pub fn run(
         adapter_failed(gw, f.to_string(), Some(&f))?;
         return Ok(counts);
     }
+    gw.forget_reports(&port.name, "");
     // Receipts left by a crash before the adapter's commit, read once per
     // pass rather than once per file.
     let left_by_crash: HashSet<String> = gw
@@ -177,6 +185,89 @@ fn clear_receipts(gw: &Gateway, port: &PortConfig) -> Result<(), QueueError> {
     gw.queue.commit(tx).map(|_| ())
 }
 
+/// What [`transform_again`] made of a resubmitted message.
+pub(crate) enum Again {
+    /// One envelope, to be processed now, and the transforms that made it.
+    One(Box<Envelope>, Vec<(String, String)>),
+    /// A batch, whose members are queued in its place.
+    Queued,
+    /// It failed again: in Error, with its exception.
+    Failed,
+}
+
+/// How the error of a message whose transforms failed begins (after its
+/// file name): released, it goes through the transforms again.
+const TRANSFORM_FAILED: &str = "transform failed: ";
+
+/// Whether `msg` failed in the port's transforms, before it was an envelope.
+pub(crate) fn failed_in_transform(msg: &QueuedMessage) -> bool {
+    msg.error
+        .as_deref()
+        .is_some_and(|e| e.starts_with(&format!("{}: {TRANSFORM_FAILED}", msg.name)))
+}
+
+/// A resubmitted message that had failed in the port's transforms starts
+/// there again: the transforms run on its content. One envelope comes back
+/// to be processed now; a batch's members are queued Ready in `tx` (for the
+/// next occurrence) in its place; a failure puts it in Error again with
+/// the exception linked to it.
+pub(crate) fn transform_again(
+    gw: &Gateway,
+    port: &PortConfig,
+    sandboxes: &mut Sandboxes,
+    msg: &QueuedMessage,
+    tx: &mut Transaction,
+) -> Again {
+    let doc = Document {
+        name: msg.name.clone(),
+        content: msg.content.clone(),
+    };
+    let mut provenance = Vec::new();
+    let fail = |tx: &mut Transaction, reason: String, exception: NewException| {
+        tracing::warn!(port = %port.name, file = %msg.name, "{reason}");
+        tx.set_status(msg.key, Status::Error, Some(reason));
+        tx.exception(NewException {
+            message_key: Some(msg.key),
+            ..exception
+        });
+        Again::Failed
+    };
+    let stages = (&port.transforms, Stage::Transform);
+    let text = match run_rules(
+        gw,
+        sandboxes,
+        port,
+        stages.0,
+        stages.1,
+        doc,
+        &mut provenance,
+    ) {
+        Ok(d) => d.content,
+        Err(e) => {
+            let reason = format!("{}: {TRANSFORM_FAILED}{e}", msg.name);
+            let exception =
+                Gateway::sandbox_exception(&port.name, stage::TRANSFORM, None, None, &e);
+            return fail(tx, reason, exception);
+        }
+    };
+    match envelope::parse(&text) {
+        Ok(Parsed::Single(e)) => Again::One(Box::new(e), provenance),
+        Ok(Parsed::Batch(b)) => {
+            let id = b.batch_id.clone();
+            let counts = queue_envelopes(port, tx, &msg.name, b.messages, id, &provenance);
+            tracing::info!(port = %port.name, file = %msg.name, messages = counts.done, "transformed again: queued");
+            tx.remove(msg.key);
+            Again::Queued
+        }
+        Err(e) => {
+            let reason = format!("{}: {e}", msg.name);
+            let exception =
+                Gateway::host_exception(&port.name, stage::PARSE, None, None, reason.clone());
+            fail(tx, reason, exception)
+        }
+    }
+}
+
 /// Turn one received message into queue entries in `tx`.
 fn accept(
     gw: &Gateway,
@@ -208,7 +299,7 @@ fn accept(
                 reason: String,
                 exception: NewException| {
         tx.insert(entry(status, content, Some(reason)));
-        tx.exception(exception);
+        tx.exception_for_inserted(exception);
         TaskCounts { done: 0, failed: 1 }
     };
     let parse_exception =
@@ -246,7 +337,7 @@ fn accept(
         ) {
             Ok(d) => d.content,
             Err(e) => {
-                let reason = format!("{name}: transform failed: {e}");
+                let reason = format!("{name}: {TRANSFORM_FAILED}{e}");
                 let exception =
                     Gateway::sandbox_exception(&port.name, stage::TRANSFORM, None, None, &e);
                 return park(tx, Status::Error, text, reason, exception);
@@ -269,6 +360,19 @@ fn accept(
             return park(tx, status, text, reason.clone(), parse_exception(&reason));
         }
     };
+    queue_envelopes(port, tx, &name, messages, batch_id, &provenance)
+}
+
+/// Queue the envelopes read from source `name` Ready in `tx`, with their
+/// first history version.
+fn queue_envelopes(
+    port: &PortConfig,
+    tx: &mut Transaction,
+    name: &str,
+    messages: Vec<Envelope>,
+    batch_id: Option<String>,
+    provenance: &[(String, String)],
+) -> TaskCounts {
     let n = messages.len() as u64;
     for (i, env) in messages.into_iter().enumerate() {
         let content = env.to_xml();
@@ -277,7 +381,7 @@ fn accept(
             stage::RECEIVE,
             &env.header.message_id,
             None,
-            &provenance,
+            provenance,
             &content,
         ) {
             tx.history(h);
@@ -286,7 +390,7 @@ fn accept(
             direction: Direction::Inbound,
             port: port.name.clone(),
             status: Status::Ready,
-            name: name.clone(),
+            name: name.to_string(),
             position: i as u32,
             message_id: env.header.message_id.clone(),
             action: env.header.action.clone(),

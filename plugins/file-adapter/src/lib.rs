@@ -4,12 +4,14 @@
 //! The port's address is a folder the host grants the plugin (a path inside
 //! the sandbox, e.g. `/port`).
 //!
-//! **Receive**: `begin(address)` lists the folder: regular files only,
-//! skipping names that start with `.` (temporary files) and names that do
-//! not match `pattern`, sorted alphabetically by file name (byte order).
+//! **Receive**: `begin(address)` lists the folder, skipping subfolders,
+//! names that start with `.` (temporary files) and names that do not match
+//! `pattern`, sorted alphabetically by file name (byte order).
 //! `receive(max)` returns the next `max` files as `accepted(message)`, or as
 //! `refused(refusal)` when a file is over `max_file_size` (checked from its
-//! metadata before reading) or cannot be read. A file that vanished meanwhile
+//! metadata before reading) or cannot be read, or when the entry is not a
+//! regular file: a symbolic link (never followed) or a FIFO, socket or
+//! device (never opened). A file that vanished meanwhile
 //! is skipped. `commit(names)` deletes (or moves) exactly those files,
 //! ignoring files already gone; `rollback(names)` leaves them.
 //!
@@ -212,7 +214,10 @@ fn try_list(folder: &Path, patterns: &[String]) -> std::io::Result<Vec<String>> 
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        if !file_type.is_file() {
+        // Folders are not sources. Links, FIFOs, sockets and devices are
+        // listed so that `load` refuses them, with the reason, instead of
+        // leaving them in the folder without a word.
+        if file_type.is_dir() {
             continue;
         }
         let Ok(name) = entry.file_name().into_string() else {
@@ -231,7 +236,7 @@ fn try_list(folder: &Path, patterns: &[String]) -> std::io::Result<Vec<String>> 
     Ok(names)
 }
 
-/// Load one file: `None` if it vanished (or is no longer a regular file).
+/// Load one file: `None` if it vanished (or is now a folder).
 pub fn load(folder: &Path, name: &str, max_file_size: u64) -> Option<Received> {
     let path = folder.join(name);
     let too_big = |size: u64| {
@@ -243,7 +248,8 @@ pub fn load(folder: &Path, name: &str, max_file_size: u64) -> Option<Received> {
             ),
         ))
     };
-    let meta = match fs::metadata(&path) {
+    // Not followed: a link could lead out of the granted folder.
+    let meta = match fs::symlink_metadata(&path) {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::NotFound => return None,
         Err(e) => {
@@ -253,8 +259,28 @@ pub fn load(folder: &Path, name: &str, max_file_size: u64) -> Option<Received> {
             )));
         }
     };
-    if !meta.is_file() {
+    if meta.is_dir() {
         return None;
+    }
+    if meta.is_symlink() {
+        return Some(Received::Refused(Refusal::new(
+            name,
+            format!(
+                "{} is a symbolic link, which the file adapter does not follow; put the \
+                 file itself in the folder",
+                path.display()
+            ),
+        )));
+    }
+    if !meta.is_file() {
+        return Some(Received::Refused(Refusal::new(
+            name,
+            format!(
+                "{} is not a regular file (a FIFO, socket or device), so it is not read; \
+                 remove it from the folder",
+                path.display()
+            ),
+        )));
     }
     if meta.len() > max_file_size {
         return Some(too_big(meta.len()));
