@@ -33,6 +33,27 @@ use redb::{
 };
 
 use super::codec::{self, DecodeError, MessageMeta};
+use super::rules::{self, OperatorAction, Transition};
+
+// redb's errors become storage errors of the queue: no redb type leaves
+// this module.
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for QueueError {
+            fn from(e: $t) -> Self {
+                QueueError::storage(redb::Error::from(e))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
 use super::{
     Change, Direction, Exception, ExceptionFilter, Filter, GatewayQueue, HistoryEntry, MessageKey,
     NewMessage, QueueError, QueuedMessage, RecoveryReport, Status, Transaction,
@@ -514,19 +535,15 @@ impl RedbQueue {
         })
     }
 
-    /// An operator action on one message: `decide` gives the new status,
-    /// `None` to delete, or refuses.
-    fn operator(
-        &self,
-        key: MessageKey,
-        decide: impl FnOnce(Status) -> Result<Option<Option<Status>>, QueueError>,
-    ) -> Result<(), QueueError> {
+    /// An operator action on one message, as [`rules::operator`] decides
+    /// it, in one transaction.
+    fn operator(&self, key: MessageKey, action: OperatorAction) -> Result<(), QueueError> {
         self.write(|w| {
             let meta = w.load(key)?;
-            match decide(meta.status)? {
-                None => Ok(()),
-                Some(None) => w.remove(key),
-                Some(Some(status)) => w.set_status(key, meta, status, None).map(|_| ()),
+            match rules::operator(action, key, meta.status)? {
+                Transition::Unchanged => Ok(()),
+                Transition::Remove => w.remove(key),
+                Transition::To(status) => w.set_status(key, meta, status, None).map(|_| ()),
             }
         })
     }
@@ -905,29 +922,15 @@ impl GatewayQueue for RedbQueue {
     }
 
     fn hold(&self, key: MessageKey) -> Result<(), QueueError> {
-        self.operator(key, |status| match status {
-            Status::Ready | Status::Error => Ok(Some(Some(Status::Hold))),
-            Status::Hold => Ok(None),
-            other => Err(QueueError::not_allowed(key, "hold", other)),
-        })
+        self.operator(key, OperatorAction::Hold)
     }
 
     fn release(&self, key: MessageKey) -> Result<(), QueueError> {
-        self.operator(key, |status| match status {
-            Status::Hold | Status::Error => Ok(Some(Some(Status::Ready))),
-            Status::Ready => Ok(None),
-            other => Err(QueueError::not_allowed(key, "release", other)),
-        })
+        self.operator(key, OperatorAction::Release)
     }
 
     fn delete(&self, key: MessageKey) -> Result<(), QueueError> {
-        self.operator(key, |status| {
-            if status.is_in_flight() {
-                Err(QueueError::not_allowed(key, "delete", status))
-            } else {
-                Ok(Some(None))
-            }
-        })
+        self.operator(key, OperatorAction::Delete)
     }
 
     fn put_state(&self, key: &str, value: &[u8]) -> Result<(), QueueError> {
