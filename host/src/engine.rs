@@ -1,5 +1,6 @@
-//! The parallel engine: inbound processing of a port with "process requests
-//! in parallel" on.
+//! The engine of inbound processing: a dispatcher that claims and commits,
+//! and workers that run the plugins. On a port with "process requests in
+//! parallel" on:
 //!
 //! - At most `max_parallel` messages of the port are In process at once (AIF's
 //!   `MaximumInboundParallelMessages`, default 1000): the dispatcher claims
@@ -23,6 +24,12 @@
 //!   crash loses no committed work: uncommitted messages are In process and
 //!   go back to Ready at the next start; because a conversation's messages
 //!   are claimed and committed in order, the next run resumes it in order.
+//!
+//! A sequential port is one ordered unit on one worker: its messages are
+//! processed one at a time in the queue's order (file name, then position),
+//! as AIF's sequential processing asks, while the dispatcher commits the
+//! results of earlier ones — the plugin work and the queue's work overlap.
+//! The dispatcher claims up to two groups (`group_commit`) ahead.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -44,6 +51,16 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 /// The conversation a message belongs to, if any.
 fn conversation(msg: &QueuedMessage) -> Option<&str> {
     msg.conversation_id.as_deref().or(msg.batch_id.as_deref())
+}
+
+/// The ordered unit a message belongs to on `port`, if any: its
+/// conversation on a parallel port; the whole port on a sequential one.
+fn unit<'m>(port: &PortConfig, msg: &'m QueuedMessage) -> Option<&'m str> {
+    if port.parallel {
+        conversation(msg)
+    } else {
+        Some("")
+    }
 }
 
 /// The ordered units (conversations) with a message at the workers, each
@@ -119,16 +136,18 @@ fn worker(
     }
 }
 
-/// Process the Ready inbound messages of parallel port `port` received up
-/// to now.
-pub fn run_parallel(
+/// Process the Ready inbound messages of `port` received up to now.
+pub fn run(
     gw: &Gateway,
     port: &PortConfig,
     live: Arc<Live>,
     stop: &dyn Fn() -> bool,
 ) -> Result<TaskCounts, QueueError> {
-    let workers = gw.config().workers.max(1);
-    let cap = port.max_parallel.max(1);
+    let (workers, cap) = if port.parallel {
+        (gw.config().workers.max(1), port.max_parallel.max(1))
+    } else {
+        (1, 2 * gw.config().group_commit.max(1))
+    };
     let snapshot = gw.queue.last_key()?;
     let seen = Mutex::new(HashSet::new());
     let guard = BatchGuard::new();
@@ -209,7 +228,7 @@ fn dispatch(
             for msg in group {
                 in_flight += 1;
                 settler.claimed(port, &msg);
-                match conversation(&msg).map(str::to_string) {
+                match unit(port, &msg).map(str::to_string) {
                     Some(c) => {
                         if let Some(m) = units.claimed(&c, msg) {
                             send(to_units, m);
@@ -228,7 +247,7 @@ fn dispatch(
         // A unit's next message goes to the workers as soon as its previous
         // one is back.
         let mut back = |r: Result_| {
-            if let Some(next) = conversation(&r.0).and_then(|c| units.returned(c)) {
+            if let Some(next) = unit(port, &r.0).and_then(|c| units.returned(c)) {
                 send(to_units, next);
             }
             r

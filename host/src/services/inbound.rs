@@ -7,9 +7,12 @@
 //!
 //! Messages are taken in the queue's order (file name, then position in a
 //! batch file) and results committed in groups of `group_commit` messages,
-//! so throughput is not bound by one fsync per message. A crash before a
-//! group's commit leaves its messages In process; the queue's recovery puts
-//! them back to Ready at the next start, and nothing of them was committed.
+//! so throughput is not bound by one fsync per message; the engine
+//! ([`crate::engine`]) runs the plugins on worker threads while it claims
+//! and commits (one worker, one message at a time, on a sequential port). A
+//! crash before a group's commit leaves its messages In process; the
+//! queue's recovery puts them back to Ready at the next start, and nothing
+//! of them was committed.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -21,7 +24,7 @@ use crate::queue::{
 };
 use crate::runtime::{Context, Document, ServiceHeader, ServiceRequest, Stage};
 
-use super::batch::{self, BatchGuard, Outcome, Settled, Settler};
+use super::batch::{BatchGuard, Outcome};
 use super::sandboxes::{SandboxError, run_rules};
 use super::{Gateway, Sandboxes, TaskCounts, stage};
 
@@ -35,46 +38,11 @@ pub fn run(
     if port.direction != PortDirection::Inbound {
         return Ok(TaskCounts::default());
     }
-    if port.parallel {
-        return crate::engine::run_parallel(gw, port, sandboxes.live(gw), stop);
-    }
-    let seen = Mutex::new(HashSet::new());
-    let guard = BatchGuard::new();
-    let mut settler = Settler::default();
-    let mut waiting = Vec::new();
-    let mut counts = TaskCounts::default();
-    let snapshot = gw.queue.last_key()?;
-    let mut run_groups = || -> Result<(), QueueError> {
-        while !stop() {
-            let group = batch::claim(gw, port, gw.config().group_commit, snapshot)?;
-            if group.is_empty() {
-                break;
-            }
-            for msg in &group {
-                settler.claimed(port, msg);
-            }
-            let mut settled = Settled::default();
-            for msg in &group {
-                // Duplicates within one group are caught by the message log
-                // only once the group is committed: `seen` catches them before.
-                let outcome = handle(gw, port, sandboxes, msg, &seen, &guard)?;
-                settler.settle(port, msg, outcome, &mut settled);
-            }
-            forget(&seen, &settled.undone);
-            counts.done += settled.done;
-            counts.failed += settled.failed;
-            waiting.extend_from_slice(&settled.waiting);
-            commit_group(gw, &settled.keys, settled.changes)?;
-        }
-        Ok(())
-    };
-    let result = run_groups();
-    release_waiting(gw, port, &waiting);
-    result.map(|()| counts)
+    crate::engine::run(gw, port, sandboxes.live(gw), stop)
 }
 
 /// Process one claimed message into its own transaction part, unless its
-/// batch stopped (see [`batch`]) or its port is paused: then it waits.
+/// batch stopped (see [`super::batch`]) or its port is paused: then it waits.
 pub(crate) fn handle(
     gw: &Gateway,
     port: &PortConfig,
