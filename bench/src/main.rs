@@ -127,6 +127,15 @@ struct RunArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Skip the cases that run the real `ferry run --once` binary as a
+    /// whole process (they need `ferry` built beside `ferry-bench`).
+    #[arg(long)]
+    no_binary: bool,
+    /// The `ferry` binaries of those cases (default: the one beside
+    /// `ferry-bench`); give several to compare builds in the same run, e.g.
+    /// `--binary /tmp/ferry-before --binary target/release/ferry`.
+    #[arg(long = "binary")]
+    binaries: Vec<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -243,25 +252,102 @@ fn main() -> Result<()> {
     }
 }
 
-/// Run this binary with `args`; parse the JSON line it prints.
-fn child<T: for<'de> Deserialize<'de>>(args: &[&str]) -> Result<T> {
-    let exe = std::env::current_exe()?;
-    let out = Command::new(&exe)
-        .args(args)
+/// What a child process cost, from `wait4`: its own CPU time and peak RSS
+/// (not its children's, not this process's).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+struct Usage {
+    /// Wall time from spawn to exit, seconds.
+    wall: f64,
+    /// User CPU, seconds.
+    user: f64,
+    /// System CPU, seconds.
+    system: f64,
+    /// Peak RSS, MiB.
+    peak_rss_mb: f64,
+}
+
+/// Run `cmd` (stdout captured, stderr inherited) and wait for it with
+/// `wait4`: its stdout and what it cost. Fails when it does not exit 0.
+fn measured(mut cmd: Command) -> Result<(String, Usage)> {
+    use std::io::Read as _;
+    let what = format!("{cmd:?}");
+    let t = Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {}", exe.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} {} failed: {}",
-            exe.display(),
-            args.join(" "),
-            out.status
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+        .spawn()
+        .with_context(|| format!("cannot run {what}"))?;
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stdout)?;
+    let mut status = 0;
+    // SAFETY: rusage is plain data, filled in by wait4; the pid is our
+    // child's, not waited for by anything else (`child` is not used after).
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = t.elapsed().as_secs_f64();
+    ensure!(
+        r == pid,
+        "wait4 on {what}: {}",
+        std::io::Error::last_os_error()
+    );
+    ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{what} failed (wait status {status})"
+    );
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok((
+        stdout,
+        Usage {
+            wall,
+            user: secs(ru.ru_utime),
+            system: secs(ru.ru_stime),
+            peak_rss_mb: ru.ru_maxrss as f64 / 1024.0,
+        },
+    ))
+}
+
+/// Run this binary with `args`; parse the JSON line it prints, with what
+/// the child cost.
+fn child<T: for<'de> Deserialize<'de>>(args: &[&str]) -> Result<(T, Usage)> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(args);
+    let (text, usage) = measured(cmd)?;
     let line = text.lines().last().unwrap_or("");
-    serde_json::from_str(line).with_context(|| format!("child printed {text:?}"))
+    let parsed = serde_json::from_str(line).with_context(|| format!("child printed {text:?}"))?;
+    Ok((parsed, usage))
+}
+
+/// The `ferry` binary built beside this one (`cargo build --release --bins`
+/// builds both).
+fn ferry_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let ferry = exe.with_file_name("ferry");
+    ensure!(
+        ferry.is_file(),
+        "{} is missing: the binary cases run the real `ferry run --once`; build it beside \
+         ferry-bench (`cargo build --release --bins`), or pass --no-binary",
+        ferry.display()
+    );
+    Ok(ferry)
+}
+
+/// `ferry run --once --config CONFIG` as users run it, as a whole process,
+/// after `ferry check` has compiled the plugins into the data directory's
+/// cache (so the figures hold no compiling, like the in-library runs').
+fn run_binary(ferry: &Path, config: &Path) -> Result<Usage> {
+    let mut check = Command::new(ferry);
+    check.args(["check", "--config"]).arg(config);
+    measured(check)?;
+    let mut run = Command::new(ferry);
+    run.args(["run", "--once", "--log-level", "warn", "--config"])
+        .arg(config);
+    Ok(measured(run)?.1)
 }
 
 /// The base folder: `--dir`, or /dev/shm, or the temporary folder.
@@ -384,7 +470,42 @@ struct CaseResult {
     case: String,
     msgs_per_s: Vec<f64>,
     peak_rss_mb: Vec<f64>,
+    /// The child process's CPU per message, µs.
+    cpu_user_us: Vec<f64>,
+    cpu_system_us: Vec<f64>,
     ferry: Vec<FerryResult>,
+}
+
+/// One case of `run`.
+#[derive(Clone, Copy, Debug)]
+enum Case {
+    /// The native ceiling with N threads.
+    Native(usize),
+    /// The four services through the library (`child-ferry`), start-up
+    /// not timed.
+    Library(Mode),
+    /// The real `ferry run --once` binary (the Nth of `--binary`), a whole
+    /// process, timed from spawn to exit (plugins already compiled into its
+    /// cache).
+    Binary(Mode, usize),
+}
+
+impl Case {
+    fn name(&self) -> String {
+        match self {
+            Case::Native(1) => "native 1 thread".into(),
+            Case::Native(t) => format!("native {t} threads"),
+            Case::Library(m) => format!("ferry {m:?}").to_lowercase(),
+            Case::Binary(m, _) => format!("ferry run --once {m:?}").to_lowercase(),
+        }
+    }
+
+    fn mode(&self) -> Option<Mode> {
+        match self {
+            Case::Native(_) => None,
+            Case::Library(m) | Case::Binary(m, _) => Some(*m),
+        }
+    }
 }
 
 fn run(mut a: RunArgs) -> Result<()> {
@@ -419,21 +540,33 @@ fn run(mut a: RunArgs) -> Result<()> {
         bytes as f64 / a.messages as f64
     );
 
-    let mut cases: Vec<String> = vec![
-        "native 1 thread".into(),
-        format!("native {threads} threads"),
-    ];
-    cases.extend(
-        a.modes
-            .iter()
-            .map(|m| format!("ferry {m:?}").to_lowercase()),
-    );
+    let binaries: Vec<PathBuf> = match (a.no_binary, a.binaries.is_empty()) {
+        (true, _) => vec![],
+        (false, true) => vec![ferry_binary()?],
+        (false, false) => a.binaries.clone(),
+    };
+    let mut kinds: Vec<Case> = vec![Case::Native(1), Case::Native(threads)];
+    kinds.extend(a.modes.iter().map(|&m| Case::Library(m)));
+    for b in 0..binaries.len() {
+        kinds.extend(a.modes.iter().map(|&m| Case::Binary(m, b)));
+    }
+    let cases: Vec<String> = kinds
+        .iter()
+        .map(|k| match k {
+            Case::Binary(m, b) if binaries.len() > 1 => {
+                format!("{} run --once {m:?}", binaries[*b].display()).to_lowercase()
+            }
+            k => k.name(),
+        })
+        .collect();
     let mut results: Vec<CaseResult> = cases
         .iter()
         .map(|c| CaseResult {
             case: c.clone(),
             msgs_per_s: vec![],
             peak_rss_mb: vec![],
+            cpu_user_us: vec![],
+            cpu_system_us: vec![],
             ferry: vec![],
         })
         .collect();
@@ -444,19 +577,18 @@ fn run(mut a: RunArgs) -> Result<()> {
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(&dir)?;
             let (inbox, outbox) = (dir.join("inbox"), dir.join("outbox"));
-            let mode = ci.checked_sub(2).map(|i| a.modes[i]);
+            let kind = kinds[ci];
             write_inputs(
                 &inbox,
-                if mode == Some(Mode::Conversations) {
+                if kind.mode() == Some(Mode::Conversations) {
                     &with_conv
                 } else {
                     &plain
                 },
             )?;
-            let (rate, rss) = match mode {
-                None => {
-                    let t = if ci == 0 { 1 } else { threads };
-                    let n: NativeResult = child(&[
+            let usage = match kind {
+                Case::Native(t) => {
+                    let (n, usage): (NativeResult, Usage) = child(&[
                         "child-native",
                         "--inbox",
                         &inbox.to_string_lossy(),
@@ -470,9 +602,12 @@ fn run(mut a: RunArgs) -> Result<()> {
                         "{case}: {} messages done",
                         n.messages
                     );
-                    (n.messages as f64 / n.seconds, n.peak_rss_mb)
+                    Usage {
+                        wall: n.seconds,
+                        ..usage
+                    }
                 }
-                Some(m) => {
+                Case::Library(m) => {
                     let config = pipeline::write_config(
                         &dir,
                         &plugin_dir,
@@ -481,7 +616,7 @@ fn run(mut a: RunArgs) -> Result<()> {
                         a.workers,
                         &a.logging,
                     )?;
-                    let f: FerryResult =
+                    let (f, usage): (FerryResult, Usage) =
                         child(&["child-ferry", "--config", &config.to_string_lossy()])?;
                     ensure!(
                         f.messages as usize == a.messages && f.failed == 0,
@@ -489,12 +624,34 @@ fn run(mut a: RunArgs) -> Result<()> {
                         f.messages,
                         f.failed
                     );
-                    let rate = f.messages as f64 / f.seconds;
-                    let rss = f.peak_rss_mb;
+                    // Throughput and CPU over the timed part: start-up,
+                    // which compiles the plugins, is not timed.
+                    let timed = Usage {
+                        wall: f.seconds,
+                        user: f.cpu_user_s,
+                        system: f.cpu_system_s,
+                        ..usage
+                    };
                     results[ci].ferry.push(f);
-                    (rate, rss)
+                    timed
+                }
+                Case::Binary(m, b) => {
+                    let config = pipeline::write_config(
+                        &dir,
+                        &plugin_dir,
+                        m,
+                        a.group_commit,
+                        a.workers,
+                        &a.logging,
+                    )?;
+                    let usage = run_binary(&binaries[b], &config)?;
+                    let left = fs::read_dir(&inbox)?.count();
+                    ensure!(left == 0, "{case}: {left} files left in the inbox");
+                    usage
                 }
             };
+            let rate = a.messages as f64 / usage.wall;
+            let rss = usage.peak_rss_mb;
             // The same answers from every case: same transformations.
             if r == 0 {
                 let got = answers(&outbox)?;
@@ -507,13 +664,18 @@ fn run(mut a: RunArgs) -> Result<()> {
                     ),
                 }
             }
+            let per = |s: f64| s * 1e6 / a.messages as f64;
             eprintln!(
-                "  run {}/{}: {case:<22} {rate:>9.0} msg/s  peak RSS {rss:.0} MB",
+                "  run {}/{}: {case:<24} {rate:>9.0} msg/s  CPU {:>5.0} µs/msg user {:>5.0} system  peak RSS {rss:.0} MB",
                 r + 1,
-                a.runs
+                a.runs,
+                per(usage.user),
+                per(usage.system),
             );
             results[ci].msgs_per_s.push(rate);
             results[ci].peak_rss_mb.push(rss);
+            results[ci].cpu_user_us.push(per(usage.user));
+            results[ci].cpu_system_us.push(per(usage.system));
             fs::remove_dir_all(&dir)?;
         }
     }
@@ -533,20 +695,33 @@ fn report(results: &[CaseResult], threads: usize) {
     let (ceiling, _, _) = stats(&results[1].msgs_per_s);
     println!();
     println!(
-        "{:<22} {:>26} {:>22} {:>16}",
-        "case", "msg/s median (min–max)", "× native multi-thread", "peak RSS MB"
+        "{:<32} {:>26} {:>22} {:>18} {:>18} {:>12}",
+        "case",
+        "msg/s median (min–max)",
+        "× native multi-thread",
+        "CPU user µs/msg",
+        "CPU system µs/msg",
+        "peak RSS MB"
     );
     for c in results {
         let ratios: Vec<f64> = c.msgs_per_s.iter().map(|r| r / ceiling).collect();
         println!(
-            "{:<22} {:>26} {:>22} {:>16}",
+            "{:<32} {:>26} {:>22} {:>18} {:>18} {:>12}",
             c.case,
             fmt_stat(&c.msgs_per_s, 0),
             fmt_stat(&ratios, 2),
+            fmt_stat(&c.cpu_user_us, 0),
+            fmt_stat(&c.cpu_system_us, 0),
             fmt_stat(&c.peak_rss_mb, 0)
         );
     }
     println!("(ratio: each run's throughput over the median of `native {threads} threads`)");
+    println!(
+        "(CPU: the process's own user and system time over the messages: native from wait4, \
+         in-library (`ferry MODE`) over the timed part from getrusage (start-up not timed); \
+         `ferry run --once` cases: the whole process from spawn to exit, plugins already compiled \
+         into its cache by `ferry check`)"
+    );
     for c in results.iter().filter(|c| !c.ferry.is_empty()) {
         println!();
         println!(
@@ -647,7 +822,7 @@ fn scale(mut a: ScaleArgs) -> Result<()> {
                     a.size,
                 )?;
             }
-            let f: FerryResult = child(&[
+            let (f, _): (FerryResult, Usage) = child(&[
                 "child-ferry",
                 "--config",
                 &config.to_string_lossy(),

@@ -288,6 +288,20 @@ pub struct FerryResult {
     pub peak_rss_mb: f64,
     pub queue_mb: f64,
     pub startup_ms: f64,
+    /// This process's CPU over the timed part (start-up excluded), seconds.
+    #[serde(default)]
+    pub cpu_user_s: f64,
+    #[serde(default)]
+    pub cpu_system_s: f64,
+}
+
+/// This process's CPU time so far (user, system), seconds.
+pub fn cpu_self() -> (f64, f64) {
+    // SAFETY: rusage is plain data that getrusage fills in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(ru.ru_utime), secs(ru.ru_stime))
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB.
@@ -341,6 +355,7 @@ pub fn run_ferry(config_path: &Path, limit: Option<u64>) -> Result<FerryResult> 
     let startup_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     let start = Instant::now();
+    let cpu0 = cpu_self();
     let mut stages = Vec::new();
     let mut sent = 0;
     let mut failed = 0;
@@ -369,6 +384,7 @@ pub fn run_ferry(config_path: &Path, limit: Option<u64>) -> Result<FerryResult> 
         ));
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu1 = cpu_self();
     let mut lat = queue.latencies();
     lat.sort_unstable();
     let queue_mb =
@@ -383,6 +399,8 @@ pub fn run_ferry(config_path: &Path, limit: Option<u64>) -> Result<FerryResult> 
         peak_rss_mb: peak_rss_mb(),
         queue_mb,
         startup_ms,
+        cpu_user_s: cpu1.0 - cpu0.0,
+        cpu_system_s: cpu1.1 - cpu0.1,
     })
 }
 

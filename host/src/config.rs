@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::runtime::Limits;
+use crate::runtime::{Limits, Quotas};
 use crate::scheduler::{End, Recurrence, Start};
 
 /// A configuration file that could not be used: every problem found, each
@@ -445,6 +445,38 @@ struct RawPort {
     receive_batch: Option<Spanned<u32>>,
     memory_limit_mb: Option<u64>,
     time_limit_ms: Option<u64>,
+    // Quotas: what one plugin call may hand the host.
+    max_sent_documents: Option<u32>,
+    max_sent_mb: Option<u64>,
+    max_responses: Option<u32>,
+    max_response_mb: Option<u64>,
+    max_log_records: Option<u32>,
+    max_log_record_kb: Option<usize>,
+    log_rate: Option<u32>,
+    max_output_kb: Option<usize>,
+    max_receive_messages: Option<u32>,
+    max_receive_mb: Option<u64>,
+}
+
+impl RawPort {
+    /// The port's [`Quotas`]: its keys, else the defaults.
+    fn quotas(&self) -> Quotas {
+        let d = Quotas::default();
+        Quotas {
+            sent_documents: self.max_sent_documents.unwrap_or(d.sent_documents),
+            sent_bytes: self.max_sent_mb.map_or(d.sent_bytes, |m| m << 20),
+            responses: self.max_responses.unwrap_or(d.responses),
+            response_bytes: self.max_response_mb.map_or(d.response_bytes, |m| m << 20),
+            log_records: self.max_log_records.unwrap_or(d.log_records),
+            log_record_bytes: self
+                .max_log_record_kb
+                .map_or(d.log_record_bytes, |k| k << 10),
+            log_rate: self.log_rate.unwrap_or(d.log_rate),
+            output_bytes: self.max_output_kb.map_or(d.output_bytes, |k| k << 10),
+            receive_messages: self.max_receive_messages.unwrap_or(d.receive_messages),
+            receive_bytes: self.max_receive_mb.map_or(d.receive_bytes, |m| m << 20),
+        }
+    }
 }
 
 /// What an inbound port does with its services' responses.
@@ -743,6 +775,7 @@ impl Config {
                     .time_limit_ms
                     .map(Duration::from_millis)
                     .unwrap_or(Limits::default().time),
+                quotas: p.quotas(),
             };
             ports.insert(
                 name.clone(),

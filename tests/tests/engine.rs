@@ -41,6 +41,8 @@ address = "inbox"
 response_address = "outbox"
 services = [{{ action = "*", service = "probe" }}]
 logging = "off"
+# Every probe record is evidence here: no rate limit on the plugin's log.
+log_rate = 1000000
 {port_options}
 "#,
             plugins = plugins_dir().display()

@@ -57,7 +57,7 @@ pub enum QueueError {
         "gateway queue storage error: {0}; check free disk space and the health \
          of the disk holding the data directory, then restart the host"
     )]
-    Storage(#[from] redb::Error),
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
 
     /// A stored record could not be decoded.
     #[error(
@@ -138,22 +138,12 @@ impl QueueError {
     }
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for QueueError {
-            fn from(e: $t) -> Self {
-                QueueError::Storage(redb::Error::from(e))
-            }
-        }
-    )*};
+impl QueueError {
+    /// A storage error of a backend (its own error type stays inside it).
+    pub fn storage(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        QueueError::Storage(Box::new(e))
+    }
 }
-from_redb!(
-    redb::StorageError,
-    redb::TableError,
-    redb::TransactionError,
-    redb::CommitError,
-    redb::SetDurabilityError
-);
 
 /// A status (or direction) name that is not one of the known words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

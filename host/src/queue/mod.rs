@@ -22,6 +22,7 @@
 mod codec;
 mod error;
 mod redb_queue;
+pub mod rules;
 
 #[cfg(test)]
 mod tests;

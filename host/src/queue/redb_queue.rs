@@ -33,6 +33,27 @@ use redb::{
 };
 
 use super::codec::{self, DecodeError, MessageMeta};
+use super::rules::{self, OperatorAction, Transition};
+
+// redb's errors become storage errors of the queue: no redb type leaves
+// this module.
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for QueueError {
+            fn from(e: $t) -> Self {
+                QueueError::storage(redb::Error::from(e))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
 use super::{
     Change, Direction, Exception, ExceptionFilter, Filter, GatewayQueue, HistoryEntry, MessageKey,
     NewMessage, QueueError, QueuedMessage, RecoveryReport, Status, Transaction,
@@ -413,7 +434,7 @@ impl RedbQueue {
 
     /// Creates the tables and checks (or records) the layout version.
     fn init(&self) -> Result<(), QueueError> {
-        let txn = self.begin_write()?;
+        let txn = self.begin_write(Durability::Immediate)?;
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get(FORMAT)?.map(|v| v.value());
@@ -444,9 +465,9 @@ impl RedbQueue {
         Ok(())
     }
 
-    fn begin_write(&self) -> Result<WriteTransaction, QueueError> {
+    fn begin_write(&self, durability: Durability) -> Result<WriteTransaction, QueueError> {
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
+        txn.set_durability(durability)?;
         Ok(txn)
     }
 
@@ -456,7 +477,16 @@ impl RedbQueue {
         &self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, QueueError>,
     ) -> Result<T, QueueError> {
-        let txn = self.begin_write()?;
+        self.write_with(Durability::Immediate, f)
+    }
+
+    /// [`write`](Self::write) with the given durability.
+    fn write_with<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        let txn = self.begin_write(durability)?;
         let out = {
             let mut w = Writer::open(&txn)?;
             let out = f(&mut w)?;
@@ -479,7 +509,13 @@ impl RedbQueue {
             Direction::Inbound | Direction::OutboundRequest => Status::InProcess,
             Direction::Outbound => Status::InTransportProcess,
         };
-        self.write(|w| {
+        // A claim is not made durable (no fsync): the file is locked to this
+        // process, and after a crash every claimed message is Ready again
+        // anyway — which is what the claim rolled back to the last durable
+        // commit leaves, too. The next durable commit (the group's results)
+        // persists it along with them. Only the attempt count of a message
+        // whose claim was lost in a crash is not raised.
+        self.write_with(Durability::None, |w| {
             let keys = scan_ready(&w.ready, direction, port, limit, max_key)?;
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {
@@ -499,19 +535,15 @@ impl RedbQueue {
         })
     }
 
-    /// An operator action on one message: `decide` gives the new status,
-    /// `None` to delete, or refuses.
-    fn operator(
-        &self,
-        key: MessageKey,
-        decide: impl FnOnce(Status) -> Result<Option<Option<Status>>, QueueError>,
-    ) -> Result<(), QueueError> {
+    /// An operator action on one message, as [`rules::operator`] decides
+    /// it, in one transaction.
+    fn operator(&self, key: MessageKey, action: OperatorAction) -> Result<(), QueueError> {
         self.write(|w| {
             let meta = w.load(key)?;
-            match decide(meta.status)? {
-                None => Ok(()),
-                Some(None) => w.remove(key),
-                Some(Some(status)) => w.set_status(key, meta, status, None).map(|_| ()),
+            match rules::operator(action, key, meta.status)? {
+                Transition::Unchanged => Ok(()),
+                Transition::Remove => w.remove(key),
+                Transition::To(status) => w.set_status(key, meta, status, None).map(|_| ()),
             }
         })
     }
@@ -585,7 +617,7 @@ impl GatewayQueue for RedbQueue {
         if tx.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.begin_write()?;
+        let txn = self.begin_write(Durability::Immediate)?;
         let keys = {
             let mut w = Writer::open(&txn)?;
             let mut log = None;
@@ -890,33 +922,19 @@ impl GatewayQueue for RedbQueue {
     }
 
     fn hold(&self, key: MessageKey) -> Result<(), QueueError> {
-        self.operator(key, |status| match status {
-            Status::Ready | Status::Error => Ok(Some(Some(Status::Hold))),
-            Status::Hold => Ok(None),
-            other => Err(QueueError::not_allowed(key, "hold", other)),
-        })
+        self.operator(key, OperatorAction::Hold)
     }
 
     fn release(&self, key: MessageKey) -> Result<(), QueueError> {
-        self.operator(key, |status| match status {
-            Status::Hold | Status::Error => Ok(Some(Some(Status::Ready))),
-            Status::Ready => Ok(None),
-            other => Err(QueueError::not_allowed(key, "release", other)),
-        })
+        self.operator(key, OperatorAction::Release)
     }
 
     fn delete(&self, key: MessageKey) -> Result<(), QueueError> {
-        self.operator(key, |status| {
-            if status.is_in_flight() {
-                Err(QueueError::not_allowed(key, "delete", status))
-            } else {
-                Ok(Some(None))
-            }
-        })
+        self.operator(key, OperatorAction::Delete)
     }
 
     fn put_state(&self, key: &str, value: &[u8]) -> Result<(), QueueError> {
-        let txn = self.begin_write()?;
+        let txn = self.begin_write(Durability::Immediate)?;
         txn.open_table(STATE)?.insert(key, value)?;
         txn.commit()?;
         Ok(())
@@ -929,7 +947,7 @@ impl GatewayQueue for RedbQueue {
     }
 
     fn delete_state(&self, key: &str) -> Result<bool, QueueError> {
-        let txn = self.begin_write()?;
+        let txn = self.begin_write(Durability::Immediate)?;
         let existed = txn.open_table(STATE)?.remove(key)?.is_some();
         txn.commit()?;
         Ok(existed)

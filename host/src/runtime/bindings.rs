@@ -7,6 +7,8 @@ pub mod rule {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "rule-plugin",
+        // A plugin that logs past its quota is stopped from inside `log`.
+        imports: { "ferry:plugin/host.log": trappable },
     });
 }
 
@@ -27,6 +29,8 @@ pub mod service {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "service-plugin",
+        // A service that sends past its quota is stopped from inside `send`.
+        imports: { "ferry:plugin/send-api.send": trappable },
         with: {
             "ferry:plugin/types": super::rule::ferry::plugin::types,
             "ferry:plugin/host": super::rule::ferry::plugin::host,

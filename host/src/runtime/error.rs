@@ -118,6 +118,9 @@ pub enum FailureKind {
     Trap,
     /// The plugin could not be instantiated.
     Instantiate,
+    /// The plugin handed the host more than a quota allows (documents sent,
+    /// responses, log records, output, a receive batch).
+    Quota,
 }
 
 impl FailureKind {
@@ -139,6 +142,7 @@ impl FailureKind {
             FailureKind::Panic => "panic",
             FailureKind::Trap => "trap",
             FailureKind::Instantiate => "instantiate",
+            FailureKind::Quota => "quota",
         }
     }
 }
@@ -194,6 +198,7 @@ impl fmt::Display for PluginFailure {
                 FailureKind::Panic => format!("panicked in {}", self.function),
                 FailureKind::Trap => format!("trapped in {}", self.function),
                 FailureKind::Instantiate => "could not be instantiated".to_string(),
+                FailureKind::Quota => format!("reached a quota in {}", self.function),
             },
             self.message
         )?;

@@ -19,7 +19,9 @@
 mod bindings;
 mod cache;
 mod error;
+mod output;
 mod plugin;
+mod quota;
 mod sandbox;
 
 use std::fmt;
@@ -40,6 +42,7 @@ pub use bindings::service::exports::ferry::plugin::service::{
 pub use bindings::{Context, Direction, Document, Level, Message, PluginError, Stage};
 pub use error::{FailureKind, LoadError, PluginFailure};
 pub use plugin::{Inspection, Plugin, content_hash};
+pub use quota::QuotaExceeded;
 pub use sandbox::{Grant, Sandbox, SandboxConfig, SentDocument};
 
 /// How often the epoch advances; time limits are rounded up to this.
@@ -87,6 +90,8 @@ pub struct Limits {
     pub memory: u64,
     /// Time limit of one call (default 5 s).
     pub time: Duration,
+    /// What one call may hand the host.
+    pub quotas: Quotas,
 }
 
 impl Default for Limits {
@@ -94,6 +99,61 @@ impl Default for Limits {
         Limits {
             memory: 64 << 20,
             time: Duration::from_secs(5),
+            quotas: Quotas::default(),
+        }
+    }
+}
+
+/// What a plugin may make the host hold: the memory cap and time limit bound
+/// the guest, these bound what it hands over. Each is per call (one rule
+/// application, one service invocation, one adapter call); reaching one
+/// stops the call like a trap: the message goes to Error with a reason that
+/// names the quota and its port key, and nothing the call emitted is kept.
+/// Log records are the exception: a record longer than
+/// [`log_record_bytes`](Quotas::log_record_bytes) is cut, and records past
+/// the plugin's [`log_rate`](Quotas::log_rate) are dropped with one line
+/// that counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Documents sent through the Send API (`max_sent_documents`, 1000).
+    pub sent_documents: u32,
+    /// Their bytes in all (`max_sent_mb`, 16 MiB).
+    pub sent_bytes: u64,
+    /// Responses returned by a service (`max_responses`, 1000).
+    pub responses: u32,
+    /// Their bytes in all (`max_response_mb`, 16 MiB).
+    pub response_bytes: u64,
+    /// Log records (`max_log_records`, 1000); only records at a level the
+    /// host writes count.
+    pub log_records: u32,
+    /// Bytes of one log record, message and fields (`max_log_record_kb`,
+    /// 2 KiB); a longer one is cut.
+    pub log_record_bytes: usize,
+    /// Log records per second per plugin on a port, across calls
+    /// (`log_rate`, 100; bursts up to 2 s worth).
+    pub log_rate: u32,
+    /// Bytes the guest writes to stderr/stdout (`max_output_kb`, 64 KiB).
+    pub output_bytes: usize,
+    /// Files (or messages) one adapter `receive` call returns
+    /// (`max_receive_messages`, 1000).
+    pub receive_messages: u32,
+    /// Their bytes in all (`max_receive_mb`, 64 MiB).
+    pub receive_bytes: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            sent_documents: 1000,
+            sent_bytes: 16 << 20,
+            responses: 1000,
+            response_bytes: 16 << 20,
+            log_records: 1000,
+            log_record_bytes: 2 << 10,
+            log_rate: 100,
+            output_bytes: 64 << 10,
+            receive_messages: 1000,
+            receive_bytes: 64 << 20,
         }
     }
 }

@@ -4,24 +4,22 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{adapter, rule, service};
+use super::output::CapturedOutput;
 use super::plugin::PluginPre;
+use super::quota::{self, LogBucket, QuotaExceeded};
 use super::{
     Context, Document, FailureKind, Level, Limits, Message, Plugin, PluginError, PluginFailure,
     Received, ServiceError, ServiceRequest, TICK, World,
 };
 
-/// How much guest stderr/stdout a sandbox keeps; past half of it, the
-/// instance is recycled before the next call.
-const STDERR_CAPACITY: usize = 256 << 10;
 /// How much of the stderr is attached to an error.
 const STDERR_SHOWN: usize = 4 << 10;
 
@@ -71,6 +69,12 @@ pub struct HostState {
     hash: String,
     setup: Arc<SandboxConfig>,
     sent: Vec<SentDocument>,
+    /// Bytes of `sent`.
+    sent_bytes: u64,
+    /// Log records written during the current call.
+    logged: u32,
+    /// The plugin's log rate limiter on this port.
+    log_bucket: Arc<Mutex<LogBucket>>,
 }
 
 impl WasiView for HostState {
@@ -84,21 +88,75 @@ impl WasiView for HostState {
 
 impl rule::ferry::plugin::types::Host for HostState {}
 
+impl HostState {
+    /// Count a log record the host would write against the call's quota,
+    /// then ask the plugin's rate limiter: `Ok(true)` to write it (after
+    /// reporting the records dropped before it), `Ok(false)` when it is
+    /// dropped, `Err` when the call reached its quota.
+    fn admit_log(&mut self) -> wasmtime::Result<bool> {
+        let q = &self.setup.limits.quotas;
+        self.logged += 1;
+        if self.logged > q.log_records {
+            return Err(QuotaExceeded::new(
+                format_args!("wrote more than {} log records in one call", q.log_records),
+                "max_log_records",
+                q.log_records,
+                &self.setup.port,
+            )
+            .into());
+        }
+        let admitted = self
+            .log_bucket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(q.log_rate, Instant::now());
+        match admitted {
+            Ok(dropped) => {
+                self.report_dropped(dropped);
+                Ok(true)
+            }
+            Err(()) => Ok(false),
+        }
+    }
+
+    /// The one line that says how many of this plugin's log records the
+    /// rate limiter dropped.
+    fn report_dropped(&self, dropped: u64) {
+        if dropped > 0 {
+            let (plugin, hash, port) = (&self.plugin, &self.hash[..12], &self.setup.port);
+            tracing::warn!(
+                target: "ferry::plugin",
+                plugin, hash, port,
+                "{dropped} log records of this plugin dropped: it logged faster than its rate \
+                 (`log_rate` = {}/s on the port)",
+                self.setup.limits.quotas.log_rate
+            );
+        }
+    }
+}
+
 impl rule::ferry::plugin::host::Host for HostState {
-    fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
-        let (plugin, hash, port) = (&self.plugin, &self.hash[..12], &self.setup.port);
-        // The fields are formatted only for a record someone will see: a
-        // plugin that logs at debug level on every call costs nothing more
-        // when debug records are filtered out.
+    fn log(
+        &mut self,
+        level: Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        // Records filtered out cost nothing more than the call: they are
+        // neither counted nor formatted.
         macro_rules! emit {
             ($lvl:expr) => {
-                if tracing::enabled!(target: "ferry::plugin", $lvl) {
+                if tracing::enabled!(target: "ferry::plugin", $lvl) && self.admit_log()? {
+                    let max = self.setup.limits.quotas.log_record_bytes;
                     let fields = fields
                         .iter()
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect::<Vec<_>>()
                         .join(" ");
-                    tracing::event!(target: "ferry::plugin", $lvl, plugin, hash, port, fields, "{message}")
+                    let fields = quota::cut(&fields, max.saturating_sub(message.len().min(max)));
+                    let message = quota::cut(&message, max);
+                    let (plugin, hash, port) = (&self.plugin, &self.hash[..12], &self.setup.port);
+                    tracing::event!(target: "ferry::plugin", $lvl, plugin, hash, port, %fields, "{message}")
                 }
             };
         }
@@ -109,6 +167,7 @@ impl rule::ferry::plugin::host::Host for HostState {
             Level::Warn => emit!(tracing::Level::WARN),
             Level::Error => emit!(tracing::Level::ERROR),
         }
+        Ok(())
     }
 
     fn config(&mut self) -> Vec<(String, String)> {
@@ -125,9 +184,40 @@ impl rule::ferry::plugin::host::Host for HostState {
 }
 
 impl service::ferry::plugin::send_api::Host for HostState {
-    fn send(&mut self, port: String, action: String, body: String) -> Result<(), PluginError> {
+    fn send(
+        &mut self,
+        port: String,
+        action: String,
+        body: String,
+    ) -> wasmtime::Result<Result<(), PluginError>> {
+        let q = &self.setup.limits.quotas;
+        if self.sent.len() >= q.sent_documents as usize {
+            return Err(QuotaExceeded::new(
+                format_args!(
+                    "sent more than {} documents through the Send API in one call",
+                    q.sent_documents
+                ),
+                "max_sent_documents",
+                q.sent_documents,
+                &self.setup.port,
+            )
+            .into());
+        }
+        let bytes = (port.len() + action.len() + body.len()) as u64;
+        if self.sent_bytes + bytes > q.sent_bytes {
+            return Err(QuotaExceeded::new(
+                format_args!(
+                    "sent more than {} MiB through the Send API in one call",
+                    q.sent_bytes >> 20
+                ),
+                "max_sent_mb",
+                q.sent_bytes >> 20,
+                &self.setup.port,
+            )
+            .into());
+        }
         if !self.setup.outbound_ports.contains(&port) {
-            return Err(PluginError::Rejected(format!(
+            return Ok(Err(PluginError::Rejected(format!(
                 "no outbound port named {port:?} is configured (known: {})",
                 self.setup
                     .outbound_ports
@@ -135,10 +225,11 @@ impl service::ferry::plugin::send_api::Host for HostState {
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", ")
-            )));
+            ))));
         }
+        self.sent_bytes += bytes;
         self.sent.push(SentDocument { port, action, body });
-        Ok(())
+        Ok(Ok(()))
     }
 }
 
@@ -172,7 +263,7 @@ enum Bindings {
 struct Live {
     store: Store<HostState>,
     bindings: Bindings,
-    stderr: MemoryOutputPipe,
+    stderr: CapturedOutput,
 }
 
 /// One plugin instantiated for one port. Not `Sync`: a worker thread owns it.
@@ -226,15 +317,15 @@ impl Sandbox {
     }
 
     fn instantiate(&self) -> Result<Live, PluginFailure> {
-        let fail = |stderr: &MemoryOutputPipe, e: wasmtime::Error| {
+        let fail = |stderr: &CapturedOutput, e: wasmtime::Error| {
             let mut f = self.failure("instantiate", FailureKind::Instantiate, format!("{e:#}"));
-            f.stderr = shown(&stderr.contents());
+            f.stderr = shown(&stderr.text());
             if let Some(kind) = trap_kind(&e, &f.stderr) {
                 f.message = format!("{} ({kind})", f.message);
             }
             f
         };
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let stderr = CapturedOutput::new(self.setup.limits.quotas.output_bytes);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stderr(stderr.clone())
             .stdout(stderr.clone())
@@ -270,6 +361,13 @@ impl Sandbox {
             hash: self.plugin.hash().to_string(),
             setup: self.setup.clone(),
             sent: Vec::new(),
+            sent_bytes: 0,
+            logged: 0,
+            log_bucket: quota::log_bucket(
+                &self.setup.port,
+                self.plugin.name(),
+                self.setup.limits.quotas.log_rate,
+            ),
         };
         let mut store = Store::new(self.plugin_engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -303,22 +401,54 @@ impl Sandbox {
         function: &'static str,
         f: impl FnOnce(&mut Store<HostState>, &Bindings) -> wasmtime::Result<Result<R, PluginError>>,
     ) -> Result<R, PluginFailure> {
-        if self
-            .live
-            .as_ref()
-            .is_some_and(|l| l.stderr.contents().len() > STDERR_CAPACITY / 2)
-        {
-            self.live = None;
-        }
+        let output_quota = self.setup.limits.quotas.output_bytes;
         let mut live = match self.live.take() {
             Some(l) => l,
             None => self.instantiate()?,
         };
-        let before = live.stderr.contents().len();
+        live.stderr.begin_call(output_quota);
         live.store.set_epoch_deadline(ticks(self.setup.limits.time));
-        live.store.data_mut().sent.clear();
+        let state = live.store.data_mut();
+        state.sent.clear();
+        state.sent_bytes = 0;
+        state.logged = 0;
         let outcome = f(&mut live.store, &live.bindings);
-        let said = || shown(&live.stderr.contents()[before..]);
+        let said = || shown(&live.stderr.text());
+        {
+            // Records the rate limiter dropped are reported once it has
+            // refilled, without waiting for the plugin's next record.
+            let state = live.store.data();
+            let rate = state.setup.limits.quotas.log_rate;
+            let n = state
+                .log_bucket
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .report_due(rate, Instant::now());
+            state.report_dropped(n);
+        }
+        if live.stderr.exceeded() {
+            // The write past the quota trapped; the instance is poisoned.
+            return Err(self.quota_failure(
+                function,
+                QuotaExceeded::new(
+                    format_args!(
+                        "wrote more than {} KiB to stderr/stdout in one call",
+                        output_quota >> 10
+                    ),
+                    "max_output_kb",
+                    output_quota >> 10,
+                    &self.setup.port,
+                ),
+                said(),
+            ));
+        }
+        if let Err(e) = &outcome
+            && let Some(q) = e.downcast_ref::<QuotaExceeded>()
+        {
+            // Stopped from inside a host function: the instance is
+            // poisoned like after any trap.
+            return Err(self.quota_failure(function, q.clone(), said()));
+        }
         match outcome {
             Ok(Ok(r)) => {
                 self.live = Some(live);
@@ -343,6 +473,17 @@ impl Sandbox {
                 Err(failure)
             }
         }
+    }
+
+    fn quota_failure(
+        &self,
+        function: &'static str,
+        q: QuotaExceeded,
+        stderr: String,
+    ) -> PluginFailure {
+        let mut f = self.failure(function, FailureKind::Quota, q.0);
+        f.stderr = stderr;
+        f
     }
 
     fn world_mismatch(&self, function: &'static str) -> PluginFailure {
@@ -391,6 +532,42 @@ impl Sandbox {
             ),
             _ => unreachable!("world checked above"),
         })?;
+        if let Ok(bodies) = &result {
+            let q = &self.setup.limits.quotas;
+            let bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
+            let over = if bodies.len() > q.responses as usize {
+                Some(QuotaExceeded::new(
+                    format_args!(
+                        "returned {} responses to one request, more than {}",
+                        bodies.len(),
+                        q.responses
+                    ),
+                    "max_responses",
+                    q.responses,
+                    &self.setup.port,
+                ))
+            } else if bytes > q.response_bytes {
+                Some(QuotaExceeded::new(
+                    format_args!(
+                        "returned {} bytes of responses to one request, more than {} MiB",
+                        bytes,
+                        q.response_bytes >> 20
+                    ),
+                    "max_response_mb",
+                    q.response_bytes >> 20,
+                    &self.setup.port,
+                ))
+            } else {
+                None
+            };
+            if let Some(q) = over {
+                // Nothing it emitted is kept.
+                if let Some(l) = &mut self.live {
+                    l.store.data_mut().sent.clear();
+                }
+                return Err(self.quota_failure("invoke", q, String::new()));
+            }
+        }
         let sent = match &mut self.live {
             // A fault answers the request; documents sent before it stand
             // only with a successful answer.
@@ -423,11 +600,48 @@ impl Sandbox {
             a.ferry_plugin_receive().call_begin(s, address)
         })
     }
-    /// `receive.receive`.
+    /// `receive.receive`: at most `max` messages (and the port's receive
+    /// quotas).
     pub fn receive(&mut self, max: u32) -> Result<Vec<Received>, PluginFailure> {
-        self.adapter_call("receive.receive", |a, s| {
+        let q = self.setup.limits.quotas;
+        let max = max.min(q.receive_messages);
+        let got = self.adapter_call("receive.receive", |a, s| {
             a.ferry_plugin_receive().call_receive(s, max)
-        })
+        })?;
+        let bytes: u64 = got
+            .iter()
+            .map(|r| match r {
+                Received::Accepted(m) => (m.name.len() + m.content.len()) as u64,
+                Received::Refused(r) => (r.name.len() + r.reason.len()) as u64,
+            })
+            .sum();
+        let over = if got.len() > max as usize {
+            Some(QuotaExceeded::new(
+                format_args!(
+                    "returned {} messages from one receive call, more than the {max} asked for",
+                    got.len()
+                ),
+                "max_receive_messages",
+                q.receive_messages,
+                &self.setup.port,
+            ))
+        } else if bytes > q.receive_bytes {
+            Some(QuotaExceeded::new(
+                format_args!(
+                    "returned {bytes} bytes from one receive call, more than {} MiB",
+                    q.receive_bytes >> 20
+                ),
+                "max_receive_mb",
+                q.receive_bytes >> 20,
+                &self.setup.port,
+            ))
+        } else {
+            None
+        };
+        match over {
+            Some(q) => Err(self.quota_failure("receive.receive", q, String::new())),
+            None => Ok(got),
+        }
     }
     /// `receive.commit`.
     pub fn receive_commit(&mut self, names: &[String]) -> Result<(), PluginFailure> {
@@ -468,11 +682,14 @@ fn ticks(limit: Duration) -> u64 {
     (limit.as_nanos().div_ceil(TICK.as_nanos()) as u64).max(1) + 1
 }
 
-/// The tail of what the guest wrote, as text, trimmed to [`STDERR_SHOWN`].
-fn shown(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(STDERR_SHOWN);
-    let text = String::from_utf8_lossy(&bytes[start..]);
-    text.trim().to_string()
+/// The tail of what the guest wrote, trimmed to about [`STDERR_SHOWN`]
+/// bytes.
+fn shown(text: &str) -> String {
+    let mut start = text.len().saturating_sub(STDERR_SHOWN);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text[start..].trim().to_string()
 }
 
 /// Classify a trap. `None` when it is no trap the runtime knows.
@@ -507,11 +724,11 @@ fn is_panic(stderr: &str) -> bool {
 fn describe(kind: FailureKind, e: &wasmtime::Error, setup: &SandboxConfig) -> String {
     match kind {
         FailureKind::Timeout => format!(
-            "stopped after the time limit of {:?} (set `time_limit` on the port to change it)",
+            "stopped after the time limit of {:?} (set `time_limit_ms` on the port to change it)",
             setup.limits.time
         ),
         FailureKind::OutOfMemory => format!(
-            "stopped at the memory cap of {} MiB (set `memory_limit` on the port to change it)",
+            "stopped at the memory cap of {} MiB (set `memory_limit_mb` on the port to change it)",
             setup.limits.memory >> 20
         ),
         _ => {

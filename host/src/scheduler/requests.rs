@@ -567,13 +567,41 @@ pub fn start(data_dir: &Path, host: Host, started: SystemTime) -> std::io::Resul
     })
 }
 
+/// Whether a watcher event can be a new request: one that leaves a
+/// `*.request` file in place (or a lost event). The thread's own work — a
+/// request taken and removed, a reply written, stale files removed — never
+/// wakes it again.
+pub(crate) fn wakes(event: &notify::Result<notify::Event>) -> bool {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    let Ok(e) = event else {
+        return true;
+    };
+    if e.need_rescan() {
+        return true;
+    }
+    let left_in_place = !matches!(
+        e.kind,
+        EventKind::Remove(_)
+            | EventKind::Access(_)
+            | EventKind::Modify(ModifyKind::Name(notify::event::RenameMode::From))
+    );
+    left_in_place
+        && e.paths.last().and_then(|p| p.file_name()).is_some_and(|n| {
+            let n = n.to_string_lossy();
+            !n.starts_with('.') && n.ends_with(".request")
+        })
+}
+
 fn run(dir: &Path, host: &Host, stop: &AtomicBool) {
     let (tx, rx) = crossbeam_channel::unbounded::<()>();
     let mut watcher = FolderWatcher::new(
         "the job requests folder",
         crate::input::POLL,
-        move |_, _| {
-            let _ = tx.send(());
+        move |e, _| {
+            if wakes(&e) {
+                let _ = tx.send(());
+            }
         },
     );
     // Without a watcher the rescan still finds every request.

@@ -1222,6 +1222,48 @@ mod request_files {
     }
 
     #[test]
+    fn only_a_request_put_in_place_wakes_the_request_thread() {
+        use notify::EventKind;
+        use notify::event::{
+            AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode,
+        };
+        let ev = |kind: EventKind, name: &str| {
+            Ok(notify::Event::new(kind).add_path(std::path::PathBuf::from("/d").join(name)))
+        };
+        let renamed_in = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        assert!(requests::wakes(&ev(renamed_in, "a.request")));
+        assert!(requests::wakes(&ev(
+            EventKind::Create(CreateKind::File),
+            "a.request"
+        )));
+        // The thread's own work: taking a request, writing a reply, the
+        // temporary file before the rename, listing the folder.
+        assert!(!requests::wakes(&ev(
+            EventKind::Remove(RemoveKind::File),
+            "a.request"
+        )));
+        assert!(!requests::wakes(&ev(renamed_in, "a.reply")));
+        assert!(!requests::wakes(&ev(
+            EventKind::Create(CreateKind::File),
+            ".a.reply.tmp"
+        )));
+        assert!(!requests::wakes(&ev(
+            EventKind::Create(CreateKind::File),
+            ".a.request.tmp"
+        )));
+        let opened = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        assert!(!requests::wakes(&Ok(
+            notify::Event::new(opened).add_path("/d".into())
+        )));
+        assert!(!requests::wakes(&ev(
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            "a.request"
+        )));
+        // Lost events: look.
+        assert!(requests::wakes(&Err(notify::Error::generic("overflow"))));
+    }
+
+    #[test]
     fn request_and_reply_files_are_compact_json() {
         let r = Request {
             id: "x1".into(),

@@ -139,11 +139,45 @@ pub(crate) fn commit_group(
     Ok(())
 }
 
-/// An outbound request (a response, a fault, or a Send API document) for
-/// outbound processing on `port`.
-pub(super) fn outbound_request(port: &str, env: &Envelope, name: &str) -> NewMessage {
-    NewMessage {
-        direction: Direction::OutboundRequest,
+/// Queue an outgoing document (a response, a fault, or a Send API document)
+/// for `port` into `tx`. When outbound processing has nothing to do for it —
+/// the responses of an inbound port pass no rules, and neither do the
+/// documents of an outbound port without `pipeline` and `transforms` — it is
+/// queued Ready to send at once, with the history entry outbound processing
+/// would have written; otherwise it is an outbound request for outbound
+/// processing. An unknown port gets an outbound request (outbound
+/// processing reports it).
+pub(super) fn queue_outgoing(
+    gw: &Gateway,
+    tx: &mut Transaction,
+    port: &str,
+    env: &Envelope,
+    name: &str,
+) {
+    let config = gw.config();
+    let target = config.ports.get(port);
+    let direct = target.is_some_and(|p| {
+        p.direction == PortDirection::Inbound || (p.pipeline.is_empty() && p.transforms.is_empty())
+    });
+    let content = env.to_xml();
+    if let Some(p) = target.filter(|_| direct)
+        && let Some(h) = Gateway::history(
+            p,
+            stage::OUTBOUND_TRANSFORM,
+            &env.header.message_id,
+            None,
+            &[],
+            &content,
+        )
+    {
+        tx.history(h);
+    }
+    tx.insert(NewMessage {
+        direction: if direct {
+            Direction::Outbound
+        } else {
+            Direction::OutboundRequest
+        },
         port: port.to_string(),
         status: Status::Ready,
         name: name.to_string(),
@@ -153,9 +187,9 @@ pub(super) fn outbound_request(port: &str, env: &Envelope, name: &str) -> NewMes
         conversation_id: env.header.conversation_id.clone(),
         batch_id: None,
         request_message_id: env.header.request_message_id.clone(),
-        content: env.to_xml(),
+        content,
         error: None,
-    }
+    });
 }
 
 /// The form of a `MessageId` kept in the message log: AIF compares message
@@ -238,7 +272,7 @@ pub(crate) fn process(
         if port.response_address.is_none() {
             tx.history(Gateway::discarded_response(port, msg, &[], &fault));
         } else if port.send_faults {
-            tx.insert(outbound_request(&port.name, &fault, &msg.name));
+            queue_outgoing(gw, tx, &port.name, &fault, &msg.name);
         }
         tx.exception(Gateway::host_exception(
             &port.name,
@@ -287,19 +321,24 @@ pub(crate) fn process(
         ) {
             tx.history(h);
         }
-        match envelope::parse(&out.content) {
-            Ok(Parsed::Single(e)) => e,
-            Ok(Parsed::Batch(_)) => {
-                let err = SandboxError::Unavailable(
-                    "the pipeline returned a batch, not one envelope".into(),
-                );
-                return Ok(fail(tx, stage::PIPELINE, &err));
-            }
-            Err(e) => {
-                let err = SandboxError::Unavailable(format!(
-                    "the pipeline returned an invalid envelope: {e}"
-                ));
-                return Ok(fail(tx, stage::PIPELINE, &err));
+        if out.content == msg.content {
+            // Unchanged by the rules: the envelope read above stands.
+            env
+        } else {
+            match envelope::parse(&out.content) {
+                Ok(Parsed::Single(e)) => e,
+                Ok(Parsed::Batch(_)) => {
+                    let err = SandboxError::Unavailable(
+                        "the pipeline returned a batch, not one envelope".into(),
+                    );
+                    return Ok(fail(tx, stage::PIPELINE, &err));
+                }
+                Err(e) => {
+                    let err = SandboxError::Unavailable(format!(
+                        "the pipeline returned an invalid envelope: {e}"
+                    ));
+                    return Ok(fail(tx, stage::PIPELINE, &err));
+                }
             }
         }
     };
@@ -346,7 +385,7 @@ pub(crate) fn process(
             for body in bodies {
                 let response = env.response(body);
                 if respond {
-                    tx.insert(outbound_request(&port.name, &response, &msg.name));
+                    queue_outgoing(gw, tx, &port.name, &response, &msg.name);
                 } else {
                     tx.history(Gateway::discarded_response(port, msg, &by, &response));
                 }
@@ -355,7 +394,7 @@ pub(crate) fn process(
                 let mut out = Envelope::new(doc.action, doc.body);
                 out.header.company = env.header.company.clone();
                 out.header.conversation_id = env.header.conversation_id.clone();
-                tx.insert(outbound_request(&doc.port, &out, &msg.name));
+                queue_outgoing(gw, tx, &doc.port, &out, &msg.name);
             }
             true
         }
@@ -364,7 +403,7 @@ pub(crate) fn process(
             if !respond {
                 tx.history(Gateway::discarded_response(port, msg, &by, &response));
             } else if port.send_faults {
-                tx.insert(outbound_request(&port.name, &response, &msg.name));
+                queue_outgoing(gw, tx, &port.name, &response, &msg.name);
             }
             let plugin = sandbox.plugin();
             tx.exception(crate::queue::NewException {
