@@ -376,6 +376,9 @@ fn a_message_released_after_its_transform_failed_runs_the_transforms_again() {
     let exceptions = ferry_stdout(&["exceptions", "list", "--config", s(&config)]);
     let entry = ferry_tests::exception_with(&exceptions, "stage=service");
     assert!(entry.contains(&format!("message={key} id={id}")), "{entry}");
+    // It is an envelope now, with its MessageId in the queue.
+    let list = ferry_stdout(&["queue", "list", "--config", s(&config), "--status", "error"]);
+    assert!(list.contains(id), "{list}");
     // The version the transforms made this time is in its history.
     let history = ferry_stdout(&["history", "--config", s(&config), id]);
     assert!(

@@ -234,7 +234,13 @@ pub(crate) fn process(
                 }
                 // Kept as an envelope from now on: a later failure
                 // resubmits it from there, not from the transforms.
-                tx.set_content(msg.key, content.clone());
+                let header = &env.header;
+                tx.set_envelope(
+                    msg.key,
+                    content.clone(),
+                    header.message_id.clone(),
+                    header.action.clone(),
+                );
                 retransformed = QueuedMessage {
                     message_id: env.header.message_id.clone(),
                     action: env.header.action.clone(),
