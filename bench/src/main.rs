@@ -586,6 +586,18 @@ fn run(mut a: RunArgs) -> Result<()> {
                     &plain
                 },
             )?;
+            let config = match kind.mode() {
+                Some(m) => Some(pipeline::write_config(
+                    &dir,
+                    &plugin_dir,
+                    m,
+                    a.group_commit,
+                    a.workers,
+                    &a.logging,
+                )?),
+                None => None,
+            };
+            let config = config.as_deref().map(Path::to_string_lossy);
             let usage = match kind {
                 Case::Native(t) => {
                     let (n, usage): (NativeResult, Usage) = child(&[
@@ -607,17 +619,10 @@ fn run(mut a: RunArgs) -> Result<()> {
                         ..usage
                     }
                 }
-                Case::Library(m) => {
-                    let config = pipeline::write_config(
-                        &dir,
-                        &plugin_dir,
-                        m,
-                        a.group_commit,
-                        a.workers,
-                        &a.logging,
-                    )?;
+                Case::Library(_) => {
+                    let config = config.as_deref().expect("a Ferry case has a configuration");
                     let (f, usage): (FerryResult, Usage) =
-                        child(&["child-ferry", "--config", &config.to_string_lossy()])?;
+                        child(&["child-ferry", "--config", config])?;
                     ensure!(
                         f.messages as usize == a.messages && f.failed == 0,
                         "{case}: {} messages sent, {} failed",
@@ -635,16 +640,9 @@ fn run(mut a: RunArgs) -> Result<()> {
                     results[ci].ferry.push(f);
                     timed
                 }
-                Case::Binary(m, b) => {
-                    let config = pipeline::write_config(
-                        &dir,
-                        &plugin_dir,
-                        m,
-                        a.group_commit,
-                        a.workers,
-                        &a.logging,
-                    )?;
-                    let usage = run_binary(&binaries[b], &config)?;
+                Case::Binary(_, b) => {
+                    let config = config.as_deref().expect("a Ferry case has a configuration");
+                    let usage = run_binary(&binaries[b], Path::new(config))?;
                     let left = fs::read_dir(&inbox)?.count();
                     ensure!(left == 0, "{case}: {left} files left in the inbox");
                     usage

@@ -9,12 +9,14 @@
 //!   the dispatcher; each worker has its own sandboxes, reused across
 //!   messages and recycled after a trap.
 //! - Conversations: messages with the same `ConversationId` (a batch's members
-//!   without one share the batch's id) are pinned to one worker, chosen by a
-//!   hash of the conversation, and queued to it in the queue's order (file
-//!   name, then position). A worker handles its messages one at a time in
-//!   arrival order, so a conversation is processed one message at a time, in
-//!   file-name order, while other conversations and conversation-less
-//!   messages run on the other workers.
+//!   without one share the batch's id) form an ordered unit. The dispatcher
+//!   keeps one FIFO per unit, in the queue's order (file name, then
+//!   position), and hands a unit's next message to the workers only when its
+//!   previous one is back: a conversation is processed one message at a
+//!   time, in file-name order, by whichever worker is free, while other
+//!   conversations and conversation-less messages run on the other workers.
+//!   A unit's messages go ahead of conversation-less ones, and one slow
+//!   conversation holds up only itself (no worker is tied to it).
 //! - Results are committed by the dispatcher in groups of up to
 //!   `group_commit`, as soon as the group is full, every message in flight
 //!   is back, or no further result came for 2 ms. A
@@ -22,8 +24,7 @@
 //!   go back to Ready at the next start; because a conversation's messages
 //!   are claimed and committed in order, the next run resumes it in order.
 
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
@@ -45,11 +46,39 @@ fn conversation(msg: &QueuedMessage) -> Option<&str> {
     msg.conversation_id.as_deref().or(msg.batch_id.as_deref())
 }
 
-/// The worker a conversation is pinned to.
-fn worker_for(conversation: &str, workers: usize) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    conversation.hash(&mut h);
-    (h.finish() % workers as u64) as usize
+/// The ordered units (conversations) with a message at the workers, each
+/// with its claimed messages waiting for that one to come back, in claim
+/// order.
+#[derive(Default)]
+struct Units {
+    waiting: HashMap<String, VecDeque<QueuedMessage>>,
+}
+
+impl Units {
+    /// A claimed message of unit `unit`: to the workers now (`Some`) when
+    /// the unit has none there, else kept until its turn.
+    fn claimed(&mut self, unit: &str, msg: QueuedMessage) -> Option<QueuedMessage> {
+        match self.waiting.get_mut(unit) {
+            Some(queue) => {
+                queue.push_back(msg);
+                None
+            }
+            None => {
+                self.waiting.insert(unit.to_string(), VecDeque::new());
+                Some(msg)
+            }
+        }
+    }
+
+    /// A message of `unit` came back: the unit's next message, if any.
+    fn returned(&mut self, unit: &str) -> Option<QueuedMessage> {
+        let queue = self.waiting.get_mut(unit)?;
+        let next = queue.pop_front();
+        if next.is_none() {
+            self.waiting.remove(unit);
+        }
+        next
+    }
 }
 
 type Result_ = (QueuedMessage, Result<Outcome, QueueError>);
@@ -59,22 +88,23 @@ fn worker(
     gw: &Gateway,
     port: &PortConfig,
     mut sandboxes: Sandboxes,
-    pinned: Receiver<QueuedMessage>,
+    units: Receiver<QueuedMessage>,
     shared: Receiver<QueuedMessage>,
     results: Sender<Result_>,
     seen: &Mutex<HashSet<String>>,
     guard: &BatchGuard,
 ) {
     let never = crossbeam_channel::never::<QueuedMessage>();
-    let (mut pinned_open, mut shared_open) = (true, true);
-    while pinned_open || shared_open {
-        // Pinned (conversation) messages first: they may be waited for.
-        let msg = match pinned.try_recv() {
+    let (mut units_open, mut shared_open) = (true, true);
+    while units_open || shared_open {
+        // Conversations' messages first: later ones of the same
+        // conversation, and maybe a rollback batch's result, wait for them.
+        let msg = match units.try_recv() {
             Ok(m) => m,
             Err(_) => select! {
-                recv(if pinned_open { &pinned } else { &never }) -> m => match m {
+                recv(if units_open { &units } else { &never }) -> m => match m {
                     Ok(m) => m,
-                    Err(_) => { pinned_open = false; continue; }
+                    Err(_) => { units_open = false; continue; }
                 },
                 recv(if shared_open { &shared } else { &never }) -> m => match m {
                     Ok(m) => m,
@@ -103,14 +133,13 @@ pub fn run_parallel(
     let seen = Mutex::new(HashSet::new());
     let guard = BatchGuard::new();
     let (shared_tx, shared_rx) = unbounded::<QueuedMessage>();
-    let pinned: Vec<(Sender<QueuedMessage>, Receiver<QueuedMessage>)> =
-        (0..workers).map(|_| unbounded()).collect();
+    let (units_tx, units_rx) = unbounded::<QueuedMessage>();
     let (results_tx, results_rx) = unbounded::<Result_>();
 
     std::thread::scope(|scope| {
-        for (i, (_, rx)) in pinned.iter().enumerate() {
+        for i in 0..workers {
             let (rx, shared, results, seen, guard) = (
-                rx.clone(),
+                units_rx.clone(),
                 shared_rx.clone(),
                 results_tx.clone(),
                 &seen,
@@ -132,13 +161,13 @@ pub fn run_parallel(
             snapshot,
             stop,
             &shared_tx,
-            &pinned,
+            &units_tx,
             &results_rx,
             &seen,
         );
         // Closing the channels ends the workers.
         drop(shared_tx);
-        drop(pinned);
+        drop(units_tx);
         result
     })
 }
@@ -151,7 +180,7 @@ fn dispatch(
     snapshot: u64,
     stop: &dyn Fn() -> bool,
     shared: &Sender<QueuedMessage>,
-    pinned: &[(Sender<QueuedMessage>, Receiver<QueuedMessage>)],
+    to_units: &Sender<QueuedMessage>,
     results: &Receiver<Result_>,
     seen: &Mutex<HashSet<String>>,
 ) -> Result<TaskCounts, QueueError> {
@@ -161,6 +190,10 @@ fn dispatch(
     let mut in_flight = 0usize;
     let mut exhausted = false;
     let mut failure: Option<QueueError> = None;
+    let mut units = Units::default();
+    let send = |tx: &Sender<QueuedMessage>, msg| {
+        tx.send(msg).expect("workers outlive the dispatcher");
+    };
     loop {
         if !exhausted && failure.is_none() && !stop() && in_flight < cap {
             let group = match batch::claim(gw, port, cap - in_flight, snapshot) {
@@ -176,11 +209,14 @@ fn dispatch(
             for msg in group {
                 in_flight += 1;
                 settler.claimed(port, &msg);
-                let sent = match conversation(&msg) {
-                    Some(c) => pinned[worker_for(c, pinned.len())].0.send(msg),
-                    None => shared.send(msg),
-                };
-                sent.expect("workers outlive the dispatcher");
+                match conversation(&msg).map(str::to_string) {
+                    Some(c) => {
+                        if let Some(m) = units.claimed(&c, msg) {
+                            send(to_units, m);
+                        }
+                    }
+                    None => send(shared, msg),
+                }
             }
         }
         if in_flight == 0 {
@@ -189,15 +225,23 @@ fn dispatch(
         // Wait for a result, then gather more for one commit: until the
         // group is full, every message in flight is back, or none came for
         // GATHER (so a lone message is not held up).
-        let mut done = vec![
+        // A unit's next message goes to the workers as soon as its previous
+        // one is back.
+        let mut back = |r: Result_| {
+            if let Some(next) = conversation(&r.0).and_then(|c| units.returned(c)) {
+                send(to_units, next);
+            }
+            r
+        };
+        let mut done = vec![back(
             results
                 .recv()
                 .expect("a worker is alive while messages are in flight"),
-        ];
+        )];
         let group_commit = gw.config().group_commit;
         while done.len() < group_commit && done.len() < in_flight {
             match results.recv_timeout(GATHER) {
-                Ok(r) => done.push(r),
+                Ok(r) => done.push(back(r)),
                 Err(_) => break,
             }
         }

@@ -236,6 +236,46 @@ fn conversations_run_in_order_one_at_a_time_and_overlap_each_other() {
     assert_eq!(responses(dir.path()), (conversations * per) as usize);
 }
 
+/// One slow conversation holds up only itself: its messages go one at a
+/// time to whichever worker is free, and every other conversation runs on
+/// the other worker meanwhile — none waits behind it, as it would if
+/// conversations were tied to workers (half of them would then start only
+/// after the slow one ended). The slow conversation's three messages take
+/// 600 ms each; the twelve others a few milliseconds.
+#[test]
+fn a_slow_conversation_holds_up_only_itself() {
+    let (dir, config) = setup("parallel = true", 2);
+    for i in 0..3 {
+        message(dir.path(), &format!("a-slow-{i}.xml"), i, Some("slow"), 600);
+    }
+    for c in 0..12 {
+        message(
+            dir.path(),
+            &format!("b-quick-{c:02}.xml"),
+            100 + c,
+            Some(&format!("quick-{c:02}")),
+            0,
+        );
+    }
+    let events = run_once(&config);
+    let slow_last_done = events
+        .iter()
+        .filter(|e| !e.invoke && e.file == "a-slow-2.xml")
+        .map(|e| e.micros)
+        .next()
+        .expect("the slow conversation's last message ran");
+    let late: Vec<&str> = events
+        .iter()
+        .filter(|e| e.invoke && e.file.starts_with("b-quick") && e.micros > slow_last_done)
+        .map(|e| e.file.as_str())
+        .collect();
+    assert!(
+        late.is_empty(),
+        "these conversations started only after the slow one had ended: {late:?}"
+    );
+    assert_eq!(responses(dir.path()), 15);
+}
+
 /// A message that reaches the queue after an occurrence's inbound
 /// processing started waits for the next occurrence, even when its file name
 /// sorts first.

@@ -56,26 +56,32 @@ services = [{{ action = "*/SalesOrderService/*", service = "sales-orders" }}]
 
 [jobs.aif]
 every = "1s"
-tasks = [
-  {{ service = "gateway-receive", ports = ["orders-in"] }},
-  {{ service = "inbound-processing", ports = ["orders-in"] }},
-  {{ service = "outbound-processing", ports = ["orders-in"] }},
-  {{ service = "gateway-send", ports = ["orders-in"] }},
-]
+tasks = {orders}
 
 [jobs.events]
 every = "1h"
 on_input = true
 min_interval = "100ms"
-tasks = [
-  {{ service = "gateway-receive", ports = ["events-in"] }},
-  {{ service = "inbound-processing", ports = ["events-in"] }},
-  {{ service = "outbound-processing", ports = ["events-in"] }},
-  {{ service = "gateway-send", ports = ["events-in"] }},
-]
+tasks = {events}
 "#,
-        plugins = ferry_tests::plugins_dir().display()
+        plugins = ferry_tests::plugins_dir().display(),
+        orders = four_services("orders-in"),
+        events = four_services("events-in"),
     )
+}
+
+/// The four services as a job's tasks, on `port` only.
+fn four_services(port: &str) -> String {
+    let tasks: Vec<String> = [
+        "gateway-receive",
+        "inbound-processing",
+        "outbound-processing",
+        "gateway-send",
+    ]
+    .iter()
+    .map(|s| format!("{{ service = \"{s}\", ports = [\"{port}\"] }}"))
+    .collect();
+    format!("[{}]", tasks.join(", "))
 }
 
 /// The process's CPU time (user, system) in seconds.

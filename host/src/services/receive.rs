@@ -12,8 +12,10 @@
 //! A crash between the queue commit and the adapter commit would receive the
 //! same sources again. Each receive transaction therefore also writes a
 //! receipt per source (port, name, content hash), deleted once the adapter
-//! has committed; a source received again with a receipt is a redelivery and
-//! is only committed at the adapter, not queued twice.
+//! has committed — by the next receive transaction, or one transaction at
+//! the end of the pass, not a transaction of its own per batch; a source
+//! received again with a receipt is a redelivery and is only committed at
+//! the adapter, not queued twice.
 
 use std::collections::HashSet;
 
@@ -85,89 +87,101 @@ pub fn run(
         .into_iter()
         .map(|(k, _)| k)
         .collect();
-    while !stop() {
-        let sandbox = sandboxes
-            .adapter(gw, port, Side::Receive)
-            .expect("created above");
-        let batch = match sandbox.receive(port.receive_batch) {
-            Ok(b) => b,
-            Err(f) => {
-                adapter_failed(gw, f.to_string(), Some(&f))?;
+    // Receipts whose sources the adapter has committed: deleted by the next
+    // queue transaction of this pass.
+    let mut committed: Vec<String> = Vec::new();
+    let result = (|| -> Result<(), QueueError> {
+        while !stop() {
+            let sandbox = sandboxes
+                .adapter(gw, port, Side::Receive)
+                .expect("created above");
+            let batch = match sandbox.receive(port.receive_batch) {
+                Ok(b) => b,
+                Err(f) => {
+                    adapter_failed(gw, f.to_string(), Some(&f))?;
+                    break;
+                }
+            };
+            if batch.is_empty() {
+                // The whole folder was read. Receipts still left for this port
+                // belong to sources that are gone (a crash after the adapter's
+                // commit, before the receipts were cleared): a file arriving
+                // later with the same name and content is a new delivery.
+                clear_receipts(gw, port)?;
+                committed.clear();
                 break;
             }
-        };
-        if batch.is_empty() {
-            // The whole folder was read. Receipts still left for this port
-            // belong to sources that are gone (a crash after the adapter's
-            // commit, before the receipts were cleared): a file arriving
-            // later with the same name and content is a new delivery.
-            clear_receipts(gw, port)?;
-            break;
-        }
-        let mut tx = Transaction::new();
-        let mut commit_names = Vec::new();
-        let mut rollback_names = Vec::new();
-        let mut receipts = Vec::new();
-        for entry in batch {
-            match entry {
-                Received::Refused(r) => {
-                    if gw.first_report(&port.name, &r.name, &r.reason) {
-                        tracing::warn!(port = %port.name, file = %r.name, "refused by the adapter: {}", r.reason);
-                        tx.exception(Gateway::host_exception(
-                            &port.name,
-                            stage::RECEIVE,
-                            None,
-                            None,
-                            format!("{} was not received: {}", r.name, r.reason),
-                        ));
+            let mut tx = Transaction::new();
+            for r in committed.drain(..) {
+                tx.delete_state(r);
+            }
+            let mut commit_names = Vec::new();
+            let mut rollback_names = Vec::new();
+            let mut receipts = Vec::new();
+            for entry in batch {
+                match entry {
+                    Received::Refused(r) => {
+                        if gw.first_report(&port.name, &r.name, &r.reason) {
+                            tracing::warn!(port = %port.name, file = %r.name, "refused by the adapter: {}", r.reason);
+                            tx.exception(Gateway::host_exception(
+                                &port.name,
+                                stage::RECEIVE,
+                                None,
+                                None,
+                                format!("{} was not received: {}", r.name, r.reason),
+                            ));
+                        }
+                        rollback_names.push(r.name);
                     }
-                    rollback_names.push(r.name);
-                }
-                Received::Accepted(m) => {
-                    let receipt = receipt_key(&port.name, &m.name, &m.content);
-                    commit_names.push(m.name.clone());
-                    if left_by_crash.contains(&receipt) {
-                        tracing::info!(port = %port.name, file = %m.name, "already queued before a restart; not queued again");
+                    Received::Accepted(m) => {
+                        let receipt = receipt_key(&port.name, &m.name, &m.content);
+                        commit_names.push(m.name.clone());
+                        if left_by_crash.contains(&receipt) {
+                            tracing::info!(port = %port.name, file = %m.name, "already queued before a restart; not queued again");
+                            receipts.push(receipt);
+                            continue;
+                        }
+                        tx.put_state(receipt.clone(), Vec::new());
                         receipts.push(receipt);
-                        continue;
+                        counts.add(accept(gw, port, sandboxes, &mut tx, m.name, m.content));
                     }
-                    tx.put_state(receipt.clone(), Vec::new());
-                    receipts.push(receipt);
-                    counts.add(accept(gw, port, sandboxes, &mut tx, m.name, m.content));
                 }
             }
-        }
-        gw.queue.commit(tx)?;
-        let sandbox = sandboxes
-            .adapter(gw, port, Side::Receive)
-            .expect("created above");
-        if !rollback_names.is_empty()
-            && let Err(f) = sandbox.receive_rollback(&rollback_names)
-        {
-            adapter_failed(gw, f.to_string(), Some(&f))?;
-        }
-        if commit_names.is_empty() {
-            // Only refused sources left: they stay in place; stop here so
-            // they are not read again in this occurrence.
-            break;
-        }
-        match sandbox.receive_commit(&commit_names) {
-            Ok(()) => {
-                let mut done = Transaction::new();
-                for r in receipts {
-                    done.delete_state(r);
-                }
-                gw.queue.commit(done)?;
-            }
-            Err(f) => {
-                // The messages are safely queued; their sources remain and
-                // their receipts keep them from being queued twice.
+            gw.queue.commit(tx)?;
+            let sandbox = sandboxes
+                .adapter(gw, port, Side::Receive)
+                .expect("created above");
+            if !rollback_names.is_empty()
+                && let Err(f) = sandbox.receive_rollback(&rollback_names)
+            {
                 adapter_failed(gw, f.to_string(), Some(&f))?;
+            }
+            if commit_names.is_empty() {
+                // Only refused sources left: they stay in place; stop here so
+                // they are not read again in this occurrence.
                 break;
             }
+            match sandbox.receive_commit(&commit_names) {
+                Ok(()) => committed.extend(receipts),
+                Err(f) => {
+                    // The messages are safely queued; their sources remain and
+                    // their receipts keep them from being queued twice.
+                    adapter_failed(gw, f.to_string(), Some(&f))?;
+                    break;
+                }
+            }
         }
+        Ok(())
+    })();
+    // The pass ended before a last queue transaction could take them.
+    if !committed.is_empty() {
+        let mut done = Transaction::new();
+        for r in committed {
+            done.delete_state(r);
+        }
+        gw.queue.commit(done)?;
     }
-    Ok(counts)
+    result.map(|()| counts)
 }
 
 /// Delete every receipt of `port`: called when a receive pass has read its
