@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod envelope;
+pub mod glob;
 pub mod input;
 pub mod options;
 pub mod plugins;

@@ -152,9 +152,9 @@ pub fn check(decls: &[OptionDecl], options: &[(String, String)]) -> Vec<String> 
         let head = key.split('.').next().unwrap_or(key);
         let decl = decls.iter().find(|d| {
             if d.ty == OptionType::Table {
-                crate::config::glob_match(&d.name, head)
+                crate::glob::glob_match(&d.name, head)
             } else {
-                crate::config::glob_match(&d.name, key)
+                crate::glob::glob_match(&d.name, key)
             }
         });
         let Some(d) = decl else {

@@ -363,9 +363,29 @@ fn a_message_released_after_its_transform_failed_runs_the_transforms_again() {
     assert!(entry.contains(&format!("message={key} ")), "{entry}");
 
     // The rule is fixed (here: another plugin), the message resubmitted:
-    // the transforms run again and the order is answered.
+    // the transforms run again. It fails further on (no service for its
+    // Action yet), is resubmitted from there once that is fixed too, and is
+    // answered.
     let fixed = "\n[rules.guard]\ncomponent = \"value-map\"\n\
                  options = { elements = \"CustAccount\", map = { \"HOSTILE:reject\" = \"C1\" } }\n";
+    let unrouted = text.replace("*/SalesOrderService/*", "*/NoSuchService/*");
+    std::fs::write(&config, format!("{unrouted}{fixed}")).unwrap();
+    ferry_stdout(&["queue", "release", "--config", s(&config), &key]);
+    let r = run(&["run", "--once", "--config", s(&config)]);
+    assert_eq!(r.code, Some(0), "{r}");
+    let exceptions = ferry_stdout(&["exceptions", "list", "--config", s(&config)]);
+    let entry = ferry_tests::exception_with(&exceptions, "stage=service");
+    assert!(entry.contains(&format!("message={key} id={id}")), "{entry}");
+    // It is an envelope now, with its MessageId in the queue.
+    let list = ferry_stdout(&["queue", "list", "--config", s(&config), "--status", "error"]);
+    assert!(list.contains(id), "{list}");
+    // The version the transforms made this time is in its history.
+    let history = ferry_stdout(&["history", "--config", s(&config), id]);
+    assert!(
+        history.contains("stage=receive plugins=[value-map@"),
+        "{history}"
+    );
+    assert!(!history.contains("HOSTILE"), "{history}");
     std::fs::write(&config, format!("{text}{fixed}")).unwrap();
     ferry_stdout(&["queue", "release", "--config", s(&config), &key]);
     let r = run(&["run", "--once", "--config", s(&config)]);
@@ -385,8 +405,8 @@ fn a_message_released_after_its_transform_failed_runs_the_transforms_again() {
     assert!(answer.contains("SO-PO-7-"), "{answer}");
     let exceptions = ferry_stdout(&["exceptions", "list", "--config", s(&config)]);
     assert!(
-        exceptions.contains("1 exception(s)"),
-        "only the first failure:\n{exceptions}"
+        exceptions.contains("2 exception(s)"),
+        "the two failures:\n{exceptions}"
     );
 }
 

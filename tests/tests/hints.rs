@@ -10,7 +10,9 @@
 //! - a `--option` must be an option of some `ferry` command, unless it is one
 //!   of the few flags of other tools that hints quote (listed below, with the
 //!   tool);
-//! - a backticked `FERRY_…` is an environment variable the CLI reads.
+//! - a backticked `FERRY_…` is an environment variable the CLI reads;
+//! - in the shipped plugins' sources, "option `X`" and "set `X`" name an
+//!   option the plugin declares in its `ferry-plugin.toml`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -228,4 +230,77 @@ fn every_hint_names_a_key_or_command_that_exists() {
         "hints that send the user nowhere:\n{}",
         wrong.join("\n")
     );
+}
+
+/// The options each shipped plugin declares, by plugin folder (read from
+/// its `ferry-plugin.toml` as the host reads it from the component).
+fn declared_options(dir: &Path) -> Option<Vec<String>> {
+    let manifest = std::fs::read_to_string(dir.join("ferry-plugin.toml")).ok()?;
+    let mut component = b"\0asm\x0d\x00\x01\x00".to_vec();
+    ferry::options::embed(&mut component, &manifest);
+    let decls = ferry::options::read(&component).expect("a valid declaration")?;
+    Some(decls.into_iter().map(|d| d.name).collect())
+}
+
+#[test]
+fn every_plugin_hint_names_an_option_the_plugin_declares() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for group in ["plugins", "plugins/python", "plugins/js"] {
+        for e in std::fs::read_dir(root.join(group)).unwrap() {
+            let p = e.unwrap().path();
+            if p.join("ferry-plugin.toml").is_file() {
+                dirs.push(p);
+            }
+        }
+    }
+    dirs.sort();
+    assert!(dirs.len() >= 6, "{dirs:?}");
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for dir in dirs {
+        let declared = declared_options(&dir).unwrap_or_else(|| panic!("{dir:?} declares nothing"));
+        let mut sources = Vec::new();
+        rust_files(&dir, &mut sources);
+        sources.extend(
+            ["app.py", "app.js"]
+                .map(|f| dir.join(f))
+                .into_iter()
+                .filter(|p| p.is_file()),
+        );
+        for f in sources {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if code.starts_with("#[cfg(test)]") {
+                    break;
+                }
+                if code.starts_with("//") || code.starts_with('#') {
+                    continue;
+                }
+                let line = line.replace("\\`", "`");
+                for lead in ["option `", "set `"] {
+                    for (at, _) in line.match_indices(lead) {
+                        let rest = &line[at + lead.len()..];
+                        let name: String = rest
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        checked += 1;
+                        let known = declared.iter().any(|d| ferry::glob::glob_match(d, &name));
+                        if !known {
+                            wrong.push(format!(
+                                "{}:{}: option `{name}` is not declared (declared: {})",
+                                f.display(),
+                                i + 1,
+                                declared.join(", ")
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= 5, "only {checked} plugin hints found");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -1,6 +1,7 @@
 //! What a newcomer notices in the first hour (issue #16, item 11), through
-//! the real binary: plain logs in a file, a word while plugins compile, a
-//! quiet end on a closed pipe, "no such file", host warnings kept with a
+//! the real binary: plain logs in a file and colours only on a terminal
+//! without NO_COLOR, a word while plugins compile, a quiet end on a closed
+//! pipe, "no such file", host warnings kept with a
 //! plugin-only log filter, and no npx noise before the install hint.
 
 use std::io::Write as _;
@@ -90,15 +91,12 @@ fn a_closed_pipe_ends_check_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{}", text(&out));
     use std::os::unix::process::ExitStatusExt as _;
+    const SIGPIPE: i32 = 13;
     assert!(
-        out.status.success() || out.status.signal() == Some(libc_sigpipe()),
+        out.status.success() || out.status.signal() == Some(SIGPIPE),
         "{}",
         text(&out)
     );
-}
-
-fn libc_sigpipe() -> i32 {
-    13
 }
 
 #[test]
@@ -173,4 +171,37 @@ fn plugin_build_for_javascript_without_the_tool_gives_the_hint_without_npx_noise
     assert!(!out.status.success(), "{t}");
     assert!(t.contains("componentize-js not found"), "{t}");
     assert!(!t.contains("404"), "{t}");
+}
+
+#[test]
+fn logs_are_coloured_on_a_terminal_unless_no_color_is_set() {
+    let (_dir, config) = setup();
+    // `script` (util-linux) gives the command a terminal.
+    let on_terminal = |no_color: Option<&str>| {
+        let line = format!(
+            "{} check --config {} --log-level debug",
+            ferry_bin().display(),
+            config.display()
+        );
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_remove("RUST_LOG");
+        match no_color {
+            Some(v) => cmd.env("NO_COLOR", v),
+            None => cmd.env_remove("NO_COLOR"),
+        };
+        let out = cmd
+            .output()
+            .expect("`script` (util-linux) runs a command on a terminal");
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        on_terminal(None).contains("\u{1b}["),
+        "no colours on a terminal"
+    );
+    assert!(
+        !on_terminal(Some("1")).contains("\u{1b}["),
+        "colours despite NO_COLOR"
+    );
 }

@@ -376,6 +376,18 @@ pub enum Change {
         /// The new content.
         content: String,
     },
+    /// A message that was not an envelope became one (its inbound
+    /// transforms ran again): its content and the header fields kept with it.
+    SetEnvelope {
+        /// The message.
+        key: MessageKey,
+        /// The envelope.
+        content: String,
+        /// Its `MessageId`.
+        message_id: String,
+        /// Its `Action`.
+        action: String,
+    },
     /// Take a message out of the queue (it was processed or sent).
     Remove {
         /// The message.
@@ -417,6 +429,7 @@ impl Change {
             Change::Insert(_) => "insert",
             Change::SetStatus { .. } => "set status",
             Change::SetContent { .. } => "set content",
+            Change::SetEnvelope { .. } => "set envelope",
             Change::Remove { .. } => "remove",
             Change::LogProcessed { .. } => "log processed",
             Change::Exception(_) | Change::InsertedException(_) => "exception",
@@ -465,6 +478,24 @@ impl Transaction {
     /// Replaces a message's content (an edit before resubmitting it).
     pub fn set_content(&mut self, key: MessageKey, content: String) -> &mut Self {
         self.push(Change::SetContent { key, content })
+    }
+
+    /// Replaces the content of a message that was not an envelope with the
+    /// envelope its transforms made, and takes its `MessageId` and
+    /// `Action`.
+    pub fn set_envelope(
+        &mut self,
+        key: MessageKey,
+        content: String,
+        message_id: String,
+        action: String,
+    ) -> &mut Self {
+        self.push(Change::SetEnvelope {
+            key,
+            content,
+            message_id,
+            action,
+        })
     }
 
     /// Takes a message out of the queue: it was processed or sent.

@@ -348,9 +348,18 @@ impl<'t> Writer<'t> {
         Ok(meta)
     }
 
-    fn set_content(&mut self, key: MessageKey, content: &str) -> Result<(), QueueError> {
+    fn set_content(
+        &mut self,
+        key: MessageKey,
+        content: &str,
+        header: Option<(String, String)>,
+    ) -> Result<(), QueueError> {
         let mut meta = self.load(key)?;
         meta.updated_ms = self.now;
+        if let Some((message_id, action)) = header {
+            meta.message_id = message_id;
+            meta.action = action;
+        }
         self.store(key, &meta)?;
         self.contents
             .insert(key, codec::encode_content(content).as_slice())?;
@@ -649,8 +658,16 @@ impl GatewayQueue for RedbQueue {
                         w.set_status(key, meta, status, error)?;
                     }
                     Change::SetContent { key, content } => {
-                        w.set_content(key, &content).map_err(reject)?
+                        w.set_content(key, &content, None).map_err(reject)?
                     }
+                    Change::SetEnvelope {
+                        key,
+                        content,
+                        message_id,
+                        action,
+                    } => w
+                        .set_content(key, &content, Some((message_id, action)))
+                        .map_err(reject)?,
                     Change::Remove { key } => w.remove(key).map_err(reject)?,
                     Change::LogProcessed { message_id, port } => {
                         let t = match &mut log {

@@ -185,38 +185,54 @@ pub(crate) fn process(
         false
     };
     let retransformed;
-    let (msg, env) = match envelope::parse(&msg.content) {
-        Ok(Parsed::Single(e)) => (msg, e),
-        // Resubmitted after its transforms failed: it starts there again.
-        _ if super::receive::failed_in_transform(msg) => {
-            use super::receive::Again;
-            match super::receive::transform_again(gw, port, sandboxes, msg, tx) {
-                Again::Queued => return Ok(true),
-                Again::Failed => return Ok(false),
-                Again::One(env, provenance) => {
-                    let content = env.to_xml();
-                    let stage = stage::RECEIVE;
-                    let id = &env.header.message_id;
-                    if let Some(h) =
-                        Gateway::history(port, stage, id, Some(msg.key), &provenance, &content)
-                    {
-                        tx.history(h);
-                    }
-                    retransformed = QueuedMessage {
-                        message_id: env.header.message_id.clone(),
-                        action: env.header.action.clone(),
-                        content,
-                        ..msg.clone()
-                    };
-                    (&retransformed, *env)
+    // Resubmitted after its transforms failed: it starts there again.
+    let (msg, env) = if super::receive::failed_in_transform(msg) {
+        use super::receive::Again;
+        match super::receive::transform_again(gw, port, sandboxes, msg, tx) {
+            Again::Queued => return Ok(true),
+            Again::Failed => return Ok(false),
+            Again::One(env, provenance) => {
+                let content = env.to_xml();
+                let stage = stage::RECEIVE;
+                let id = &env.header.message_id;
+                if let Some(h) =
+                    Gateway::history(port, stage, id, Some(msg.key), &provenance, &content)
+                {
+                    tx.history(h);
                 }
+                // Kept as an envelope from now on: a later failure
+                // resubmits it from there, not from the transforms.
+                let header = &env.header;
+                tx.set_envelope(
+                    msg.key,
+                    content.clone(),
+                    header.message_id.clone(),
+                    header.action.clone(),
+                );
+                retransformed = QueuedMessage {
+                    message_id: env.header.message_id.clone(),
+                    action: env.header.action.clone(),
+                    content,
+                    ..msg.clone()
+                };
+                (&retransformed, *env)
             }
         }
-        Ok(Parsed::Batch(_)) | Err(_) => {
-            let err =
-                SandboxError::Unavailable("the queued content is not a single envelope".into());
-            return Ok(fail(tx, stage::PARSE, &err));
+    } else {
+        match envelope::parse(&msg.content) {
+            Ok(Parsed::Single(e)) => (msg, e),
+            Ok(Parsed::Batch(_)) | Err(_) => {
+                let err =
+                    SandboxError::Unavailable("the queued content is not a single envelope".into());
+                return Ok(fail(tx, stage::PARSE, &err));
+            }
         }
+    };
+    // From here on, failures name the message as it now is (a resubmitted
+    // one has its MessageId only once transformed again).
+    let fail = |tx: &mut Transaction, stage: &str, err: &SandboxError| {
+        Gateway::fail_message(tx, &port.name, stage, msg, err);
+        false
     };
 
     // Duplicate detection against the message log (and this group).

@@ -246,13 +246,13 @@ pub(crate) fn transform_again(
         });
         Again::Failed
     };
-    let stages = (&port.transforms, Stage::Transform);
+    let transforms = &port.transforms;
     let text = match run_rules(
         gw,
         sandboxes,
         port,
-        stages.0,
-        stages.1,
+        transforms,
+        Stage::Transform,
         doc,
         &mut provenance,
     ) {
@@ -274,7 +274,12 @@ pub(crate) fn transform_again(
             Again::Queued
         }
         Err(e) => {
-            let reason = format!("{}: {e}", msg.name);
+            // The transforms' output is wrong: released again, it goes
+            // through them again (once the rule is fixed).
+            let reason = format!(
+                "{}: {TRANSFORM_FAILED}their output is not a message: {e}",
+                msg.name
+            );
             let exception =
                 Gateway::host_exception(&port.name, stage::PARSE, None, None, reason.clone());
             fail(tx, reason, exception)
