@@ -25,11 +25,12 @@
 //!   go back to Ready at the next start; because a conversation's messages
 //!   are claimed and committed in order, the next run resumes it in order.
 //!
-//! A sequential port is one ordered unit on one worker: its messages are
-//! processed one at a time in the queue's order (file name, then position),
-//! as AIF's sequential processing asks, while the dispatcher commits the
-//! results of earlier ones — the plugin work and the queue's work overlap.
-//! The dispatcher claims up to two groups (`group_commit`) ahead.
+//! A sequential port has one worker, which takes its messages from one FIFO
+//! in the queue's order (file name, then position) and processes them one
+//! at a time, as AIF's sequential processing asks, while the dispatcher
+//! commits the results of earlier ones — the plugin work and the queue's
+//! work overlap. The dispatcher claims up to two groups (`group_commit`)
+//! ahead.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -53,13 +54,15 @@ fn conversation(msg: &QueuedMessage) -> Option<&str> {
     msg.conversation_id.as_deref().or(msg.batch_id.as_deref())
 }
 
-/// The ordered unit a message belongs to on `port`, if any: its
-/// conversation on a parallel port; the whole port on a sequential one.
+/// The ordered unit a message belongs to on a parallel `port`, if any: its
+/// conversation. A sequential port needs none: its one worker takes every
+/// message from one FIFO in order (handing them over one at a time would
+/// cost two thread wake-ups per message).
 fn unit<'m>(port: &PortConfig, msg: &'m QueuedMessage) -> Option<&'m str> {
     if port.parallel {
         conversation(msg)
     } else {
-        Some("")
+        None
     }
 }
 
