@@ -46,13 +46,19 @@ pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
 }
 
 /// A token bucket: `rate` records a second, bursts up to `BURST_SECONDS`
-/// worth; what it refuses is counted until it is reported.
+/// worth; what it refuses is counted until it is reported, at most once
+/// every [`REPORT_EVERY`].
 #[derive(Debug)]
 pub struct LogBucket {
     tokens: f64,
     last: Instant,
     dropped: u64,
+    /// When dropped records were last reported.
+    reported: Option<Instant>,
 }
+
+/// How often at most the count of dropped records is reported.
+pub const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How many seconds of records a burst may hold.
 pub const BURST_SECONDS: u32 = 2;
@@ -63,6 +69,7 @@ impl LogBucket {
             tokens: f64::from(rate) * f64::from(BURST_SECONDS),
             last: Instant::now(),
             dropped: 0,
+            reported: None,
         }
     }
 
@@ -74,17 +81,30 @@ impl LogBucket {
     }
 
     /// Take a token for one record: `Ok(dropped)` when it may be written
-    /// (with how many records were dropped before it, to report first; the
-    /// count is reset), `Err(())` when it is dropped.
+    /// (with how many records were dropped before it, to report first —
+    /// 0 while the last report is less than [`REPORT_EVERY`] old; the count
+    /// is reset when given), `Err(())` when it is dropped.
     pub fn admit(&mut self, rate: u32, now: Instant) -> Result<u64, ()> {
         self.refill(rate, now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            Ok(std::mem::take(&mut self.dropped))
+            Ok(self.take_report(now))
         } else {
             self.dropped += 1;
             Err(())
         }
+    }
+
+    /// The dropped count to report now, if any and if it is time.
+    fn take_report(&mut self, now: Instant) -> u64 {
+        let due = self
+            .reported
+            .is_none_or(|t| now.saturating_duration_since(t) >= REPORT_EVERY);
+        if self.dropped == 0 || !due {
+            return 0;
+        }
+        self.reported = Some(now);
+        std::mem::take(&mut self.dropped)
     }
 
     /// Records dropped and not reported yet, now that the bucket has
@@ -96,8 +116,11 @@ impl LogBucket {
         }
         self.refill(rate, now);
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            std::mem::take(&mut self.dropped)
+            let n = self.take_report(now);
+            if n > 0 {
+                self.tokens -= 1.0;
+            }
+            n
         } else {
             0
         }
@@ -148,9 +171,16 @@ mod tests {
         assert_eq!(b.report_due(2, t1), 2);
         assert_eq!(b.admit(2, t1), Ok(0));
         assert_eq!(b.admit(2, t1), Err(()));
-        // A record admitted after drops reports them itself.
-        let t2 = t1 + Duration::from_secs(1);
-        assert_eq!(b.admit(2, t2), Ok(1));
+        // Reports come at most once a second: half a second later the drop
+        // is not reported yet, though the record is written.
+        let t2 = t1 + Duration::from_millis(500);
+        assert_eq!(b.admit(2, t2), Ok(0));
+        assert_eq!(b.report_due(2, t2), 0);
+        assert_eq!(b.admit(2, t2), Err(()));
+        // A record admitted after drops, a second after the last report,
+        // reports them itself.
+        let t3 = t1 + Duration::from_secs(2);
+        assert_eq!(b.admit(2, t3), Ok(2));
     }
 
     #[test]
