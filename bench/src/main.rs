@@ -342,7 +342,9 @@ fn ferry_binary() -> Result<PathBuf> {
 /// cache (so the figures hold no compiling, like the in-library runs').
 fn run_binary(ferry: &Path, config: &Path) -> Result<Usage> {
     let mut check = Command::new(ferry);
-    check.args(["check", "--log-level", "warn", "--config"]).arg(config);
+    check
+        .args(["check", "--log-level", "warn", "--config"])
+        .arg(config);
     measured(check)?;
     let mut run = Command::new(ferry);
     run.args(["run", "--once", "--log-level", "warn", "--config"])
