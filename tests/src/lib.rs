@@ -98,6 +98,60 @@ pub fn ferry(args: &[&str]) -> Output {
         .expect("cannot run the ferry binary")
 }
 
+/// What one run of the ferry binary gave: exit code and output as text.
+pub struct Run {
+    /// The exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout and stderr together.
+    pub fn both(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Run the ferry binary with `args`.
+///
+/// # Panics
+///
+/// When it panicked or was killed by a signal, with its output.
+pub fn run(args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = ferry(args);
+    let r = Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    assert!(
+        !r.both().contains("panicked"),
+        "ferry {args:?} panicked:\n{r}"
+    );
+    assert!(
+        r.code.is_some(),
+        "ferry {args:?} was killed by a signal:\n{r}"
+    );
+    r
+}
+
 /// Run the ferry binary with `args`; its stdout.
 ///
 /// # Panics

@@ -1,57 +1,10 @@
 //! The real `ferry` binary: help and version, `plugin check|list` on good
 //! and bad files, and `check` on good and bad configurations.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
-use ferry_tests::{ferry, plugin, plugins_dir};
+use ferry_tests::{Run, plugin, plugins_dir, run};
 use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 use tempfile::TempDir;
-
-/// What one run of the binary gave.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn both(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn run(args: &[&str]) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = ferry(args);
-    let r = Run {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    };
-    assert!(
-        !r.both().contains("panicked"),
-        "ferry {args:?} panicked:\n{r}"
-    );
-    assert!(
-        r.code.is_some(),
-        "ferry {args:?} was killed by a signal:\n{r}"
-    );
-    r
-}
 
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 temporary path")

@@ -2,49 +2,10 @@
 //! dropped silently (responses of a port without a response address), checks
 //! that catch broken set-ups, and errors that name file, line and key.
 
+use ferry_tests::running::ORDER_ACTION;
+use ferry_tests::{ferry_stdout, plugins_dir, run};
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-use ferry_tests::{ferry, ferry_stdout, plugins_dir};
 use tempfile::TempDir;
-
-const ORDER_ACTION: &str =
-    "http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create";
-
-/// What one run of the binary gave.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn run(args: &[&str]) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = ferry(args);
-    let r = Run {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    };
-    assert!(
-        !r.stderr.contains("panicked"),
-        "ferry {args:?} panicked:\n{r}"
-    );
-    r
-}
 
 /// A folder with `ferry.toml` = `ports` after the shipped adapter and
 /// service, and the folders `dirs` created.
