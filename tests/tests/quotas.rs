@@ -208,3 +208,44 @@ fn two_floods_in_flight_at_once_are_stopped_too() {
     let dir = tempfile::tempdir().unwrap();
     floods_are_stopped(dir.path(), 2, 2);
 }
+
+/// An adapter's receive batch larger than `max_receive_mb` fails the receive
+/// call with the quota named: nothing is queued, the sources stay where they
+/// are, and the port is reported once.
+#[test]
+fn a_receive_batch_past_its_quota_is_refused_and_the_sources_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = root.join("ferry.toml");
+    let text = flood_config(1).replace(
+        "max_parallel = 1\n",
+        "max_parallel = 1\nmax_receive_mb = 0\n",
+    );
+    assert!(text.contains("max_receive_mb = 0"), "{text}");
+    std::fs::write(&config, text).unwrap();
+    let inbox = root.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    for n in 0..3 {
+        std::fs::write(
+            inbox.join(format!("{n}.xml")),
+            envelope(&format!("m-{n}"), "<Order>fine</Order>"),
+        )
+        .unwrap();
+    }
+    let cfg = config.to_str().unwrap();
+    ferry_stdout(&["run", "--once", "--config", cfg]);
+    assert_eq!(
+        std::fs::read_dir(&inbox).unwrap().count(),
+        3,
+        "sources removed"
+    );
+    let list = ferry_stdout(&["queue", "list", "--config", cfg]);
+    assert!(
+        list.contains("0 message(s)"),
+        "something was queued:\n{list}"
+    );
+    let exceptions = ferry_stdout(&["exceptions", "list", "--config", cfg]);
+    let e = exception_with(&exceptions, "`max_receive_mb`");
+    assert!(e.contains("file-adapter"), "the adapter is not named: {e}");
+    assert!(exceptions.contains("1 exception(s)"), "{exceptions}");
+}
