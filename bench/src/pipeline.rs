@@ -15,8 +15,9 @@ use anyhow::{Context, Result, anyhow};
 use ferry::config::{Config, TaskKind};
 use ferry::plugins::PluginSet;
 use ferry::queue::{
-    Change, Direction, Exception, ExceptionFilter, Filter, GatewayQueue, HistoryEntry, MessageKey,
-    NewMessage, QueueError, QueuedMessage, RecoveryReport, RedbQueue, Status, Transaction,
+    Change, ClaimRequest, Direction, Exception, ExceptionFilter, Filter, GatewayQueue,
+    HistoryEntry, Lease, MessageKey, NewMessage, QueueError, QueuedMessage, RecoveryReport,
+    RedbQueue, Status, Transaction, WorkSignal,
 };
 use ferry::runtime::{Runtime, RuntimeOptions};
 use ferry::services::{Gateway, Sandboxes};
@@ -141,13 +142,11 @@ impl GatewayQueue for Timed {
 
     fn claim(
         &self,
-        direction: Direction,
-        port: &str,
-        limit: usize,
-        max_key: Option<MessageKey>,
+        lease: &Lease,
+        request: &ClaimRequest<'_>,
     ) -> Result<Vec<QueuedMessage>, QueueError> {
-        let got = self.timed(|| self.inner.claim(direction, port, limit, max_key))?;
-        if direction == Direction::Inbound {
+        let got = self.timed(|| self.inner.claim(lease, request))?;
+        if request.direction == Direction::Inbound {
             self.claimed_inbound
                 .fetch_add(got.len() as u64, Ordering::Relaxed);
         }
@@ -184,8 +183,14 @@ impl GatewayQueue for Timed {
     fn history(&self, message_id: &str) -> Result<Vec<HistoryEntry>, QueueError> {
         self.timed(|| self.inner.history(message_id))
     }
-    fn recover(&self) -> Result<RecoveryReport, QueueError> {
-        self.timed(|| self.inner.recover())
+    fn recover(&self, owner: &str) -> Result<(Lease, RecoveryReport), QueueError> {
+        self.timed(|| self.inner.recover(owner))
+    }
+    fn renew(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.timed(|| self.inner.renew(lease))
+    }
+    fn work_signal(&self) -> &WorkSignal {
+        self.inner.work_signal()
     }
     fn hold(&self, key: MessageKey) -> Result<(), QueueError> {
         self.timed(|| self.inner.hold(key))
@@ -334,7 +339,7 @@ pub fn run_ferry(config_path: &Path, limit: Option<u64>) -> Result<FerryResult> 
     let queue = Arc::new(Timed::new(
         RedbQueue::open(&config.data_dir).context("cannot open the gateway queue")?,
     ));
-    queue.recover()?;
+    let (lease, _) = queue.recover("bench")?;
     let runtime = Runtime::new(RuntimeOptions {
         cache_dir: Some(config.data_dir.join("cache")),
         max_memory: config.max_memory(),
@@ -350,7 +355,7 @@ pub fn run_ferry(config_path: &Path, limit: Option<u64>) -> Result<FerryResult> 
                 .join("; ")
         )
     })?);
-    let gw = Gateway::new(config.clone(), queue.clone(), runtime, plugins);
+    let gw = Gateway::new(config.clone(), queue.clone(), runtime, plugins, lease);
     let mut sandboxes = Sandboxes::new();
     let startup_ms = t0.elapsed().as_secs_f64() * 1e3;
 

@@ -17,7 +17,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ferry::queue::{Direction, GatewayQueue, NewMessage, RedbQueue, Status, Transaction};
+use ferry::queue::{
+    ClaimRequest, Direction, GatewayQueue, Lease, NewMessage, RedbQueue, Status, Transaction,
+};
 
 fn base() -> PathBuf {
     match std::env::var_os("FERRY_BENCH_DIR") {
@@ -61,6 +63,7 @@ fn queue_ops(c: &mut Criterion) {
         .tempdir_in(base())
         .expect("temp dir");
     let queue = RedbQueue::open(dir.path()).expect("queue");
+    let (lease, _) = queue.recover("bench").expect("recover");
     let mut next = 0u64;
     let mut group = c.benchmark_group("queue");
     for g in [1u64, 100, 1000] {
@@ -81,7 +84,7 @@ fn queue_ops(c: &mut Criterion) {
             )
         });
         // Keep the backlog from growing without bound between groups.
-        drain(&queue);
+        drain(&queue, &lease);
         group.bench_function(BenchmarkId::new("dequeue", g), |b| {
             b.iter_batched(
                 || {
@@ -94,9 +97,12 @@ fn queue_ops(c: &mut Criterion) {
                 },
                 |()| {
                     let taken = queue
-                        .claim(Direction::Inbound, "orders-in", g as usize, None)
+                        .claim(
+                            &lease,
+                            &ClaimRequest::new(Direction::Inbound, "orders-in", g as usize),
+                        )
                         .expect("claim");
-                    let mut tx = Transaction::new();
+                    let mut tx = Transaction::under(lease.clone());
                     for m in &taken {
                         tx.log_processed(m.message_id.clone(), "orders-in");
                         tx.remove(m.key);
@@ -111,15 +117,18 @@ fn queue_ops(c: &mut Criterion) {
     group.finish();
 }
 
-fn drain(queue: &RedbQueue) {
+fn drain(queue: &RedbQueue, lease: &Lease) {
     loop {
         let taken = queue
-            .claim(Direction::Inbound, "orders-in", 5000, None)
+            .claim(
+                lease,
+                &ClaimRequest::new(Direction::Inbound, "orders-in", 5000),
+            )
             .expect("claim");
         if taken.is_empty() {
             break;
         }
-        let mut tx = Transaction::new();
+        let mut tx = Transaction::under(lease.clone());
         for m in &taken {
             tx.remove(m.key);
         }

@@ -300,7 +300,8 @@ fn a_message_received_mid_occurrence_waits_for_the_next_one() {
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
     let plugins = Arc::new(PluginSet::load(&runtime, &config).unwrap());
     let queue = Arc::new(RedbQueue::open(&dir.path().join("data")).unwrap());
-    let gw = Gateway::new(config.clone(), queue.clone(), runtime, plugins);
+    let (lease, _) = queue.recover("test").unwrap();
+    let gw = Gateway::new(config.clone(), queue.clone(), runtime, plugins, lease);
     let entry = |name: &str, n: u32| NewMessage {
         direction: Direction::Inbound,
         port: "in".into(),

@@ -38,7 +38,8 @@ fn gateway(dir: &std::path::Path) -> (Gateway, Arc<RedbQueue>, Arc<Config>) {
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
     let plugins = Arc::new(PluginSet::load(&runtime, &config).unwrap());
     let queue = Arc::new(RedbQueue::open(&config.data_dir).unwrap());
-    let gw = Gateway::new(config.clone(), queue.clone(), runtime, plugins);
+    let (lease, _) = queue.recover("test").unwrap();
+    let gw = Gateway::new(config.clone(), queue.clone(), runtime, plugins, lease);
     std::fs::create_dir_all(dir.join("inbox")).unwrap();
     (gw, queue, config)
 }

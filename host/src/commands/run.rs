@@ -130,7 +130,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = SystemTime::now();
     let config = Arc::new(load_config(&args.config)?);
     let queue = RedbQueue::open(&config.data_dir).context("cannot open the gateway queue")?;
-    let recovered = queue.recover()?;
+    let (lease, recovered) = queue.recover(&crate::queue::default_owner())?;
     if recovered.total() > 0 {
         tracing::warn!(
             in_process = recovered.in_process,
@@ -164,7 +164,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let runtime = runtime_for(&config)?;
     let plugins = Arc::new(load_plugins(&runtime, &config)?);
-    let gw = Arc::new(Gateway::new(config.clone(), queue, runtime, plugins));
+    let gw = Arc::new(Gateway::new(config.clone(), queue, runtime, plugins, lease));
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

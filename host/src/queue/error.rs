@@ -97,6 +97,38 @@ pub enum QueueError {
         hint: &'static str,
     },
 
+    /// A claim or commit presented a lease that was fenced off: the owner's
+    /// work was returned to Ready (at its restart, or by another host when
+    /// the lease expired), so it may not claim or commit under it.
+    #[error(
+        "the lease {epoch} of {owner} is no longer valid ({}): its claimed messages \
+         were returned to Ready and will be processed again; nothing was written \
+         under this lease",
+        match current {
+            Some(c) => format!("the owner's current lease is {c}"),
+            None => "the owner has no lease now".to_string(),
+        }
+    )]
+    StaleLease {
+        /// The owner.
+        owner: String,
+        /// The epoch presented.
+        epoch: u64,
+        /// The owner's current epoch, if it has one.
+        current: Option<u64>,
+    },
+
+    /// A change to a message in flight (or meant for one) was refused:
+    /// another owner holds its claim, the claim was lost, or the change
+    /// tried to set a status only claiming gives.
+    #[error("message {key}: {reason}")]
+    Claim {
+        /// The message.
+        key: MessageKey,
+        /// Why.
+        reason: String,
+    },
+
     /// A [`Transaction`](super::Transaction) was refused as a whole: one of
     /// its changes was invalid, so none of them was applied.
     #[error(

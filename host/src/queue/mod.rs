@@ -19,21 +19,23 @@
 //! name the adapter gave (e.g. the file name), then by the index inside a
 //! batch file, then in order of arrival.
 
-mod codec;
 mod error;
-mod redb_queue;
+mod redb;
 pub mod rules;
+mod wake;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod conformance;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 pub use error::{ParseError, QueueError};
-pub use redb_queue::RedbQueue;
+pub use redb::RedbQueue;
+pub use wake::WorkSignal;
 
 /// Identifies a message in the queue. Assigned by the queue; strictly
 /// increasing in insertion order and never reused.
@@ -219,6 +221,123 @@ impl FromStr for Status {
                 given: s.to_string(),
                 expected: "Ready, In process, Hold, Error, In transport process, Malformed XML",
             })
+    }
+}
+
+/// The right of one owner — a Ferry host — to work on the messages it
+/// claims, until it is fenced off.
+///
+/// An owner gets a lease from [`GatewayQueue::recover`]; every claim is made
+/// under it and every commit that settles claimed messages presents it
+/// ([`Transaction::under`]). Recovering the owner again (at its next start,
+/// or, with several hosts, when its lease expired and another host took its
+/// work) gives a new epoch: the old lease is then stale, and a commit
+/// presenting it is refused, so a host that lost its claims can never write
+/// the results of work that another host may be doing again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lease {
+    owner: Arc<str>,
+    epoch: u64,
+}
+
+impl Lease {
+    /// The lease of `owner` in `epoch` (backends make them).
+    pub fn new(owner: impl Into<Arc<str>>, epoch: u64) -> Lease {
+        Lease {
+            owner: owner.into(),
+            epoch,
+        }
+    }
+
+    /// Who holds it.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The owner's name, shared.
+    pub fn owner_arc(&self) -> Arc<str> {
+        self.owner.clone()
+    }
+
+    /// Its fencing epoch: larger than that of every earlier lease of the
+    /// same owner.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+impl fmt::Display for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (lease {})", self.owner, self.epoch)
+    }
+}
+
+/// The name a host claims under by default: `<hostname>-<pid>`.
+pub fn default_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "ferry".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+/// What makes an ordered unit when messages are claimed: the messages of one
+/// unit are processed one at a time, in the queue's order, by one owner.
+/// While an owner holds a message of a unit, no other owner claims any
+/// message of that unit; the owner itself may claim more of it (and must
+/// then keep their order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnitBy {
+    /// Every message is its own unit: no order across owners.
+    #[default]
+    Message,
+    /// The whole port (in this direction) is one unit: a sequential port.
+    Port,
+    /// Each conversation (`ConversationId`) of the port is a unit; messages
+    /// without one are free.
+    Conversation,
+}
+
+/// Which messages [`GatewayQueue::claim`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimRequest<'a> {
+    /// The direction.
+    pub direction: Direction,
+    /// The port.
+    pub port: &'a str,
+    /// At most this many.
+    pub limit: usize,
+    /// Only keys up to this one ("received up to now"), if given.
+    pub max_key: Option<MessageKey>,
+    /// The ordered units to respect across owners.
+    pub units: UnitBy,
+}
+
+impl<'a> ClaimRequest<'a> {
+    /// Up to `limit` Ready messages of `port` in `direction`, every message
+    /// its own unit.
+    pub fn new(direction: Direction, port: &'a str, limit: usize) -> Self {
+        ClaimRequest {
+            direction,
+            port,
+            limit,
+            max_key: None,
+            units: UnitBy::Message,
+        }
+    }
+
+    /// Only keys up to `max_key`, if given.
+    pub fn up_to(mut self, max_key: Option<MessageKey>) -> Self {
+        self.max_key = max_key;
+        self
+    }
+
+    /// Respect these ordered units.
+    pub fn units(mut self, by: UnitBy) -> Self {
+        self.units = by;
+        self
     }
 }
 
@@ -449,12 +568,34 @@ impl Change {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transaction {
     changes: Vec<Change>,
+    lease: Option<Lease>,
 }
 
 impl Transaction {
     /// An empty transaction.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty transaction of the owner of `lease`: it may settle the
+    /// messages claimed under it (and, of the messages in flight, only
+    /// those). A commit presenting a lease that was fenced off is refused.
+    pub fn under(lease: Lease) -> Self {
+        Transaction {
+            changes: Vec::new(),
+            lease: Some(lease),
+        }
+    }
+
+    /// Presents `lease` with this transaction (see [`Transaction::under`]).
+    pub fn set_lease(&mut self, lease: Lease) -> &mut Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// The lease it presents, if any.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
     }
 
     /// Puts a new message in the queue. [`GatewayQueue::commit`] returns the
@@ -561,6 +702,11 @@ impl Transaction {
         self.changes
     }
 
+    /// Consumes the transaction, giving its lease and its changes in order.
+    pub fn into_parts(self) -> (Option<Lease>, Vec<Change>) {
+        (self.lease, self.changes)
+    }
+
     /// Whether there is nothing to commit.
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
@@ -610,6 +756,15 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
+    /// Counts `n` messages found in `status` and returned to Ready.
+    pub fn count(&mut self, status: Status, n: u64) {
+        match status {
+            Status::InProcess => self.in_process += n,
+            Status::InTransportProcess => self.in_transport_process += n,
+            _ => {}
+        }
+    }
+
     /// All messages returned to Ready.
     pub fn total(&self) -> u64 {
         self.in_process + self.in_transport_process
@@ -629,21 +784,26 @@ pub trait GatewayQueue: Send + Sync {
     /// nothing.
     fn commit(&self, tx: Transaction) -> Result<Vec<MessageKey>, QueueError>;
 
-    /// Takes up to `limit` Ready messages of `port` and `direction` (only keys
-    /// `<= max_key` if given), in the order (name, position, key), and marks
-    /// them In process (inbound, outbound request) or In transport process
-    /// (outbound), counting an attempt; one transaction. Claimed messages are
-    /// not claimed again until their status goes back to Ready.
+    /// Takes up to `request.limit` Ready messages of `request.port` and
+    /// `request.direction` (only keys `<= max_key` if given), in the order
+    /// (name, position, key), under `lease`: they are In process (inbound,
+    /// outbound request) or In transport process (outbound), with an
+    /// attempt counted, until a commit under the same lease settles them
+    /// (or [`give_back`](GatewayQueue::give_back) returns them). Claimed
+    /// messages are not claimed again until they are Ready again.
+    ///
+    /// Ordered units ([`UnitBy`]): a message whose unit another owner holds
+    /// is skipped (it does not count towards the limit, so one blocked unit
+    /// never starves the others); the owner holding a unit may take more of
+    /// it. Fails with [`QueueError::StaleLease`] if `lease` was fenced off.
     fn claim(
         &self,
-        direction: Direction,
-        port: &str,
-        limit: usize,
-        max_key: Option<MessageKey>,
+        lease: &Lease,
+        request: &ClaimRequest<'_>,
     ) -> Result<Vec<QueuedMessage>, QueueError>;
 
     /// The messages [`claim`](GatewayQueue::claim) would take, in the same
-    /// order, without taking them.
+    /// order, without taking them (ordered units are not considered).
     fn ready(
         &self,
         direction: Direction,
@@ -652,15 +812,26 @@ pub trait GatewayQueue: Send + Sync {
         max_key: Option<MessageKey>,
     ) -> Result<Vec<QueuedMessage>, QueueError>;
 
-    /// Sets the status of all `keys` in one transaction (keeping their error
-    /// reasons); fails as a whole if one is not in the queue.
-    fn mark(&self, keys: &[MessageKey], status: Status) -> Result<(), QueueError> {
-        let mut tx = Transaction::new();
+    /// Returns claimed messages to Ready without a result (their attempt
+    /// stays counted), in one transaction under `lease`.
+    fn give_back(&self, lease: &Lease, keys: &[MessageKey]) -> Result<(), QueueError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut tx = Transaction::under(lease.clone());
         for &key in keys {
-            tx.set_status(key, status, None);
+            tx.set_status(key, Status::Ready, None);
         }
         self.commit(tx).map(|_| ())
     }
+
+    /// Confirms that `lease` is still its owner's (a heartbeat, for backends
+    /// whose leases expire); fails with [`QueueError::StaleLease`] if it was
+    /// fenced off.
+    fn renew(&self, lease: &Lease) -> Result<(), QueueError>;
+
+    /// The queue's wake-up: bumped whenever a commit makes work Ready.
+    fn work_signal(&self) -> &WorkSignal;
 
     /// The highest key assigned so far (0 if none): a snapshot of "received
     /// up to now" for `max_key`.
@@ -688,9 +859,13 @@ pub trait GatewayQueue: Send + Sync {
     /// The document history of a `MessageId`, in the order written.
     fn history(&self, message_id: &str) -> Result<Vec<HistoryEntry>, QueueError>;
 
-    /// Called at host start: every message left In process or In transport
-    /// process (its work was never committed) goes back to Ready.
-    fn recover(&self) -> Result<RecoveryReport, QueueError>;
+    /// Called when an owner (a host) starts, or when another host takes
+    /// over the work of an owner whose lease expired: every message `owner`
+    /// left In process or In transport process (its work was never
+    /// committed) goes back to Ready, its earlier leases are fenced off, and
+    /// it gets a new lease to claim under. On a backend that only one host
+    /// opens at a time, messages left in flight by anybody go back to Ready.
+    fn recover(&self, owner: &str) -> Result<(Lease, RecoveryReport), QueueError>;
 
     /// Operator action: puts a Ready or Error message on hold (no-op if it
     /// is already held). Refused for messages in process or malformed.

@@ -29,7 +29,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::config::{PortConfig, UponError};
-use crate::queue::{Direction, MessageKey, QueueError, QueuedMessage, Status, Transaction};
+use crate::queue::{
+    ClaimRequest, Direction, MessageKey, QueueError, QueuedMessage, Status, Transaction, UnitBy,
+};
 
 use super::{Gateway, stage};
 
@@ -149,25 +151,31 @@ pub(crate) fn claim(
     limit: usize,
     snapshot: MessageKey,
 ) -> Result<Vec<QueuedMessage>, QueueError> {
-    let mut group = gw
-        .queue
-        .claim(Direction::Inbound, &port.name, limit, Some(snapshot))?;
+    // A sequential port is one ordered unit; on a parallel port, each
+    // conversation is.
+    let units = if port.parallel {
+        UnitBy::Conversation
+    } else {
+        UnitBy::Port
+    };
+    let request = |limit| {
+        ClaimRequest::new(Direction::Inbound, &port.name, limit)
+            .up_to(Some(snapshot))
+            .units(units)
+    };
+    let mut group = gw.claim(&request(limit))?;
     if port.upon_error != UponError::Rollback {
         return Ok(group);
     }
     while let Some(batch) = group.last().and_then(|m| m.batch_id.clone()) {
-        let Some(next) = gw
-            .queue
-            .claim(Direction::Inbound, &port.name, 1, Some(snapshot))?
-            .pop()
-        else {
+        let Some(next) = gw.claim(&request(1))?.pop() else {
             break;
         };
         if next.batch_id.as_deref() == Some(batch.as_str()) {
             group.push(next);
         } else {
             // Not part of the batch: give it back for the next claim.
-            gw.queue.mark(&[next.key], Status::Ready)?;
+            gw.give_back(&[next.key])?;
             break;
         }
     }

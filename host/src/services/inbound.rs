@@ -82,7 +82,7 @@ pub(crate) fn release_waiting(gw: &Gateway, port: &PortConfig, waiting: &[Messag
     if waiting.is_empty() {
         return;
     }
-    if let Err(e) = gw.queue.mark(waiting, Status::Ready) {
+    if let Err(e) = gw.give_back(waiting) {
         // They stay In process; the queue's recovery makes them Ready at the
         // next start.
         tracing::error!(
@@ -100,8 +100,8 @@ pub(crate) fn commit_group(
     keys: &[MessageKey],
     tx: Transaction,
 ) -> Result<(), QueueError> {
-    if let Err(e) = gw.queue.commit(tx) {
-        let _ = gw.queue.mark(keys, Status::Ready);
+    if let Err(e) = gw.settle(tx) {
+        let _ = gw.give_back(keys);
         return Err(e);
     }
     Ok(())

@@ -28,8 +28,8 @@ pub use sandboxes::{SandboxError, Sandboxes};
 use crate::config::{Config, LoggingMode, PortConfig, TaskKind};
 use crate::plugins::PluginSet;
 use crate::queue::{
-    GatewayQueue, HistoryEntry, MessageKey, NewException, QueueError, QueuedMessage, Status,
-    Transaction,
+    ClaimRequest, GatewayQueue, HistoryEntry, Lease, MessageKey, NewException, QueueError,
+    QueuedMessage, Status, Transaction,
 };
 use crate::runtime::{PluginFailure, Runtime};
 
@@ -40,6 +40,9 @@ pub struct Gateway {
     live: ArcSwap<Live>,
     /// The gateway queue.
     pub queue: Arc<dyn GatewayQueue>,
+    /// This host's lease: what it claims, it claims under it, and it
+    /// commits the results under it.
+    pub lease: Lease,
     /// The component runtime.
     pub runtime: Runtime,
     /// Sources refused by an adapter that were already reported, so a file
@@ -113,14 +116,33 @@ impl Gateway {
         queue: Arc<dyn GatewayQueue>,
         runtime: Runtime,
         plugins: Arc<PluginSet>,
+        lease: Lease,
     ) -> Gateway {
         Gateway {
             live: ArcSwap::from_pointee(Live { config, plugins }),
             queue,
+            lease,
             runtime,
             reported_refusals: Mutex::new(HashSet::new()),
             reported_pauses: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Claims messages under this host's lease.
+    pub fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<QueuedMessage>, QueueError> {
+        self.queue.claim(&self.lease, request)
+    }
+
+    /// Commits `tx` — the results of messages this host claimed — under
+    /// this host's lease.
+    pub fn settle(&self, mut tx: Transaction) -> Result<Vec<MessageKey>, QueueError> {
+        tx.set_lease(self.lease.clone());
+        self.queue.commit(tx)
+    }
+
+    /// Returns claimed messages to Ready without a result.
+    pub fn give_back(&self, keys: &[MessageKey]) -> Result<(), QueueError> {
+        self.queue.give_back(&self.lease, keys)
     }
 
     /// The configuration in force.
@@ -384,11 +406,9 @@ pub(crate) fn in_groups(
         if !gw.ready_to_run(sandboxes, port, TaskKind::OutboundProcessing) {
             break;
         }
-        let group = gw.queue.claim(
-            direction,
-            &port.name,
-            gw.config().group_commit,
-            Some(snapshot),
+        let group = gw.claim(
+            &ClaimRequest::new(direction, &port.name, gw.config().group_commit)
+                .up_to(Some(snapshot)),
         )?;
         if group.is_empty() {
             break;

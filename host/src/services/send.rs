@@ -9,7 +9,9 @@
 //! file, not two.
 
 use crate::config::{PortConfig, TaskKind};
-use crate::queue::{Direction, MessageKey, QueueError, QueuedMessage, Status, Transaction};
+use crate::queue::{
+    ClaimRequest, Direction, MessageKey, QueueError, QueuedMessage, Status, Transaction,
+};
 use crate::runtime::{Message, PluginFailure};
 
 use super::sandboxes::{PORT_FOLDER, Side};
@@ -39,12 +41,11 @@ pub fn run(
 ) -> Result<TaskCounts, QueueError> {
     let mut counts = TaskCounts::default();
     while !stop() && gw.ready_to_run(sandboxes, port, TaskKind::GatewaySend) {
-        let group = gw.queue.claim(
+        let group = gw.claim(&ClaimRequest::new(
             Direction::Outbound,
             &port.name,
             gw.config().group_commit,
-            None,
-        )?;
+        ))?;
         if group.is_empty() {
             break;
         }
@@ -84,7 +85,7 @@ pub fn run(
                     }
                     tx.remove(msg.key);
                 }
-                gw.queue.commit(tx)?;
+                gw.settle(tx)?;
                 counts.done += group.len() as u64;
             }
             Err((culprit, failure)) => {
@@ -112,7 +113,7 @@ pub fn run(
                                 tx.set_status(msg.key, Status::Ready, None);
                             }
                         }
-                        gw.queue.commit(tx)?;
+                        gw.settle(tx)?;
                         counts.failed += 1;
                     }
                     None => {
@@ -159,5 +160,5 @@ fn fail_all(
             ),
         });
     }
-    gw.queue.commit(tx).map(|_| ())
+    gw.settle(tx).map(|_| ())
 }

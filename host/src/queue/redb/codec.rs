@@ -6,15 +6,15 @@
 //! bytes, options a 0/1 tag. A message's metadata record is a few dozen bytes
 //! plus its strings; its content is stored in a separate table.
 
-use super::{Direction, Exception, HistoryEntry, MessageKey, Status};
+use super::super::{Direction, Exception, HistoryEntry, MessageKey, Status};
 
 /// The first (and current) record format.
-pub(super) const FORMAT_V1: u8 = 1;
+pub(in crate::queue) const FORMAT_V1: u8 = 1;
 
 /// The metadata of a queued message: everything but the key (the record's
 /// key) and the content (its own table).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct MessageMeta {
+pub(in crate::queue) struct MessageMeta {
     pub direction: Direction,
     pub status: Status,
     pub port: String,
@@ -33,12 +33,12 @@ pub(super) struct MessageMeta {
 
 /// A decoding failure: what is wrong with the bytes.
 #[derive(Debug)]
-pub(super) struct DecodeError(pub String);
+pub(in crate::queue) struct DecodeError(pub String);
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
 /// Appends encoded values to a buffer.
-pub(super) struct Writer {
+pub(in crate::queue) struct Writer {
     buf: Vec<u8>,
 }
 
@@ -92,7 +92,7 @@ impl Writer {
 }
 
 /// Reads encoded values from a record.
-pub(super) struct Reader<'a> {
+pub(in crate::queue) struct Reader<'a> {
     bytes: &'a [u8],
 }
 
@@ -171,7 +171,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub(super) fn encode_meta(m: &MessageMeta) -> Vec<u8> {
+pub(in crate::queue) fn encode_meta(m: &MessageMeta) -> Vec<u8> {
     let strings = m.port.len()
         + m.name.len()
         + m.message_id.len()
@@ -198,7 +198,7 @@ pub(super) fn encode_meta(m: &MessageMeta) -> Vec<u8> {
     w.finish()
 }
 
-pub(super) fn decode_meta(bytes: &[u8]) -> Result<MessageMeta> {
+pub(in crate::queue) fn decode_meta(bytes: &[u8]) -> Result<MessageMeta> {
     let mut r = Reader::new(bytes)?;
     let direction = r.u8()?;
     let direction = Direction::from_code(direction)
@@ -227,14 +227,14 @@ pub(super) fn decode_meta(bytes: &[u8]) -> Result<MessageMeta> {
 }
 
 /// Content records: the format byte, then the UTF-8 text.
-pub(super) fn encode_content(content: &str) -> Vec<u8> {
+pub(in crate::queue) fn encode_content(content: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(content.len() + 1);
     v.push(FORMAT_V1);
     v.extend_from_slice(content.as_bytes());
     v
 }
 
-pub(super) fn decode_content(bytes: &[u8]) -> Result<String> {
+pub(in crate::queue) fn decode_content(bytes: &[u8]) -> Result<String> {
     match bytes.split_first() {
         Some((&FORMAT_V1, text)) => {
             String::from_utf8(text.to_vec()).map_err(|_| DecodeError("content is not UTF-8".into()))
@@ -245,7 +245,7 @@ pub(super) fn decode_content(bytes: &[u8]) -> Result<String> {
 }
 
 /// Exception records: everything but the id (the record's key).
-pub(super) fn encode_exception(e: &Exception) -> Vec<u8> {
+pub(in crate::queue) fn encode_exception(e: &Exception) -> Vec<u8> {
     let mut w = Writer::new(e.text.len() + e.port.len() + e.stage.len() + 64);
     w.varint(e.time_ms);
     w.str(&e.port);
@@ -258,7 +258,7 @@ pub(super) fn encode_exception(e: &Exception) -> Vec<u8> {
     w.finish()
 }
 
-pub(super) fn decode_exception(id: u64, bytes: &[u8]) -> Result<Exception> {
+pub(in crate::queue) fn decode_exception(id: u64, bytes: &[u8]) -> Result<Exception> {
     let mut r = Reader::new(bytes)?;
     let e = Exception {
         id,
@@ -276,7 +276,7 @@ pub(super) fn decode_exception(id: u64, bytes: &[u8]) -> Result<Exception> {
 }
 
 /// History records: everything but the message id (part of the key).
-pub(super) fn encode_history(h: &HistoryEntry) -> Vec<u8> {
+pub(in crate::queue) fn encode_history(h: &HistoryEntry) -> Vec<u8> {
     let mut w = Writer::new(h.content.len() + h.port.len() + h.stage.len() + 32);
     w.varint(h.time_ms);
     w.opt_varint(h.message_key);
@@ -291,7 +291,7 @@ pub(super) fn encode_history(h: &HistoryEntry) -> Vec<u8> {
     w.finish()
 }
 
-pub(super) fn decode_history(message_id: &str, bytes: &[u8]) -> Result<HistoryEntry> {
+pub(in crate::queue) fn decode_history(message_id: &str, bytes: &[u8]) -> Result<HistoryEntry> {
     let mut r = Reader::new(bytes)?;
     let time_ms = r.varint()?;
     let message_key: Option<MessageKey> = r.opt_varint()?;
@@ -318,7 +318,7 @@ pub(super) fn decode_history(message_id: &str, bytes: &[u8]) -> Result<HistoryEn
 }
 
 /// Message log records: when and by which port a `MessageId` was processed.
-pub(super) fn encode_processed(time_ms: u64, port: &str) -> Vec<u8> {
+pub(in crate::queue) fn encode_processed(time_ms: u64, port: &str) -> Vec<u8> {
     let mut w = Writer::new(port.len() + 12);
     w.varint(time_ms);
     w.str(port);

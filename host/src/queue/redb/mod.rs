@@ -25,15 +25,22 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{
-    Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition,
-    WriteTransaction,
+    Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table,
+    TableDefinition, WriteTransaction,
 };
 
-use super::codec::{self, DecodeError, MessageMeta};
+mod claims;
+mod codec;
+#[cfg(test)]
+mod tests;
+
 use super::rules::{self, OperatorAction, Transition};
+use claims::{ClaimView, Claimed, Claims};
+use codec::{DecodeError, MessageMeta};
 
 // redb's errors become storage errors of the queue: no redb type leaves
 // this module.
@@ -55,8 +62,9 @@ from_redb!(
     redb::SetDurabilityError
 );
 use super::{
-    Change, Direction, Exception, ExceptionFilter, Filter, GatewayQueue, HistoryEntry, MessageKey,
-    NewMessage, QueueError, QueuedMessage, RecoveryReport, Status, Transaction,
+    Change, ClaimRequest, Direction, Exception, ExceptionFilter, Filter, GatewayQueue,
+    HistoryEntry, Lease, MessageKey, NewMessage, QueueError, QueuedMessage, RecoveryReport, Status,
+    Transaction, UnitBy, WorkSignal,
 };
 
 /// The database file inside the data directory.
@@ -87,6 +95,7 @@ const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 const LAST_MESSAGE_KEY: &str = "last_message_key";
 const LAST_EXCEPTION_ID: &str = "last_exception_id";
 const LAST_HISTORY_SEQ: &str = "last_history_seq";
+const LAST_EPOCH: &str = "last_lease_epoch";
 const FORMAT: &str = "format";
 
 /// The gateway queue stored in a redb database file, `<data dir>/ferry.redb`.
@@ -98,6 +107,10 @@ const FORMAT: &str = "format";
 pub struct RedbQueue {
     db: Database,
     path: PathBuf,
+    /// What is in flight: claims are kept in memory, not written.
+    claims: Mutex<Claims>,
+    /// Bumped when a commit makes work Ready.
+    signal: WorkSignal,
 }
 
 impl std::fmt::Debug for RedbQueue {
@@ -187,6 +200,7 @@ fn scan_ready(
     port: &str,
     limit: usize,
     max_key: Option<MessageKey>,
+    claims: &Claims,
 ) -> Result<Vec<MessageKey>, QueueError> {
     let mut keys = Vec::new();
     if limit == 0 {
@@ -200,7 +214,7 @@ fn scan_ready(
         if d2 != d || port2 != port {
             break;
         }
-        if max_key.is_some_and(|max| key > max) {
+        if max_key.is_some_and(|max| key > max) || claims.get(key).is_some() {
             continue;
         }
         keys.push(key);
@@ -325,8 +339,7 @@ impl<'t> Writer<'t> {
         Ok(key)
     }
 
-    /// Moves a message to `status`; counts an attempt when it is taken for
-    /// processing or sending. Returns the updated metadata.
+    /// Moves a message to `status`. Returns the updated metadata.
     fn set_status(
         &mut self,
         key: MessageKey,
@@ -336,9 +349,6 @@ impl<'t> Writer<'t> {
     ) -> Result<MessageMeta, QueueError> {
         self.unindex(key, &meta)?;
         meta.status = status;
-        if status.is_in_flight() {
-            meta.attempts = meta.attempts.saturating_add(1);
-        }
         if error.is_some() {
             meta.error = error;
         }
@@ -431,7 +441,12 @@ impl RedbQueue {
                 });
             }
         };
-        let queue = RedbQueue { db, path };
+        let queue = RedbQueue {
+            db,
+            path,
+            claims: Mutex::new(Claims::default()),
+            signal: WorkSignal::default(),
+        };
         queue.init()?;
         Ok(queue)
     }
@@ -506,55 +521,38 @@ impl RedbQueue {
         Ok(out)
     }
 
-    /// Claims or peeks.
-    fn take_ready(
-        &self,
-        direction: Direction,
-        port: &str,
-        limit: usize,
-        max_key: Option<MessageKey>,
-    ) -> Result<Vec<QueuedMessage>, QueueError> {
-        let target = match direction {
-            Direction::Inbound | Direction::OutboundRequest => Status::InProcess,
-            Direction::Outbound => Status::InTransportProcess,
-        };
-        // A claim is not made durable (no fsync): the file is locked to this
-        // process, and after a crash every claimed message is Ready again
-        // anyway — which is what the claim rolled back to the last durable
-        // commit leaves, too. The next durable commit (the group's results)
-        // persists it along with them. Only the attempt count of a message
-        // whose claim was lost in a crash is not raised.
-        self.write_with(Durability::None, |w| {
-            let keys = scan_ready(&w.ready, direction, port, limit, max_key)?;
-            let mut out = Vec::with_capacity(keys.len());
-            for key in keys {
-                let meta = w.load(key).map_err(|e| match e {
-                    QueueError::NotFound { .. } => corrupt(
-                        "ready_index",
-                        key,
-                        DecodeError("indexed message has no record".into()),
-                    ),
-                    other => other,
-                })?;
-                let meta = w.set_status(key, meta, target, None)?;
-                let content = load_content(&w.contents, key)?;
-                out.push(message_from(key, meta, content));
-            }
-            Ok(out)
-        })
+    fn lock_claims(&self) -> MutexGuard<'_, Claims> {
+        self.claims.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A read snapshot and the claims in force at that moment (taken
+    /// together, so a view never shows a message both Ready and claimed).
+    fn view(&self) -> Result<(ReadTransaction, ClaimView), QueueError> {
+        let claims = self.lock_claims();
+        let txn = self.db.begin_read()?;
+        Ok((txn, ClaimView::of(&claims)))
     }
 
     /// An operator action on one message, as [`rules::operator`] decides
     /// it, in one transaction.
     fn operator(&self, key: MessageKey, action: OperatorAction) -> Result<(), QueueError> {
-        self.write(|w| {
+        let claims = self.lock_claims();
+        let released = self.write(|w| {
             let meta = w.load(key)?;
-            match rules::operator(action, key, meta.status)? {
-                Transition::Unchanged => Ok(()),
-                Transition::Remove => w.remove(key),
-                Transition::To(status) => w.set_status(key, meta, status, None).map(|_| ()),
+            let status = claims.get(key).map_or(meta.status, |c| c.status);
+            match rules::operator(action, key, status)? {
+                Transition::Unchanged => Ok(false),
+                Transition::Remove => w.remove(key).map(|()| false),
+                Transition::To(status) => w
+                    .set_status(key, meta, status, None)
+                    .map(|_| status == Status::Ready),
             }
-        })
+        })?;
+        drop(claims);
+        if released {
+            self.signal.bump();
+        }
+        Ok(())
     }
 
     /// Checks that the indexes and counts agree with the messages (tests).
@@ -626,6 +624,47 @@ impl GatewayQueue for RedbQueue {
         if tx.is_empty() {
             return Ok(Vec::new());
         }
+        let (lease, changes) = tx.into_parts();
+        // The claims are locked through the commit, so no claim, recovery
+        // or operator action comes between the checks and the write.
+        let mut claims = self.lock_claims();
+        if let Some(lease) = &lease {
+            claims.check_lease(lease)?;
+        }
+        // Which claims this commit settles, checked before anything is
+        // written: only the holder of a claim changes a message in flight.
+        let mut settled = Vec::new();
+        let mut wakes = false;
+        for (index, change) in changes.iter().enumerate() {
+            let reject = |reason: QueueError| QueueError::Rejected {
+                index,
+                change: change.kind(),
+                reason: Box::new(reason),
+            };
+            let (key, settles) = match change {
+                Change::Insert(m) => {
+                    rules::settable(0, m.status).map_err(reject)?;
+                    wakes |= m.status == Status::Ready;
+                    continue;
+                }
+                Change::SetStatus { key, status, .. } => {
+                    rules::settable(*key, *status).map_err(reject)?;
+                    wakes |= *status == Status::Ready;
+                    (*key, true)
+                }
+                Change::Remove { key } => (*key, true),
+                Change::SetContent { key, .. } | Change::SetEnvelope { key, .. } => (*key, false),
+                _ => continue,
+            };
+            let claim = claims.get(key);
+            rules::fence(key, claim.map(|c| &c.lease), lease.as_ref()).map_err(reject)?;
+            if let Some(c) = claim
+                && settles
+            {
+                settled.push((key, c.attempts));
+            }
+        }
+        let attempts: BTreeMap<MessageKey, u32> = settled.iter().copied().collect();
         let txn = self.begin_write(Durability::Immediate)?;
         let keys = {
             let mut w = Writer::open(&txn)?;
@@ -634,7 +673,7 @@ impl GatewayQueue for RedbQueue {
             let mut history = None;
             let mut state = None;
             let mut keys = Vec::new();
-            for (index, change) in tx.into_changes().into_iter().enumerate() {
+            for (index, change) in changes.into_iter().enumerate() {
                 let kind = change.kind();
                 let reject = |reason: QueueError| match reason {
                     QueueError::NotFound { .. } => QueueError::Rejected {
@@ -654,7 +693,12 @@ impl GatewayQueue for RedbQueue {
                 match change {
                     Change::Insert(m) => keys.push(w.insert(m)?),
                     Change::SetStatus { key, status, error } => {
-                        let meta = w.load(key).map_err(reject)?;
+                        let mut meta = w.load(key).map_err(reject)?;
+                        if let Some(&n) = attempts.get(&key) {
+                            // The claim's attempt is made durable with its
+                            // result.
+                            meta.attempts = n;
+                        }
                         w.set_status(key, meta, status, error)?;
                     }
                     Change::SetContent { key, content } => {
@@ -731,20 +775,95 @@ impl GatewayQueue for RedbQueue {
             keys
         };
         txn.commit()?;
+        for (key, _) in settled {
+            claims.settle(key);
+        }
+        drop(claims);
+        if wakes {
+            self.signal.bump();
+        }
         Ok(keys)
     }
 
     fn claim(
         &self,
-        direction: Direction,
-        port: &str,
-        limit: usize,
-        max_key: Option<MessageKey>,
+        lease: &Lease,
+        request: &ClaimRequest<'_>,
     ) -> Result<Vec<QueuedMessage>, QueueError> {
-        if limit == 0 {
+        let &ClaimRequest {
+            direction,
+            port,
+            limit,
+            max_key,
+            units,
+        } = request;
+        let mut claims = self.lock_claims();
+        claims.check_lease(lease)?;
+        if limit == 0
+            || (units == UnitBy::Port
+                && !claims.may_take(lease, UnitBy::Port, direction, port, None))
+        {
             return Ok(Vec::new());
         }
-        self.take_ready(direction, port, limit, max_key)
+        let target = match direction {
+            Direction::Inbound | Direction::OutboundRequest => Status::InProcess,
+            Direction::Outbound => Status::InTransportProcess,
+        };
+        // A claim writes nothing: the file is locked to this process, and
+        // after a crash every claimed message is Ready again anyway — which
+        // is what its durable record still says. The commit that settles it
+        // writes its attempt with its result.
+        let txn = self.db.begin_read()?;
+        let ready = txn.open_table(READY)?;
+        let messages = txn.open_table(MESSAGES)?;
+        let contents = txn.open_table(CONTENTS)?;
+        let port_arc: Arc<str> = Arc::from(port);
+        let d = direction.code();
+        let mut out = Vec::new();
+        for entry in ready.range((d, port, "", 0, 0)..)? {
+            let (k, _) = entry?;
+            let (d2, port2, _name, _position, key) = k.value();
+            if d2 != d || port2 != port {
+                break;
+            }
+            if max_key.is_some_and(|max| key > max) || claims.get(key).is_some() {
+                continue;
+            }
+            let meta = load_meta(&messages, key)?.ok_or_else(|| {
+                corrupt(
+                    "ready_index",
+                    key,
+                    DecodeError("indexed message has no record".into()),
+                )
+            })?;
+            let conversation = meta.conversation_id.as_deref();
+            if units == UnitBy::Conversation
+                && !claims.may_take(lease, units, direction, port, conversation)
+            {
+                continue;
+            }
+            let attempts = meta.attempts.saturating_add(1);
+            claims.insert(
+                key,
+                Claimed {
+                    lease: lease.clone(),
+                    status: target,
+                    attempts,
+                    direction,
+                    port: port_arc.clone(),
+                    conversation: conversation.map(Arc::from),
+                },
+            );
+            let content = load_content(&contents, key)?;
+            let mut m = message_from(key, meta, content);
+            m.status = target;
+            m.attempts = attempts;
+            out.push(m);
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     fn ready(
@@ -754,11 +873,13 @@ impl GatewayQueue for RedbQueue {
         limit: usize,
         max_key: Option<MessageKey>,
     ) -> Result<Vec<QueuedMessage>, QueueError> {
+        let claims = self.lock_claims();
         let txn = self.db.begin_read()?;
         let ready = txn.open_table(READY)?;
         let messages = txn.open_table(MESSAGES)?;
         let contents = txn.open_table(CONTENTS)?;
-        let keys = scan_ready(&ready, direction, port, limit, max_key)?;
+        let keys = scan_ready(&ready, direction, port, limit, max_key, &claims)?;
+        drop(claims);
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             match load_message(&messages, &contents, key)? {
@@ -775,6 +896,14 @@ impl GatewayQueue for RedbQueue {
         Ok(out)
     }
 
+    fn renew(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.lock_claims().check_lease(lease)
+    }
+
+    fn work_signal(&self) -> &WorkSignal {
+        &self.signal
+    }
+
     fn last_key(&self) -> Result<MessageKey, QueueError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
@@ -782,14 +911,22 @@ impl GatewayQueue for RedbQueue {
     }
 
     fn get(&self, key: MessageKey) -> Result<Option<QueuedMessage>, QueueError> {
+        let claims = self.lock_claims();
         let txn = self.db.begin_read()?;
+        let claim = claims.get(key).map(|c| (c.status, c.attempts));
+        drop(claims);
         let messages = txn.open_table(MESSAGES)?;
         let contents = txn.open_table(CONTENTS)?;
-        load_message(&messages, &contents, key)
+        let mut m = load_message(&messages, &contents, key)?;
+        if let (Some(m), Some((status, attempts))) = (m.as_mut(), claim) {
+            m.status = status;
+            m.attempts = attempts;
+        }
+        Ok(m)
     }
 
     fn list(&self, filter: &Filter) -> Result<Vec<QueuedMessage>, QueueError> {
-        let txn = self.db.begin_read()?;
+        let (txn, claims) = self.view()?;
         let messages = txn.open_table(MESSAGES)?;
         let contents = txn.open_table(CONTENTS)?;
         let limit = filter.limit.unwrap_or(usize::MAX);
@@ -797,7 +934,13 @@ impl GatewayQueue for RedbQueue {
         if limit == 0 {
             return Ok(out);
         }
-        let mut consider = |key: MessageKey, meta: MessageMeta| -> Result<bool, QueueError> {
+        // Every message with its status as a user sees it: a claimed
+        // message is in flight, whatever its durable record says.
+        let mut consider = |key: MessageKey, mut meta: MessageMeta| -> Result<bool, QueueError> {
+            if let Some(&(status, attempts)) = claims.messages.get(&key) {
+                meta.status = status;
+                meta.attempts = attempts;
+            }
             let matches = filter.direction.is_none_or(|d| d == meta.direction)
                 && filter.port.as_deref().is_none_or(|p| p == meta.port)
                 && filter.status.is_none_or(|s| s == meta.status)
@@ -812,10 +955,20 @@ impl GatewayQueue for RedbQueue {
             Ok(out.len() < limit)
         };
         if let Some(status) = filter.status {
+            // The durable status index, and for the in-flight statuses the
+            // claims (whose durable record still says Ready).
             let by_status = txn.open_table(BY_STATUS)?;
             let s = status.code();
-            for entry in by_status.range((s, 0)..=(s, u64::MAX))? {
-                let key = entry?.0.value().1;
+            let mut keys = by_status
+                .range((s, 0)..=(s, u64::MAX))?
+                .map(|e| e.map(|(k, _)| k.value().1))
+                .collect::<Result<Vec<_>, _>>()?;
+            if status.is_in_flight() {
+                keys.extend(claims.keys_with(status));
+                keys.sort_unstable();
+                keys.dedup();
+            }
+            for key in keys {
                 let meta = load_meta(&messages, key)?.ok_or_else(|| {
                     corrupt(
                         "status_index",
@@ -842,9 +995,12 @@ impl GatewayQueue for RedbQueue {
     }
 
     fn counts(&self) -> Result<Vec<(Direction, String, Status, u64)>, QueueError> {
+        let claims = self.lock_claims();
         let txn = self.db.begin_read()?;
+        let in_flight = claims.counts();
+        drop(claims);
         let counts = txn.open_table(COUNTS)?;
-        let mut out = Vec::new();
+        let mut all: BTreeMap<(Direction, String, Status), u64> = BTreeMap::new();
         for entry in counts.iter()? {
             let (k, v) = entry?;
             let (d, port, s) = k.value();
@@ -857,11 +1013,22 @@ impl GatewayQueue for RedbQueue {
             };
             let direction = Direction::from_code(d).ok_or_else(bad)?;
             let status = Status::from_code(s).ok_or_else(bad)?;
-            out.push((direction, port.to_string(), status, v.value()));
+            all.insert((direction, port.to_string(), status), v.value());
         }
-        // Stored by direction code; the codes need not follow the enum's order.
-        out.sort();
-        Ok(out)
+        // A claimed message is counted Ready on disk and in flight here.
+        for ((direction, port, status), n) in in_flight {
+            let ready = all
+                .entry((direction, port.to_string(), Status::Ready))
+                .or_insert(0);
+            *ready = ready.saturating_sub(n);
+            *all.entry((direction, port.to_string(), status))
+                .or_insert(0) += n;
+        }
+        Ok(all
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|((d, p, s), n)| (d, p, s, n))
+            .collect())
     }
 
     fn is_processed(&self, message_id: &str) -> Result<bool, QueueError> {
@@ -914,9 +1081,13 @@ impl GatewayQueue for RedbQueue {
         Ok(out)
     }
 
-    fn recover(&self) -> Result<RecoveryReport, QueueError> {
-        self.write(|w| {
+    fn recover(&self, owner: &str) -> Result<(Lease, RecoveryReport), QueueError> {
+        let mut claims = self.lock_claims();
+        let (lease, report) = self.write(|w| {
             let mut report = RecoveryReport::default();
+            // Left in flight on disk by an earlier version (whose claims were
+            // written): the file is locked to this process, so nobody works
+            // on them.
             for status in [Status::InProcess, Status::InTransportProcess] {
                 let s = status.code();
                 let keys = w
@@ -928,14 +1099,27 @@ impl GatewayQueue for RedbQueue {
                     let meta = w.load(key)?;
                     w.set_status(key, meta, Status::Ready, None)?;
                 }
-                let n = keys.len() as u64;
-                match status {
-                    Status::InProcess => report.in_process = n,
-                    _ => report.in_transport_process = n,
-                }
+                report.count(status, keys.len() as u64);
             }
-            Ok(report)
-        })
+            let epoch = w.counter(LAST_EPOCH)? + 1;
+            w.meta.insert(LAST_EPOCH, epoch)?;
+            // The owner's claims in this process: back to Ready, the attempt
+            // counted.
+            let (lease, released) = claims.renew_owner(owner, epoch);
+            for (key, claimed) in released {
+                let mut meta = w.load(key)?;
+                meta.attempts = claimed.attempts;
+                meta.updated_ms = w.now;
+                w.store(key, &meta)?;
+                report.count(claimed.status, 1);
+            }
+            Ok((lease, report))
+        })?;
+        drop(claims);
+        if report.total() > 0 {
+            self.signal.bump();
+        }
+        Ok((lease, report))
     }
 
     fn hold(&self, key: MessageKey) -> Result<(), QueueError> {
