@@ -5,7 +5,6 @@
 
 pub mod commands;
 pub mod config;
-pub mod engine;
 pub mod envelope;
 pub mod glob;
 pub mod input;
@@ -17,4 +16,5 @@ pub mod runtime;
 pub mod scheduler;
 pub mod schema;
 pub mod services;
+pub mod time;
 pub mod watch;

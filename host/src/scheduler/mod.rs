@@ -26,9 +26,7 @@
 //! Time comes from a [`Clock`] and tasks are run by a [`TaskRunner`], so the
 //! whole scheduler is tested without a clock or WebAssembly.
 
-mod clock;
 pub mod conditions;
-pub mod recurrence;
 pub mod report;
 pub mod requests;
 pub mod state;
@@ -39,12 +37,12 @@ mod tests;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use clock::{
+pub use crate::config::recurrence::{End, Recurrence, Start};
+pub use crate::time::{
     Clock, ManualClock, SystemClock, format_duration_ms, format_interval, format_rfc3339,
     parse_rfc3339,
 };
 pub use conditions::TaskStatus;
-pub use recurrence::{End, Recurrence, Start};
 pub use state::{
     Action, JobState, JobStatus, MemStore, Occurrence, QueueStore, SchedulerError, StateStore,
     TaskRecord, Trigger,

@@ -10,7 +10,6 @@
 //! [`Gateway`] holds what they share; [`Sandboxes`] holds one worker's
 //! plugin instances.
 
-pub(crate) mod batch;
 pub mod inbound;
 pub mod outbound;
 pub mod receive;

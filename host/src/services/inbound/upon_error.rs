@@ -33,7 +33,7 @@ use crate::queue::{
     ClaimRequest, Direction, MessageKey, QueueError, QueuedMessage, Status, Transaction, UnitBy,
 };
 
-use super::{Gateway, stage};
+use super::super::{Gateway, stage};
 
 /// The state-area key remembering that `batch` on `port` stopped.
 fn stop_key(port: &str, batch: &str) -> String {
@@ -311,8 +311,7 @@ fn rollback_or_commit(
                 undone += 1;
                 into.keys.push(m.key);
                 into.waiting.push(m.key);
-                into.undone
-                    .push(super::inbound::message_log_id(&m.message_id));
+                into.undone.push(super::message_log_id(&m.message_id));
             }
             other => into.take(m.key, other),
         }

@@ -37,10 +37,10 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
 
+use super::upon_error::{self, BatchGuard, Outcome, Settled, Settler};
+use super::{commit_group, forget, handle, release_waiting};
 use crate::config::PortConfig;
 use crate::queue::{QueueError, QueuedMessage, Transaction};
-use crate::services::batch::{self, BatchGuard, Outcome, Settled, Settler};
-use crate::services::inbound::{commit_group, forget, handle, release_waiting};
 use crate::services::{Gateway, Live, Sandboxes, TaskCounts};
 
 /// How long the dispatcher waits for one more result before it commits
@@ -218,7 +218,7 @@ fn dispatch(
     };
     loop {
         if !exhausted && failure.is_none() && !stop() && in_flight < cap {
-            let group = match batch::claim(gw, port, cap - in_flight, snapshot) {
+            let group = match upon_error::claim(gw, port, cap - in_flight, snapshot) {
                 Ok(g) => g,
                 Err(e) => {
                     failure = Some(e);

@@ -111,14 +111,14 @@ impl Recurrence {
 
     /// A short description: `every 10s from 2026-05-01T06:00:00Z, 3 times`.
     pub fn describe(&self) -> String {
-        let mut s = format!("every {}", super::format_interval(self.every_ms));
+        let mut s = format!("every {}", crate::time::format_interval(self.every_ms));
         if let Start::At(t) = self.start {
-            s.push_str(&format!(" from {}", super::format_rfc3339(t)));
+            s.push_str(&format!(" from {}", crate::time::format_rfc3339(t)));
         }
         match self.end {
             End::Never => {}
             End::After(k) => s.push_str(&format!(", {k} time(s)")),
-            End::By(t) => s.push_str(&format!(", until {}", super::format_rfc3339(t))),
+            End::By(t) => s.push_str(&format!(", until {}", crate::time::format_rfc3339(t))),
         }
         s
     }

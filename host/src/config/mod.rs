@@ -15,7 +15,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::runtime::{Limits, Quotas};
-use crate::scheduler::{End, Recurrence, Start};
+pub mod recurrence;
+
+pub use recurrence::{End, Recurrence, Start};
 
 /// A configuration file that could not be used: every problem found, each
 /// with file, line and key.
@@ -961,7 +963,7 @@ fn job_time(value: &toml::Value, allow_now: bool) -> Result<Option<u64>, String>
     if allow_now && text.trim().eq_ignore_ascii_case("now") {
         return Ok(None);
     }
-    crate::scheduler::parse_rfc3339(&text).map(Some)
+    crate::time::parse_rfc3339(&text).map(Some)
 }
 
 /// Job names become part of state keys (`job/NAME/...`), so they are kept
@@ -1502,7 +1504,7 @@ end_by = "2026-06-01T00:00:00Z"
             n.recurrence,
             Recurrence {
                 every_ms: 86_400_000,
-                start: Start::At(crate::scheduler::parse_rfc3339("2026-05-01T00:00:00Z").unwrap()),
+                start: Start::At(crate::time::parse_rfc3339("2026-05-01T00:00:00Z").unwrap()),
                 end: End::After(30),
             }
         );
@@ -1520,7 +1522,7 @@ end_by = "2026-06-01T00:00:00Z"
         assert_eq!(w.recurrence.start, Start::Now);
         assert_eq!(
             w.recurrence.end,
-            End::By(crate::scheduler::parse_rfc3339("2026-06-01T00:00:00Z").unwrap())
+            End::By(crate::time::parse_rfc3339("2026-06-01T00:00:00Z").unwrap())
         );
     }
 

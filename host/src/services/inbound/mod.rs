@@ -8,7 +8,7 @@
 //! Messages are taken in the queue's order (file name, then position in a
 //! batch file) and results committed in groups of `group_commit` messages,
 //! so throughput is not bound by one fsync per message; the engine
-//! ([`crate::engine`]) runs the plugins on worker threads while it claims
+//! ([`parallel`]) runs the plugins on worker threads while it claims
 //! and commits (one worker, one message at a time, on a sequential port). A
 //! crash before a group's commit leaves its messages In process; the
 //! queue's recovery puts them back to Ready at the next start, and nothing
@@ -24,9 +24,12 @@ use crate::queue::{
 };
 use crate::runtime::{Context, Document, ServiceHeader, ServiceRequest, Stage};
 
-use super::batch::{BatchGuard, Outcome};
+mod parallel;
+pub(crate) mod upon_error;
+
 use super::sandboxes::{SandboxError, run_rules};
 use super::{Gateway, Sandboxes, TaskCounts, stage};
+use upon_error::{BatchGuard, Outcome};
 
 /// Process the Ready inbound messages of `port` received up to now.
 pub fn run(
@@ -38,7 +41,7 @@ pub fn run(
     if port.direction != PortDirection::Inbound {
         return Ok(TaskCounts::default());
     }
-    crate::engine::run(gw, port, sandboxes.live(gw), stop)
+    parallel::run(gw, port, sandboxes.live(gw), stop)
 }
 
 /// Process one claimed message into its own transaction part, unless its
