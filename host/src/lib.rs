@@ -6,6 +6,7 @@
 pub mod commands;
 pub mod config;
 pub mod envelope;
+pub mod failpoint;
 pub mod glob;
 pub mod input;
 pub mod options;

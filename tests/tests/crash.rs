@@ -725,3 +725,229 @@ every = "100ms"
 
     temp.disable_cleanup(false);
 }
+
+/// Every kill point of the host (`ferry::failpoint`): the steps between
+/// two writes that must not lose or double a message.
+const KILL_POINTS: [&str; 9] = [
+    "receive.after-commit",
+    "receive.after-adapter-commit",
+    "inbound.before-commit",
+    "inbound.after-commit",
+    "outbound.before-commit",
+    "outbound.after-commit",
+    "send.after-adapter-write",
+    "send.after-adapter-commit",
+    "send.after-commit",
+];
+
+/// Requests per port in the kill-point test.
+const KILL_POINT_MESSAGES: usize = 120;
+
+/// The host killed (SIGKILL) at every kill point, at the first and the
+/// third pass, once with the work on a parallel port and once on a
+/// sequential one (both busy at once): afterwards every request of both
+/// ports is answered exactly once, forwarded exactly once, and nothing is
+/// left in the inbox, the queue, the exception log or as a temporary file.
+#[test]
+fn sigkill_at_every_step_between_two_writes_loses_and_duplicates_nothing() {
+    let mut temp = tempfile::Builder::new()
+        .prefix("ferry-kill-points-")
+        .tempdir()
+        .unwrap();
+    temp.disable_cleanup(true);
+    let root = temp.path().to_path_buf();
+    println!("kill-point test directory: {}", root.display());
+    let ports = [("par", "true"), ("seq", "false")];
+    let (outbox, copies) = (root.join("outbox"), root.join("copies"));
+    for d in [&outbox, &copies, &root.join("staging")] {
+        fs::create_dir_all(d).unwrap();
+    }
+    let mut config_text = format!(
+        r#"data_dir = "data"
+plugin_dir = "{plugins}"
+group_commit = 7
+
+[adapters.file]
+component = "file-adapter"
+
+[rules.item-ids]
+component = "value-map"
+options = {{ elements = "ItemId", map = {{ "PARTNER-CHAIR" = "1000", "PARTNER-DESK" = "1001" }} }}
+
+[services.sales-orders]
+component = "sales-order-service"
+options = {{ forward_port = "order-copies" }}
+
+[ports.order-copies]
+direction = "outbound"
+adapter = "file"
+address = "copies"
+# A rule, so the copies pass outbound processing (and its kill points).
+pipeline = ["item-ids"]
+
+[jobs.aif]
+every = "1h"
+"#,
+        plugins = ferry_tests::plugins_dir().display()
+    );
+    for (port, parallel) in ports {
+        fs::create_dir_all(root.join(port)).unwrap();
+        config_text.push_str(&format!(
+            r#"
+[ports.{port}]
+direction = "inbound"
+adapter = "file"
+address = "{port}"
+response_address = "outbox"
+receive_batch = 9
+parallel = {parallel}
+pipeline = ["item-ids"]
+services = [{{ action = "*/SalesOrderService/*", service = "sales-orders" }}]
+"#
+        ));
+    }
+    let config = root.join("ferry.toml");
+    fs::write(&config, config_text).unwrap();
+    let config_arg = config.to_str().unwrap().to_string();
+    let check = ferry_tests::ferry(&["check", "--config", &config_arg]);
+    assert!(check.status.success(), "ferry check:\n{}", text(&check));
+
+    // Requests 1..=120 on `par`, 121..=240 on `seq`, written in three waves
+    // (single files, and one batch file per wave and port).
+    let ids = |p: usize| p * KILL_POINT_MESSAGES + 1..=(p + 1) * KILL_POINT_MESSAGES;
+    let write = |wave: usize| {
+        for (p, (port, _)) in ports.iter().enumerate() {
+            let dir = root.join(port);
+            let all: Vec<usize> = ids(p).collect();
+            let part = all.chunks(KILL_POINT_MESSAGES / 3).nth(wave).unwrap();
+            let (batch, singles) = part.split_at(4);
+            let mut xml = format!(
+                r#"{XML_DECL}<Batch xmlns="{BATCH_NS}" BatchId="{{7A1B2C3D-0000-4000-8000-{:012}}}">"#,
+                batch[0]
+            );
+            for &n in batch {
+                xml.push_str(&envelope(n));
+            }
+            xml.push_str("</Batch>");
+            drop_file(&dir, &format!("{:04}-batch.xml", batch[0]), &xml);
+            for &n in singles {
+                drop_file(
+                    &dir,
+                    &format!("{n:04}.xml"),
+                    &format!("{XML_DECL}\n{}", envelope(n)),
+                );
+            }
+        }
+    };
+
+    // Each wave of requests, then one run killed at each point in turn (the
+    // points in the order a message passes them), at the passes given.
+    let mut kills = 0;
+    let mut not_reached = Vec::new();
+    for (wave, passes) in [(0, &[1, 3][..]), (1, &[2][..]), (2, &[1][..])] {
+        write(wave);
+        for point in KILL_POINTS {
+            for pass in passes {
+                let at = format!("{point}:{pass}");
+                let run = Command::new(ferry_tests::ferry_bin())
+                    .args(["run", "--once", "--config", &config_arg])
+                    .env("NO_COLOR", "1")
+                    .env(ferry::failpoint::KILL_AT, &at)
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                match run.status.signal() {
+                    Some(9) => kills += 1,
+                    _ if run.status.success() => not_reached.push(at),
+                    _ => panic!("ferry run with {at} failed:\n{}", text(&run)),
+                }
+            }
+        }
+    }
+    println!("{kills} kills; kill points not reached: {not_reached:?}");
+    assert!(
+        kills >= 20,
+        "only {kills} kills landed; not reached: {not_reached:?}"
+    );
+    for point in KILL_POINTS {
+        assert!(
+            !not_reached
+                .iter()
+                .any(|p| p.starts_with(&format!("{point}:1"))),
+            "kill point {point} was never reached: {not_reached:?}"
+        );
+    }
+
+    // Clean runs until nothing is left.
+    for round in 0.. {
+        assert!(round < 10, "work still left after 10 clean runs");
+        let out = ferry_tests::ferry(&["run", "--once", "--config", &config_arg]);
+        assert!(out.status.success(), "clean run {round}:\n{}", text(&out));
+        let queue = ferry_tests::ferry(&["queue", "list", "--config", &config_arg]);
+        if listed(&queue) == 0
+            && ports
+                .iter()
+                .all(|(p, _)| listing(&root.join(p)).0.is_empty())
+        {
+            break;
+        }
+    }
+
+    // Exactly once, nothing left behind.
+    let mut answers: BTreeMap<String, usize> = BTreeMap::new();
+    let (responses, outbox_hidden) = listing(&outbox);
+    for name in &responses {
+        let xml = fs::read_to_string(outbox.join(name)).unwrap();
+        assert!(!xml.contains("Fault"), "{name} is a fault:\n{xml}");
+        let request = element_text(&xml, "RequestMessageId").unwrap_or_default();
+        *answers.entry(request.to_string()).or_default() += 1;
+    }
+    let (copy_files, copies_hidden) = listing(&copies);
+    let mut copied: BTreeMap<String, usize> = BTreeMap::new();
+    for name in &copy_files {
+        let xml = fs::read_to_string(copies.join(name)).unwrap();
+        let po = element_text(&xml, "PurchOrderFormNum").unwrap_or_default();
+        *copied.entry(po.to_string()).or_default() += 1;
+    }
+    let all = 1..=ports.len() * KILL_POINT_MESSAGES;
+    let wrong_answers: Vec<String> = all
+        .clone()
+        .filter(|&n| answers.get(&message_id(n)) != Some(&1))
+        .map(|n| format!("{}: {:?}", message_id(n), answers.get(&message_id(n))))
+        .collect();
+    let wrong_copies: Vec<String> = all
+        .clone()
+        .filter(|&n| copied.get(&po_number(n)) != Some(&1))
+        .map(|n| format!("{}: {:?}", po_number(n), copied.get(&po_number(n))))
+        .collect();
+    assert!(
+        wrong_answers.is_empty(),
+        "responses not exactly once: {wrong_answers:?}"
+    );
+    assert!(
+        wrong_copies.is_empty(),
+        "copies not exactly once: {wrong_copies:?}"
+    );
+    assert_eq!(
+        responses.len(),
+        all.clone().count(),
+        "responses nobody asked for"
+    );
+    assert_eq!(copy_files.len(), all.count(), "copies nobody asked for");
+    assert!(
+        outbox_hidden.is_empty() && copies_hidden.is_empty(),
+        "temporary files left: {outbox_hidden:?} {copies_hidden:?}"
+    );
+    let exceptions = ferry_tests::ferry(&["exceptions", "list", "--config", &config_arg]);
+    assert_eq!(listed(&exceptions), 0, "{}", text(&exceptions));
+    let queue = RedbQueue::open(&root.join("data")).unwrap();
+    assert!(queue.counts().unwrap().is_empty());
+    assert!(
+        queue
+            .exceptions(&ExceptionFilter::default())
+            .unwrap()
+            .is_empty()
+    );
+    drop(queue);
+    temp.disable_cleanup(false);
+}

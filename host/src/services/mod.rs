@@ -25,6 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use sandboxes::{SandboxError, Sandboxes};
 
 use crate::config::{Config, LoggingMode, PortConfig, TaskKind};
+use crate::failpoint;
 use crate::plugins::PluginSet;
 use crate::queue::{
     ClaimRequest, GatewayQueue, HistoryEntry, Lease, MessageKey, NewException, QueueError,
@@ -421,7 +422,9 @@ pub(crate) fn in_groups(
             }
         }
         let keys: Vec<_> = group.iter().map(|m| m.key).collect();
+        failpoint::point("outbound.before-commit");
         inbound::commit_group(gw, &keys, tx)?;
+        failpoint::point("outbound.after-commit");
     }
     Ok(counts)
 }

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{PortConfig, PortDirection};
 use crate::envelope::{self, Envelope, Parsed};
+use crate::failpoint;
 use crate::queue::{
     Direction, NewException, NewMessage, QueueError, QueuedMessage, Status, Transaction,
 };
@@ -148,6 +149,7 @@ pub fn run(
                 }
             }
             gw.queue.commit(tx)?;
+            failpoint::point("receive.after-commit");
             let sandbox = sandboxes
                 .adapter(gw, port, Side::Receive)
                 .expect("created above");
@@ -162,7 +164,10 @@ pub fn run(
                 break;
             }
             match sandbox.receive_commit(&commit_names) {
-                Ok(()) => committed.extend(receipts),
+                Ok(()) => {
+                    failpoint::point("receive.after-adapter-commit");
+                    committed.extend(receipts)
+                }
                 Err(f) => {
                     // The messages are safely queued; their sources remain and
                     // their receipts keep them from being queued twice.

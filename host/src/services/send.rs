@@ -9,6 +9,7 @@
 //! file, not two.
 
 use crate::config::{PortConfig, TaskKind};
+use crate::failpoint;
 use crate::queue::{
     ClaimRequest, Direction, MessageKey, QueueError, QueuedMessage, Status, Transaction,
 };
@@ -67,7 +68,10 @@ pub fn run(
                 };
                 sandbox.send(&m).map_err(|f| (Some(msg.key), f))?;
             }
-            sandbox.send_commit().map_err(|f| (None, f))
+            failpoint::point("send.after-adapter-write");
+            sandbox.send_commit().map_err(|f| (None, f))?;
+            failpoint::point("send.after-adapter-commit");
+            Ok(())
         })();
         match outcome {
             Ok(()) => {
@@ -86,6 +90,7 @@ pub fn run(
                     tx.remove(msg.key);
                 }
                 gw.settle(tx)?;
+                failpoint::point("send.after-commit");
                 counts.done += group.len() as u64;
             }
             Err((culprit, failure)) => {

@@ -40,6 +40,7 @@ use crossbeam_channel::{Receiver, Sender, select, unbounded};
 use super::upon_error::{self, BatchGuard, Outcome, Settled, Settler};
 use super::{commit_group, forget, handle, release_waiting};
 use crate::config::PortConfig;
+use crate::failpoint;
 use crate::queue::{QueueError, QueuedMessage, Transaction};
 use crate::services::{Gateway, Live, Sandboxes, TaskCounts};
 
@@ -284,10 +285,12 @@ fn dispatch(
         counts.done += settled.done;
         counts.failed += settled.failed;
         waiting.extend_from_slice(&settled.waiting);
-        if !settled.keys.is_empty()
-            && let Err(e) = commit_group(gw, &settled.keys, settled.changes)
-        {
-            failure = Some(e);
+        if !settled.keys.is_empty() {
+            failpoint::point("inbound.before-commit");
+            match commit_group(gw, &settled.keys, settled.changes) {
+                Ok(()) => failpoint::point("inbound.after-commit"),
+                Err(e) => failure = Some(e),
+            }
         }
     }
     release_waiting(gw, port, &waiting);
