@@ -115,7 +115,8 @@ macro_rules! conformance_suite {
             ordered_units_are_held_by_one_owner,
             recovery_is_per_owner,
             a_commit_of_ready_work_wakes_waiters,
-            in_flight_statuses_come_only_from_claims);
+            in_flight_statuses_come_only_from_claims,
+            the_received_version_is_stored_once);
     };
     (@each $fresh:expr; $($name:ident),* $(,)?) => {$(
         #[test]
@@ -1173,5 +1174,71 @@ pub(crate) fn in_flight_statuses_come_only_from_claims<Q: Backend>(q: &Tq<Q>) {
             .unwrap()
             .is_empty()
     );
+    q.check_invariants();
+}
+
+pub(crate) fn the_received_version_is_stored_once<Q: Backend>(q: &Tq<Q>) {
+    let received = |name: &str| {
+        let mut h = history(&format!("id-{name}"), "receive");
+        h.content = String::new();
+        h.message_key = None;
+        h
+    };
+    let mut tx = Transaction::new();
+    tx.insert(inbound("p", "a"))
+        .history_of_inserted(received("a"))
+        .insert(inbound("p", "b"))
+        .history_of_inserted(received("b"))
+        .insert(inbound("p", "c"))
+        .history_of_inserted(received("c"));
+    let k = q.commit(tx).unwrap();
+    let version = |name: &str| {
+        let h = q.history(&format!("id-{name}")).unwrap();
+        assert_eq!(h.len(), 1, "{h:?}");
+        h.into_iter().next().unwrap()
+    };
+    let a = version("a");
+    assert_eq!(a.content, "<Envelope>a#0</Envelope>");
+    assert_eq!(a.message_key, Some(k[0]));
+    assert_eq!(a.stage, "receive");
+    assert_eq!(a.plugins, vec![("xslt".to_string(), "h1".to_string())]);
+    // The message processed and removed: its received version stays.
+    q.claim(Direction::Inbound, "p", 1, None).unwrap();
+    let mut tx = Transaction::new();
+    tx.remove(k[0]);
+    q.settle(tx).unwrap();
+    assert_eq!(q.get(k[0]).unwrap(), None);
+    assert_eq!(version("a").content, "<Envelope>a#0</Envelope>");
+    // The message edited (or transformed again): the version keeps the
+    // document as received, the message has the new one.
+    let mut tx = Transaction::new();
+    tx.set_content(k[1], "<Envelope>edited</Envelope>".into())
+        .set_envelope(
+            k[2],
+            "<Envelope>new</Envelope>".into(),
+            "id-c2".into(),
+            "x".into(),
+        );
+    q.commit(tx).unwrap();
+    assert_eq!(version("b").content, "<Envelope>b#0</Envelope>");
+    assert_eq!(
+        q.get(k[1]).unwrap().unwrap().content,
+        "<Envelope>edited</Envelope>"
+    );
+    assert_eq!(version("c").content, "<Envelope>c#0</Envelope>");
+    assert_eq!(
+        q.get(k[2]).unwrap().unwrap().content,
+        "<Envelope>new</Envelope>"
+    );
+    q.delete(k[1]).unwrap();
+    assert_eq!(version("b").content, "<Envelope>b#0</Envelope>");
+    // With nothing inserted before it, the version has no document.
+    let mut tx = Transaction::new();
+    tx.history_of_inserted(received("d"));
+    assert!(matches!(
+        q.commit(tx),
+        Err(QueueError::Rejected { index: 0, .. })
+    ));
+    assert!(q.history("id-d").unwrap().is_empty());
     q.check_invariants();
 }

@@ -525,6 +525,11 @@ pub enum Change {
     /// before it in the same transaction (whose key is known only at
     /// commit).
     InsertedException(NewException),
+    /// Add a version to a message's history whose document is the content
+    /// of the message inserted last before it in the same transaction: the
+    /// queue stores that content once, for both (the entry's own `content`
+    /// is not used; its `message_key` becomes that message's key).
+    InsertedHistory(HistoryEntry),
     /// Add a version to a message's history.
     History(HistoryEntry),
     /// Set a value in the key/value state area.
@@ -552,7 +557,7 @@ impl Change {
             Change::Remove { .. } => "remove",
             Change::LogProcessed { .. } => "log processed",
             Change::Exception(_) | Change::InsertedException(_) => "exception",
-            Change::History(_) => "history",
+            Change::History(_) | Change::InsertedHistory(_) => "history",
             Change::PutState { .. } => "put state",
             Change::DeleteState { .. } => "delete state",
         }
@@ -671,6 +676,14 @@ impl Transaction {
     /// Adds a version to a message's document history.
     pub fn history(&mut self, entry: HistoryEntry) -> &mut Self {
         self.push(Change::History(entry))
+    }
+
+    /// Adds a version to a message's history whose document is the content
+    /// of the message inserted last before it in this transaction (the
+    /// document as received): stored once for both. `entry.content` is not
+    /// used.
+    pub fn history_of_inserted(&mut self, entry: HistoryEntry) -> &mut Self {
+        self.push(Change::InsertedHistory(entry))
     }
 
     /// Sets a value in the key/value state area, atomically with the rest.

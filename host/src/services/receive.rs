@@ -21,7 +21,7 @@ use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{PortConfig, PortDirection};
+use crate::config::{LoggingMode, PortConfig, PortDirection};
 use crate::envelope::{self, Envelope, Parsed};
 use crate::failpoint;
 use crate::queue::{
@@ -400,16 +400,17 @@ fn queue_envelopes(
     let n = messages.len() as u64;
     for (i, env) in messages.into_iter().enumerate() {
         let content = env.to_xml();
-        if let Some(h) = Gateway::history(
+        // The version as received is the message's content: stored once
+        // for both, unless only its header is logged.
+        let whole = matches!(port.logging, LoggingMode::Original | LoggingMode::All);
+        let history = Gateway::history(
             port,
             stage::RECEIVE,
             &env.header.message_id,
             None,
             provenance,
-            &content,
-        ) {
-            tx.history(h);
-        }
+            if whole { "" } else { &content },
+        );
         tx.insert(NewMessage {
             direction: Direction::Inbound,
             port: port.name.clone(),
@@ -424,6 +425,11 @@ fn queue_envelopes(
             content,
             error: None,
         });
+        match history {
+            Some(h) if whole => tx.history_of_inserted(h),
+            Some(h) => tx.history(h),
+            None => tx,
+        };
     }
     TaskCounts { done: n, failed: 0 }
 }

@@ -8,8 +8,10 @@
 
 use super::super::{Direction, Exception, HistoryEntry, MessageKey, Status};
 
-/// The first (and current) record format.
+/// The first record format.
 pub(in crate::queue) const FORMAT_V1: u8 = 1;
+/// A history record whose document is a content record (queue format 2).
+pub(in crate::queue) const FORMAT_HISTORY_REF: u8 = 2;
 
 /// The metadata of a queued message: everything but the key (the record's
 /// key) and the content (its own table).
@@ -44,8 +46,12 @@ pub(in crate::queue) struct Writer {
 
 impl Writer {
     pub fn new(capacity: usize) -> Self {
+        Self::with_format(FORMAT_V1, capacity)
+    }
+
+    pub fn with_format(format: u8, capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity + 1);
-        buf.push(FORMAT_V1);
+        buf.push(format);
         Writer { buf }
     }
 
@@ -99,8 +105,14 @@ pub(in crate::queue) struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// Checks the format byte and positions after it.
     pub fn new(bytes: &'a [u8]) -> Result<Self> {
+        let (_, r) = Self::any(bytes, &[FORMAT_V1])?;
+        Ok(r)
+    }
+
+    /// Checks that the format byte is one of `formats`; gives it.
+    pub fn any(bytes: &'a [u8], formats: &[u8]) -> Result<(u8, Self)> {
         match bytes.split_first() {
-            Some((&FORMAT_V1, rest)) => Ok(Reader { bytes: rest }),
+            Some((f, rest)) if formats.contains(f) => Ok((*f, Reader { bytes: rest })),
             Some((other, _)) => Err(DecodeError(format!("unknown record format {other}"))),
             None => Err(DecodeError("empty record".into())),
         }
@@ -291,8 +303,30 @@ pub(in crate::queue) fn encode_history(h: &HistoryEntry) -> Vec<u8> {
     w.finish()
 }
 
-pub(in crate::queue) fn decode_history(message_id: &str, bytes: &[u8]) -> Result<HistoryEntry> {
-    let mut r = Reader::new(bytes)?;
+/// A history record whose document is the content record `content_key`
+/// (written once for the message and its history).
+pub(in crate::queue) fn encode_history_ref(h: &HistoryEntry, content_key: MessageKey) -> Vec<u8> {
+    let mut w = Writer::with_format(FORMAT_HISTORY_REF, h.port.len() + h.stage.len() + 32);
+    w.varint(h.time_ms);
+    w.opt_varint(h.message_key);
+    w.str(&h.port);
+    w.str(&h.stage);
+    w.varint(h.plugins.len() as u64);
+    for (name, hash) in &h.plugins {
+        w.str(name);
+        w.str(hash);
+    }
+    w.varint(content_key);
+    w.finish()
+}
+
+/// A history record: the entry, and where its document is when it is a
+/// content record (the entry's `content` is then empty).
+pub(in crate::queue) fn decode_history(
+    message_id: &str,
+    bytes: &[u8],
+) -> Result<(HistoryEntry, Option<MessageKey>)> {
+    let (format, mut r) = Reader::any(bytes, &[FORMAT_V1, FORMAT_HISTORY_REF])?;
     let time_ms = r.varint()?;
     let message_key: Option<MessageKey> = r.opt_varint()?;
     let port = r.str()?;
@@ -304,17 +338,24 @@ pub(in crate::queue) fn decode_history(message_id: &str, bytes: &[u8]) -> Result
         let hash = r.str()?;
         plugins.push((name, hash));
     }
-    let content = r.str()?;
+    let (content, content_key) = if format == FORMAT_HISTORY_REF {
+        (String::new(), Some(r.varint()?))
+    } else {
+        (r.str()?, None)
+    };
     r.end()?;
-    Ok(HistoryEntry {
-        time_ms,
-        message_id: message_id.to_string(),
-        message_key,
-        port,
-        stage,
-        plugins,
-        content,
-    })
+    Ok((
+        HistoryEntry {
+            time_ms,
+            message_id: message_id.to_string(),
+            message_key,
+            port,
+            stage,
+            plugins,
+            content,
+        },
+        content_key,
+    ))
 }
 
 /// Message log records: when and by which port a `MessageId` was processed.

@@ -13,6 +13,7 @@
 //! | `message_log`  | `MessageId`                                 | record: time, port |
 //! | `exceptions`   | exception id                                | exception record |
 //! | `history`      | (`MessageId`, sequence)                     | history record |
+//! | `kept_contents`| message key                                 | (`MessageId`, sequence) of the history record whose document is that message's content record |
 //! | `state`        | key                                         | the caller's bytes |
 //!
 //! Content is kept apart from the small metadata record, so a status change
@@ -71,7 +72,12 @@ use super::{
 pub const DB_FILE: &str = "ferry.redb";
 
 /// The database layout this build writes (stored under `meta/format`).
-const DB_FORMAT: u64 = 1;
+///
+/// 1: every history version holds its document. 2: the version a message
+/// was received as refers to the message's content record (`kept_contents`),
+/// which outlives the message. A format-1 file is read as it is and marked
+/// format 2 when opened: its records stay valid.
+const DB_FORMAT: u64 = 2;
 
 /// redb's page cache (reads and the write buffer). redb's default, 1 GiB,
 /// lets the host's memory grow with the queue: a backlog of 1M messages of
@@ -91,6 +97,7 @@ const MESSAGE_LOG: TableDefinition<&str, &[u8]> = TableDefinition::new("message_
 const EXCEPTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("exceptions");
 const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+const KEPT: TableDefinition<u64, (&str, u64)> = TableDefinition::new("kept_contents");
 
 const LAST_MESSAGE_KEY: &str = "last_message_key";
 const LAST_EXCEPTION_ID: &str = "last_exception_id";
@@ -234,6 +241,8 @@ struct Writer<'t> {
     ready: Table<'t, ReadyKey, ()>,
     by_status: Table<'t, (u8, u64), ()>,
     counts: Table<'t, (u8, &'static str, u8), u64>,
+    kept: Table<'t, u64, (&'static str, u64)>,
+    history: Table<'t, (&'static str, u64), &'static [u8]>,
     count_deltas: BTreeMap<(u8, String, u8), i64>,
     last_key: Option<u64>,
     now: u64,
@@ -248,6 +257,8 @@ impl<'t> Writer<'t> {
             ready: txn.open_table(READY)?,
             by_status: txn.open_table(BY_STATUS)?,
             counts: txn.open_table(COUNTS)?,
+            kept: txn.open_table(KEPT)?,
+            history: txn.open_table(HISTORY)?,
             count_deltas: BTreeMap::new(),
             last_key: None,
             now: now_ms(),
@@ -371,8 +382,35 @@ impl<'t> Writer<'t> {
             meta.action = action;
         }
         self.store(key, &meta)?;
+        self.release_content(key)?;
         self.contents
             .insert(key, codec::encode_content(content).as_slice())?;
+        Ok(())
+    }
+
+    /// The history version that refers to the content record of `key` gets
+    /// its own copy of the document, before the record changes.
+    fn release_content(&mut self, key: MessageKey) -> Result<(), QueueError> {
+        let Some(entry) = self.kept.remove(key)? else {
+            return Ok(());
+        };
+        let (message_id, seq) = entry.value();
+        let message_id = message_id.to_string();
+        drop(entry);
+        let content = load_content(&self.contents, key)?;
+        let record = self
+            .history
+            .get((message_id.as_str(), seq))?
+            .map(|v| v.value().to_vec());
+        if let Some(record) = record {
+            let (mut h, _) = codec::decode_history(&message_id, &record)
+                .map_err(|e| corrupt("history", format!("{message_id}/{seq}"), e))?;
+            h.content = content;
+            self.history.insert(
+                (message_id.as_str(), seq),
+                codec::encode_history(&h).as_slice(),
+            )?;
+        }
         Ok(())
     }
 
@@ -380,7 +418,10 @@ impl<'t> Writer<'t> {
         let meta = self.load(key)?;
         self.unindex(key, &meta)?;
         self.messages.remove(key)?;
-        self.contents.remove(key)?;
+        // A content record a history version refers to stays with it.
+        if self.kept.get(key)?.is_none() {
+            self.contents.remove(key)?;
+        }
         Ok(())
     }
 
@@ -473,6 +514,17 @@ impl RedbQueue {
                         supported: DB_FORMAT,
                     });
                 }
+                Some(f) if f < DB_FORMAT => {
+                    // Format 1 to 2: its records are read as they are (a
+                    // history version holding its document stays valid), and
+                    // its messages left In process by a claim written to
+                    // disk go back to Ready at the host's recovery.
+                    tracing::info!(
+                        path = %self.path.display(),
+                        "gateway queue format {f} upgraded to {DB_FORMAT}"
+                    );
+                    meta.insert(FORMAT, DB_FORMAT)?;
+                }
                 Some(_) => {}
             }
             txn.open_table(MESSAGES)?;
@@ -484,6 +536,7 @@ impl RedbQueue {
             txn.open_table(EXCEPTIONS)?;
             txn.open_table(HISTORY)?;
             txn.open_table(STATE)?;
+            txn.open_table(KEPT)?;
         }
         txn.commit()?;
         Ok(())
@@ -615,7 +668,38 @@ impl RedbQueue {
         assert_eq!(got_ready, want_ready, "ready_index");
         assert_eq!(got_status, want_status, "status_index");
         assert_eq!(got_counts, want_counts, "counts");
-        assert_eq!(contents.len().unwrap(), messages.len().unwrap(), "contents");
+        // Every content record belongs to a message, or to the history
+        // version that refers to it (after the message was removed).
+        let kept = txn.open_table(KEPT).unwrap();
+        let history = txn.open_table(HISTORY).unwrap();
+        let mut kept_alone = 0;
+        for entry in kept.iter().unwrap() {
+            let (k, v) = entry.unwrap();
+            let key = k.value();
+            let (message_id, seq) = v.value();
+            assert!(
+                contents.get(key).unwrap().is_some(),
+                "kept content of {key}"
+            );
+            let record = history
+                .get((message_id, seq))
+                .unwrap()
+                .expect("kept for a history version");
+            let (_, content_key) = codec::decode_history(message_id, record.value()).unwrap();
+            assert_eq!(
+                content_key,
+                Some(key),
+                "history {message_id}/{seq} refers to {key}"
+            );
+            if messages.get(key).unwrap().is_none() {
+                kept_alone += 1;
+            }
+        }
+        assert_eq!(
+            contents.len().unwrap(),
+            messages.len().unwrap() + kept_alone,
+            "contents"
+        );
     }
 }
 
@@ -670,7 +754,6 @@ impl GatewayQueue for RedbQueue {
             let mut w = Writer::open(&txn)?;
             let mut log = None;
             let mut exceptions = None;
-            let mut history = None;
             let mut state = None;
             let mut keys = Vec::new();
             for (index, change) in changes.into_iter().enumerate() {
@@ -744,16 +827,32 @@ impl GatewayQueue for RedbQueue {
                         t.insert(id, codec::encode_exception(&e).as_slice())?;
                     }
                     Change::History(h) => {
-                        let t = match &mut history {
-                            Some(t) => t,
-                            None => history.insert(txn.open_table(HISTORY)?),
-                        };
                         let seq = w.counter(LAST_HISTORY_SEQ)? + 1;
                         w.meta.insert(LAST_HISTORY_SEQ, seq)?;
-                        t.insert(
+                        w.history.insert(
                             (h.message_id.as_str(), seq),
                             codec::encode_history(&h).as_slice(),
                         )?;
+                    }
+                    Change::InsertedHistory(mut h) => {
+                        let Some(&key) = keys.last() else {
+                            return Err(QueueError::Rejected {
+                                index,
+                                change: kind,
+                                reason: Box::new(QueueError::storage(std::io::Error::other(
+                                    "a history version of the inserted message comes \
+                                     before any insert in its transaction",
+                                ))),
+                            });
+                        };
+                        h.message_key = Some(key);
+                        let seq = w.counter(LAST_HISTORY_SEQ)? + 1;
+                        w.meta.insert(LAST_HISTORY_SEQ, seq)?;
+                        w.history.insert(
+                            (h.message_id.as_str(), seq),
+                            codec::encode_history_ref(&h, key).as_slice(),
+                        )?;
+                        w.kept.insert(key, (h.message_id.as_str(), seq))?;
                     }
                     Change::PutState { key, value } => {
                         let t = match &mut state {
@@ -1070,12 +1169,16 @@ impl GatewayQueue for RedbQueue {
     fn history(&self, message_id: &str) -> Result<Vec<HistoryEntry>, QueueError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(HISTORY)?;
+        let contents = txn.open_table(CONTENTS)?;
         let mut out = Vec::new();
         for entry in table.range((message_id, 0)..=(message_id, u64::MAX))? {
             let (k, v) = entry?;
             let (_, seq) = k.value();
-            let h = codec::decode_history(message_id, v.value())
+            let (mut h, content_key) = codec::decode_history(message_id, v.value())
                 .map_err(|e| corrupt("history", format!("{message_id}/{seq}"), e))?;
+            if let Some(key) = content_key {
+                h.content = load_content(&contents, key)?;
+            }
             out.push(h);
         }
         Ok(out)

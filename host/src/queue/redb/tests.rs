@@ -15,7 +15,8 @@ use super::super::conformance::{
     status_of,
 };
 use super::super::*;
-use super::RedbQueue;
+use super::{DB_FORMAT, FORMAT, META, RedbQueue};
+use ::redb::ReadableDatabase;
 
 impl Backend for RedbQueue {
     fn check_invariants(&self) {
@@ -743,4 +744,80 @@ proptest! {
     fn behaves_like_the_model(ops in prop::collection::vec(op_strategy(), 1..40)) {
         run_ops(ops);
     }
+}
+
+/// A queue file of format 1 — every history version holding its document,
+/// claims written to disk — with messages in every status: opened by this
+/// build it is format 2, nothing is lost, the messages left in flight are
+/// Ready after recovery, and new messages store their received version
+/// once.
+#[test]
+fn a_format_1_queue_is_upgraded_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_by_status = {
+        let q = RedbQueue::open(dir.path()).unwrap();
+        let mut tx = Transaction::new();
+        for status in Status::ALL {
+            let mut m = inbound("p", status.kebab());
+            if !status.is_in_flight() {
+                m.status = status;
+            }
+            tx.insert(m);
+            tx.history(history(&format!("id-{}", status.kebab()), "receive"));
+        }
+        tx.log_processed("done-1", "p");
+        let k = q.commit(tx).unwrap();
+        // What format 1 wrote: claims as statuses on disk, and its mark.
+        q.write(|w| {
+            for (i, status) in Status::ALL.into_iter().enumerate() {
+                if status.is_in_flight() {
+                    let meta = w.load(k[i])?;
+                    w.set_status(k[i], meta, status, None)?;
+                }
+            }
+            w.meta.insert(FORMAT, 1)?;
+            Ok(())
+        })
+        .unwrap();
+        k
+    };
+    let q = RedbQueue::open(dir.path()).unwrap();
+    {
+        let txn = q.db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        assert_eq!(meta.get(FORMAT).unwrap().unwrap().value(), DB_FORMAT);
+    }
+    for (i, status) in Status::ALL.into_iter().enumerate() {
+        let m = q.get(keys_by_status[i]).unwrap().unwrap();
+        assert_eq!(m.status, status);
+        let h = q.history(&format!("id-{}", status.kebab())).unwrap();
+        assert_eq!(h[0].content, "<doc stage='receive'/>");
+    }
+    let (_, report) = q.recover("after-upgrade").unwrap();
+    assert_eq!(
+        report,
+        RecoveryReport {
+            in_process: 1,
+            in_transport_process: 1
+        }
+    );
+    for (i, status) in Status::ALL.into_iter().enumerate() {
+        let want = if status.is_in_flight() {
+            Status::Ready
+        } else {
+            status
+        };
+        assert_eq!(q.get(keys_by_status[i]).unwrap().unwrap().status, want);
+    }
+    assert!(q.is_processed("done-1").unwrap());
+    let mut h = history("id-new", "receive");
+    h.content = String::new();
+    let mut tx = Transaction::new();
+    tx.insert(inbound("p", "new")).history_of_inserted(h);
+    q.commit(tx).unwrap();
+    assert_eq!(
+        q.history("id-new").unwrap()[0].content,
+        "<Envelope>new#0</Envelope>"
+    );
+    q.check_invariants();
 }
