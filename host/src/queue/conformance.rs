@@ -116,7 +116,8 @@ macro_rules! conformance_suite {
             recovery_is_per_owner,
             a_commit_of_ready_work_wakes_waiters,
             in_flight_statuses_come_only_from_claims,
-            the_received_version_is_stored_once);
+            the_received_version_is_stored_once,
+            a_message_id_is_logged_once);
     };
     (@each $fresh:expr; $($name:ident),* $(,)?) => {$(
         #[test]
@@ -1240,5 +1241,36 @@ pub(crate) fn the_received_version_is_stored_once<Q: Backend>(q: &Tq<Q>) {
         Err(QueueError::Rejected { index: 0, .. })
     ));
     assert!(q.history("id-d").unwrap().is_empty());
+    q.check_invariants();
+}
+
+pub(crate) fn a_message_id_is_logged_once<Q: Backend>(q: &Tq<Q>) {
+    let k = insert_all(&q.q, [inbound("p", "a"), inbound("p", "b")]);
+    q.claim(Direction::Inbound, "p", 2, None).unwrap();
+    let mut tx = Transaction::new();
+    tx.remove(k[0]).log_processed("ID-1", "p");
+    q.settle(tx).unwrap();
+    // Another commit processing the same MessageId (another host's, say):
+    // refused whole, nothing of it applied.
+    let mut tx = Transaction::new();
+    tx.remove(k[1])
+        .exception(exception("p", Some("ID-1"), "x"))
+        .log_processed("ID-1", "p");
+    let err = q.settle(tx).unwrap_err();
+    assert!(
+        matches!(&err, QueueError::Rejected { index: 2, reason, .. }
+            if matches!(&**reason, QueueError::Duplicate { message_id } if message_id == "ID-1")),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("already in the message log"),
+        "{err}"
+    );
+    assert_eq!(status_of(&q.q, k[1]), Status::InProcess);
+    assert!(
+        q.exceptions(&ExceptionFilter::default())
+            .unwrap()
+            .is_empty()
+    );
     q.check_invariants();
 }

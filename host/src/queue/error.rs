@@ -118,6 +118,19 @@ pub enum QueueError {
         current: Option<u64>,
     },
 
+    /// A transaction logged a `MessageId` that is already in the message
+    /// log: another commit (another host) processed a message with that id
+    /// first. Nothing of the transaction was applied; its messages go back
+    /// to Ready, and processed again they are found to be duplicates.
+    #[error(
+        "MessageId {message_id} is already in the message log (a message with this id \
+         was processed meanwhile); the messages of this commit are processed again"
+    )]
+    Duplicate {
+        /// The normalised `MessageId`.
+        message_id: String,
+    },
+
     /// A change to a message in flight (or meant for one) was refused:
     /// another owner holds its claim, the claim was lost, or the change
     /// tried to set a status only claiming gives.

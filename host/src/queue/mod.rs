@@ -651,6 +651,9 @@ impl Transaction {
 
     /// Records `message_id` in the message log, so that a later message with
     /// the same id is detected as a duplicate ([`GatewayQueue::is_processed`]).
+    /// An id already in the log makes the whole transaction fail with
+    /// [`QueueError::Duplicate`]: of two commits processing the same id (on
+    /// two hosts), only the first is applied.
     pub fn log_processed(
         &mut self,
         message_id: impl Into<String>,

@@ -801,10 +801,19 @@ impl GatewayQueue for RedbQueue {
                             Some(t) => t,
                             None => log.insert(txn.open_table(MESSAGE_LOG)?),
                         };
-                        t.insert(
+                        let before = t.insert(
                             message_id.as_str(),
                             codec::encode_processed(w.now, &port).as_slice(),
                         )?;
+                        if before.is_some() {
+                            // Duplicate detection inside the commit: the
+                            // first to log an id wins.
+                            return Err(QueueError::Rejected {
+                                index,
+                                change: kind,
+                                reason: Box::new(QueueError::Duplicate { message_id }),
+                            });
+                        }
                     }
                     Change::Exception(e) | Change::InsertedException(e) => {
                         let t = match &mut exceptions {
