@@ -1054,6 +1054,17 @@ pub(crate) fn ordered_units_are_held_by_one_owner<Q: Backend>(q: &Tq<Q>) {
     let late = insert_all(&q.q, [conv("7", Some("A"))]);
     assert_eq!(claim_as(q, &b, by_conv(10)), late);
 
+    // The members of a batch file without a ConversationId are one unit.
+    let member = |name: &str, position: u32| {
+        let mut m = msg(Direction::Inbound, "par", name, position);
+        m.batch_id = Some("B1".to_string());
+        m
+    };
+    let batch = insert_all(&q.q, [member("b", 0), member("b", 1)]);
+    assert_eq!(claim_as(q, &a, by_conv(1)), vec![batch[0]]);
+    assert!(claim_as(q, &b, by_conv(10)).is_empty());
+    q.give_back(&a, &[batch[0]]).unwrap();
+
     // A sequential port is one unit: while A holds any of it, B gets none.
     let by_port = |limit| ClaimRequest::new(Direction::Inbound, "seq", limit).units(UnitBy::Port);
     assert_eq!(claim_as(q, &a, by_port(1)), vec![k[6]]);

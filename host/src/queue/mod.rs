@@ -295,8 +295,9 @@ pub enum UnitBy {
     Message,
     /// The whole port (in this direction) is one unit: a sequential port.
     Port,
-    /// Each conversation (`ConversationId`) of the port is a unit; messages
-    /// without one are free.
+    /// Each conversation of the port is a unit ([`QueuedMessage::conversation`]:
+    /// its `ConversationId`, or for the members of a batch file without
+    /// one, the batch's `BatchId`); messages with neither are free.
     Conversation,
 }
 
@@ -376,6 +377,23 @@ pub struct QueuedMessage {
     pub created_ms: u64,
     /// When it last changed, in milliseconds since the Unix epoch.
     pub updated_ms: u64,
+}
+
+impl QueuedMessage {
+    /// The conversation it belongs to, the ordered unit of a parallel port:
+    /// its `ConversationId`, or for the member of a batch file without one,
+    /// the batch's `BatchId` (AIF processes a batch's members in order).
+    pub fn conversation(&self) -> Option<&str> {
+        conversation_of(self.conversation_id.as_deref(), self.batch_id.as_deref())
+    }
+}
+
+/// [`QueuedMessage::conversation`] from its two fields.
+pub fn conversation_of<'a>(
+    conversation_id: Option<&'a str>,
+    batch_id: Option<&'a str>,
+) -> Option<&'a str> {
+    conversation_id.or(batch_id)
 }
 
 /// A message to put in the queue (see [`Transaction::insert`]): a

@@ -65,7 +65,7 @@ from_redb!(
 use super::{
     Change, ClaimRequest, Direction, Exception, ExceptionFilter, Filter, GatewayQueue,
     HistoryEntry, Lease, MessageKey, NewMessage, QueueError, QueuedMessage, RecoveryReport, Status,
-    Transaction, UnitBy, WorkSignal,
+    Transaction, UnitBy, WorkSignal, conversation_of,
 };
 
 /// The database file inside the data directory.
@@ -944,7 +944,8 @@ impl GatewayQueue for RedbQueue {
                     DecodeError("indexed message has no record".into()),
                 )
             })?;
-            let conversation = meta.conversation_id.as_deref();
+            let conversation =
+                conversation_of(meta.conversation_id.as_deref(), meta.batch_id.as_deref());
             if units == UnitBy::Conversation
                 && !claims.may_take(lease, units, direction, port, conversation)
             {

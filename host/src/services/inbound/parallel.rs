@@ -52,7 +52,7 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// The conversation a message belongs to, if any.
 fn conversation(msg: &QueuedMessage) -> Option<&str> {
-    msg.conversation_id.as_deref().or(msg.batch_id.as_deref())
+    msg.conversation()
 }
 
 /// The ordered unit a message belongs to on a parallel `port`, if any: its
