@@ -22,10 +22,10 @@ use crate::envelope::{self, Envelope, Parsed};
 use crate::queue::{
     Direction, MessageKey, NewMessage, QueueError, QueuedMessage, Status, Transaction,
 };
-use crate::runtime::{Context, Document, ServiceHeader, ServiceRequest, Stage};
+use crate::runtime::{Document, ServiceHeader, ServiceRequest, Stage};
 
 use super::batch::{BatchGuard, Outcome};
-use super::sandboxes::{SandboxError, run_rules};
+use super::sandboxes::{SandboxError, invoke_service, run_rules};
 use super::{Gateway, Sandboxes, TaskCounts, stage};
 
 /// Process the Ready inbound messages of `port` received up to now.
@@ -325,11 +325,6 @@ pub(crate) fn process(
         ));
         return Ok(fail(tx, stage::SERVICE, &err));
     };
-    let ctx = Context {
-        port: port.name.clone(),
-        direction: crate::runtime::Direction::Inbound,
-        stage: Stage::Pipeline,
-    };
     let req = ServiceRequest {
         header: ServiceHeader {
             message_id: env.header.message_id.clone(),
@@ -341,19 +336,16 @@ pub(crate) fn process(
         },
         body: env.body.clone(),
     };
-    let sandbox = match sandboxes.service(gw, port, service) {
-        Ok(s) => s,
-        Err(e) => return Ok(fail(tx, stage::SERVICE, &e)),
-    };
-    let (result, sent) = match sandbox.invoke(&ctx, &req) {
-        Ok(r) => r,
-        Err(f) => return Ok(fail(tx, stage::SERVICE, &SandboxError::Plugin(f))),
-    };
+    let (plugin, result, sent) =
+        match invoke_service(gw, sandboxes, port, service, std::slice::from_ref(&req)) {
+            Ok((plugin, mut answers)) => match answers.pop().expect("one answer for one request") {
+                Ok((result, sent)) => (plugin, result, sent),
+                Err(f) => return Ok(fail(tx, stage::SERVICE, &SandboxError::Plugin(f))),
+            },
+            Err(e) => return Ok(fail(tx, stage::SERVICE, &e)),
+        };
     let respond = port.response_address.is_some();
-    let by = {
-        let p = sandbox.plugin();
-        [(p.name().to_string(), p.hash().to_string())]
-    };
+    let by = [(plugin.name().to_string(), plugin.hash().to_string())];
     let ok = match result {
         Ok(bodies) => {
             for body in bodies {
@@ -379,7 +371,6 @@ pub(crate) fn process(
             } else if port.send_faults {
                 queue_outgoing(gw, tx, &port.name, &response, &msg.name);
             }
-            let plugin = sandbox.plugin();
             tx.exception(crate::queue::NewException {
                 plugin: Some(plugin.name().to_string()),
                 plugin_hash: Some(plugin.hash().to_string()),
