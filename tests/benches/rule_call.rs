@@ -15,6 +15,10 @@
 //!   value-map 0.2 with batches of one, for the per-call cost of before;
 //! - group `service-2KB`: the sales-order service (create), 0.2 in batches
 //!   of 256 and the 0.1 fixture one request per call, per request;
+//! - group `guest-languages-2KB`: the Python `data-policy` rule on the
+//!   sales order and the JavaScript `csv-orders` transform on a ~2 KB CSV,
+//!   per document in batches of 256 and one per call (the plugins are built
+//!   by `scripts/build-guest-plugins`);
 //! - group `file-adapter-2KB` (throughput: files), on tmpfs (`/dev/shm`):
 //!   receive (begin, receive 256, commit: read and delete) and send (begin,
 //!   send 256, commit: write synced and rename), the 0.2 adapter through the
@@ -346,5 +350,57 @@ fn file_adapter(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rule_call, file_adapter);
+fn guest_languages(c: &mut Criterion) {
+    let rt = Runtime::new(RuntimeOptions::default()).expect("runtime");
+    let ctx = Context {
+        port: "orders-in".into(),
+        direction: Direction::Inbound,
+        stage: Stage::Pipeline,
+    };
+    let order = Document::new("001_order.xml", envelope(8));
+    let mut csv = String::from("CustAccount,PurchOrderFormNum,ItemId,SalesQty\n");
+    while csv.len() < 2000 {
+        csv.push_str(&format!("C-1000,PO-77,ITEM-{},2\n", csv.len() % 97));
+    }
+    let csv = Document::new("001_orders.csv", csv);
+    /// Label, plugin, options, document.
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a Document);
+    let cases: [Case; 2] = [
+        (
+            "python_data_policy",
+            "data-policy",
+            &[(
+                "enabled",
+                "SalesOrder,SalesTable,CustAccount,PurchOrderFormNum,ReceiptDateRequested,\
+                 SalesLine,ItemId,SalesQty,SalesUnit",
+            )],
+            &order,
+        ),
+        (
+            "js_csv_orders",
+            "csv-orders",
+            &[("action", "urn:x/SalesOrderService/create")],
+            &csv,
+        ),
+    ];
+    let mut group = c.benchmark_group("guest-languages-2KB");
+    for (label, name, options, doc) in cases {
+        let plugin = load(&rt, &ferry_tests::plugin(name));
+        let mut sb = sandbox(&plugin, options);
+        let batch: Vec<Document> = (0..BATCH).map(|_| doc.clone()).collect();
+        let out = apply_all(&mut sb, &ctx, batch.clone());
+        assert_eq!(out.len(), BATCH, "{label}");
+        group.throughput(Throughput::Elements(BATCH as u64));
+        group.bench_function(format!("{label}_batch256"), |b| {
+            b.iter(|| sb.apply(black_box(&ctx), black_box(batch.clone())))
+        });
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(format!("{label}_one_per_call"), |b| {
+            b.iter(|| sb.apply(black_box(&ctx), vec![black_box(doc).clone()]))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, rule_call, guest_languages, file_adapter);
 criterion_main!(benches);
