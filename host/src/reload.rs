@@ -379,13 +379,13 @@ impl Watch {
             tried.push(port.limits);
             let setup = crate::runtime::SandboxConfig {
                 port: port.name.clone(),
-                config: vec![],
-                grants: vec![],
                 limits: port.limits,
-                outbound_ports: Arc::default(),
+                ..crate::runtime::SandboxConfig::default()
             };
+            // Instantiated only: `init` gets each use's own options on the
+            // first call (its failure lands on that call's messages).
             crate::runtime::Sandbox::new(plugin.clone(), Arc::new(setup))
-                .warm_up()
+                .try_start()
                 .map_err(|f| format!("it cannot start on port {}: {f}", port.name))?;
         }
         Ok(plugin)

@@ -4,27 +4,31 @@
 //!
 //! Implement [`Adapter`] and export it with one line:
 //! `ferry_plugin_sdk::export_adapter!(MyAdapter);`. The component then
-//! exports `ferry:plugin/receive@0.1.0` (`begin`, `receive`, `commit`,
-//! `rollback`) and `ferry:plugin/send@0.1.0` (`begin`, `send`, `commit`,
-//! `rollback`).
+//! exports `ferry:plugin/receive@0.2.0` (`begin`, `receive`, `commit`,
+//! `rollback`), `ferry:plugin/send@0.2.0` (`begin`, `send` of a batch,
+//! `commit`, `rollback`) and the world's `init`, and reaches its
+//! port's folders through [`crate::files`] (many paths per host call).
 //!
 //! The host calls one instance for a whole session (`begin` … `commit` or
 //! `rollback`), so an adapter keeps its session state in statics (for
-//! example a `thread_local!` `RefCell`); a new `begin` starts over.
+//! example a `thread_local!` `RefCell`); a new `begin` starts over. Its
+//! options are read once: [`crate::config`]'s functions serve them from
+//! what `init` gave.
 
 use crate::{Message, PluginError};
 use std::marker::PhantomData;
 
 /// Raw wit-bindgen bindings of the world (used by [`export_adapter!`](crate::export_adapter)).
 #[doc(hidden)]
-#[allow(missing_docs)]
+#[allow(missing_docs, clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "ferry:plugin/adapter@0.1.0",
+        world: "ferry:plugin/adapter@0.2.0",
         with: {
-            "ferry:plugin/types@0.1.0": crate::bindings::ferry::plugin::types,
-            "ferry:plugin/host@0.1.0": crate::bindings::ferry::plugin::host,
+            "ferry:plugin/types@0.2.0": crate::bindings::ferry::plugin::types,
+            "ferry:plugin/host@0.2.0": crate::bindings::ferry::plugin::host,
+            "ferry:plugin/files@0.2.0": crate::bindings::ferry::plugin::files,
         },
         additional_derives: [PartialEq, Eq],
         pub_export_macro: true,
@@ -69,10 +73,18 @@ impl Received {
 /// [`receive_rollback`](Adapter::receive_rollback) (leave them).
 ///
 /// Send session: [`send_begin`](Adapter::send_begin), [`send`](Adapter::send)
-/// one or more, then [`send_commit`](Adapter::send_commit) (make them visible,
-/// atomically per message) or [`send_rollback`](Adapter::send_rollback)
-/// (withdraw them).
+/// of one or more batches, then [`send_commit`](Adapter::send_commit) (make
+/// them visible, atomically per message) or
+/// [`send_rollback`](Adapter::send_rollback) (withdraw them).
 pub trait Adapter {
+    /// Take the configuration, once per instance, before any session (the
+    /// options are also served by [`crate::config`] from then on). The
+    /// default accepts any.
+    fn init(config: &crate::Config) -> Result<(), PluginError> {
+        let _ = config;
+        Ok(())
+    }
+
     /// Start a receive session; `address` is the port's address as the
     /// adapter sees it (the file adapter: a folder path in the sandbox).
     fn receive_begin(address: String) -> Result<(), PluginError> {
@@ -107,9 +119,16 @@ pub trait Adapter {
         Err(PluginError::Failed("this adapter cannot send".into()))
     }
 
-    /// Stage one message; nothing need be visible outside before
-    /// [`send_commit`](Adapter::send_commit).
-    fn send(msg: Message) -> Result<(), PluginError> {
+    /// Stage a batch of messages, one result per message, in order; nothing
+    /// need be visible outside before [`send_commit`](Adapter::send_commit),
+    /// and a message that failed is not part of the session. The default
+    /// calls [`send_one`](Adapter::send_one) for each.
+    fn send(msgs: Vec<Message>) -> Vec<Result<(), PluginError>> {
+        msgs.into_iter().map(Self::send_one).collect()
+    }
+
+    /// Stage one message (what the default [`send`](Adapter::send) calls).
+    fn send_one(msg: Message) -> Result<(), PluginError> {
         let _ = msg;
         Err(PluginError::Failed("this adapter cannot send".into()))
     }
@@ -130,6 +149,15 @@ pub trait Adapter {
 #[doc(hidden)]
 pub struct AdapterExport<T: ?Sized>(PhantomData<T>);
 
+impl<T: Adapter + ?Sized> bindings::Guest for AdapterExport<T> {
+    fn init(
+        config: crate::bindings::ferry::plugin::types::Configuration,
+    ) -> Result<(), PluginError> {
+        let config = crate::Config::from(config);
+        crate::instance::init(config, |c| T::init(c))
+    }
+}
+
 impl<T: Adapter + ?Sized> bindings::exports::ferry::plugin::receive::Guest for AdapterExport<T> {
     fn begin(address: String) -> Result<(), PluginError> {
         T::receive_begin(address)
@@ -149,8 +177,8 @@ impl<T: Adapter + ?Sized> bindings::exports::ferry::plugin::send::Guest for Adap
     fn begin(address: String) -> Result<(), PluginError> {
         T::send_begin(address)
     }
-    fn send(msg: Message) -> Result<(), PluginError> {
-        T::send(msg)
+    fn send(msgs: Vec<Message>) -> Vec<Result<(), PluginError>> {
+        T::send(msgs)
     }
     fn commit() -> Result<(), PluginError> {
         T::send_commit()

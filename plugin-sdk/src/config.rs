@@ -1,5 +1,8 @@
 //! The plugin's configuration: the options its port (or service) gives it
-//! in the host's configuration file, read-only.
+//! in the host's configuration file, read-only. The host gives it once per
+//! instance (its world's `init`); the SDK keeps it, hands it to your plugin's
+//! `new` as a [`Config`], and serves the free functions here from it, so
+//! reading an option never calls the host.
 //!
 //! The host passes options as flat key/value pairs. A TOML table given as an
 //! option reaches the plugin either flattened (`map = { "EXT-1" = "1000" }`
@@ -9,18 +12,129 @@
 //! Configuration problems are the plugin's environment's fault, so the
 //! helpers here report them as [`PluginError::Failed`], naming the option.
 
-use crate::PluginError;
+use crate::{Direction, Level, PluginError};
+use std::cell::RefCell;
 use std::fmt::Display;
+use std::rc::Rc;
 use std::str::FromStr;
 
-/// All options, as key/value pairs in the order they were written.
+/// What the host gave this instance at `init`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The port the instance works for.
+    pub port: String,
+    /// The port's direction.
+    pub direction: Direction,
+    /// The plugin's options, as key/value pairs sorted by key.
+    pub options: Vec<(String, String)>,
+    /// The most verbose level the host writes this plugin's records at
+    /// (`None`: none).
+    pub log_level: Option<Level>,
+    /// The outbound ports a service may send to.
+    pub outbound_ports: Vec<String>,
+}
+
+impl Default for Config {
+    /// No port, no options, every level written (what native tests get).
+    fn default() -> Self {
+        Config {
+            port: String::new(),
+            direction: Direction::Inbound,
+            options: Vec::new(),
+            log_level: Some(Level::Trace),
+            outbound_ports: Vec::new(),
+        }
+    }
+}
+
+impl From<crate::bindings::ferry::plugin::types::Configuration> for Config {
+    fn from(c: crate::bindings::ferry::plugin::types::Configuration) -> Self {
+        Config {
+            port: c.port,
+            direction: c.direction,
+            options: c.options,
+            log_level: c.log_level,
+            outbound_ports: c.outbound_ports,
+        }
+    }
+}
+
+impl Config {
+    /// One option, or `None` when it is not set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// One option, or `default` when it is not set.
+    pub fn get_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
+        self.get(key).unwrap_or(default)
+    }
+
+    /// One option parsed with [`FromStr`]; `Ok(None)` when it is not set,
+    /// `failed` naming the option when it does not parse.
+    pub fn get_parsed<T>(&self, key: &str) -> Result<Option<T>, PluginError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        self.get(key).map(|v| parse_value(key, v)).transpose()
+    }
+
+    /// A boolean option, `default` when not set.
+    pub fn get_bool(&self, key: &str, default: bool) -> Result<bool, PluginError> {
+        self.get(key).map_or(Ok(default), |v| parse_bool(key, v))
+    }
+
+    /// A comma-separated list option, empty when not set.
+    pub fn get_list(&self, key: &str) -> Vec<String> {
+        self.get(key).map(split_list).unwrap_or_default()
+    }
+
+    /// A table option (see [`table`]).
+    pub fn table(&self, name: &str) -> Result<Vec<(String, String)>, PluginError> {
+        table_from(&self.options, name)
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Rc<Config>> = RefCell::new(Rc::new(Config::default()));
+}
+
+/// The configuration `init` gave this instance.
+pub fn current() -> Rc<Config> {
+    CURRENT.with_borrow(Rc::clone)
+}
+
+/// Keep `config` as this instance's configuration.
+pub(crate) fn set(config: Config) {
+    CURRENT.with_borrow_mut(|c| *c = Rc::new(config));
+}
+
+/// Whether records of `level` are written, by the level `init` gave.
+pub(crate) fn writes(level: Level) -> bool {
+    fn rank(l: Level) -> u8 {
+        match l {
+            Level::Trace => 0,
+            Level::Debug => 1,
+            Level::Info => 2,
+            Level::Warn => 3,
+            Level::Error => 4,
+        }
+    }
+    CURRENT.with_borrow(|c| c.log_level.is_some_and(|min| rank(level) >= rank(min)))
+}
+
+/// All options, as key/value pairs sorted by key.
 pub fn config() -> Vec<(String, String)> {
-    crate::host::config()
+    current().options.clone()
 }
 
 /// One option, or `None` when it is not set.
 pub fn config_get(key: &str) -> Option<String> {
-    crate::host::config_get(key)
+    current().get(key).map(str::to_string)
 }
 
 /// One option, or `default` when it is not set.

@@ -64,29 +64,29 @@ impl std::error::Error for EnvelopeError {}
 
 /// One element of a parsed document, as byte offsets into the text.
 #[derive(Clone, Debug)]
-struct Element<'a> {
+pub(crate) struct Element<'a> {
     /// Local name (without prefix).
-    local: &'a str,
+    pub(crate) local: &'a str,
     /// Qualified name as written (with prefix).
-    qname: &'a str,
+    pub(crate) qname: &'a str,
     /// Offset of the `<` of the start (or empty-element) tag.
-    start: usize,
+    pub(crate) start: usize,
     /// Offset just after the start tag's `>`.
-    open_end: usize,
+    pub(crate) open_end: usize,
     /// Offset of the `<` of the end tag (`open_end` for an empty element).
-    close_start: usize,
+    pub(crate) close_start: usize,
     /// Offset just after the end tag's `>`.
-    end: usize,
+    pub(crate) end: usize,
     /// `<x/>`.
-    empty: bool,
+    pub(crate) empty: bool,
     /// Index of the parent element.
-    parent: Option<usize>,
+    pub(crate) parent: Option<usize>,
     /// Only text, character/entity references and CDATA inside.
-    simple: bool,
+    pub(crate) simple: bool,
 }
 
 /// Parse `xml` into its elements, in document order.
-fn scan(xml: &str) -> Result<Vec<Element<'_>>, EnvelopeError> {
+pub(crate) fn scan(xml: &str) -> Result<Vec<Element<'_>>, EnvelopeError> {
     let mut reader = Reader::from_str(xml);
     let mut elements: Vec<Element> = Vec::new();
     let mut stack: Vec<usize> = Vec::new();
@@ -155,7 +155,7 @@ fn scan(xml: &str) -> Result<Vec<Element<'_>>, EnvelopeError> {
 }
 
 /// The text inside an element made of text, references and CDATA only.
-fn decode_text(inner: &str) -> Result<String, EnvelopeError> {
+pub(crate) fn decode_text(inner: &str) -> Result<String, EnvelopeError> {
     let mut reader = Reader::from_str(inner);
     let mut out = String::new();
     loop {

@@ -1,13 +1,16 @@
 //! Thin wrappers over the host imports. On WebAssembly they call the host;
 //! elsewhere (native unit tests) they call the stand-ins of
-//! [`crate::testing`].
+//! [`crate::testing`]. The configuration is the one `init` gave the
+//! instance (kept by [`crate::config`]), so reading it costs no host call.
 
 use crate::Level;
 
 /// Write a structured log record into the host's log.
 ///
 /// The host tags it with the plugin's name, its content hash and the port
-/// it serves; `fields` are extra key/value pairs shown with the record.
+/// it serves; `fields` are extra key/value pairs shown with the record. A
+/// record below the level the host writes (as `init` said) is not sent at
+/// all: it costs nothing.
 ///
 /// ```ignore
 /// ferry_plugin_sdk::log(Level::Info, "mapped", &[("element", "ItemId"), ("count", "3")]);
@@ -16,11 +19,23 @@ use crate::Level;
 /// For a plain message see the shortcuts in [`mod@crate::log`]
 /// (`log::info("...")`).
 pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
+    if !crate::config::writes(level) {
+        return;
+    }
     let fields: Vec<(String, String)> = fields
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     log_owned(level, message, &fields);
+}
+
+/// Whether the running host writes records of `level` from this plugin
+/// (asks the host: use it before building an expensive record).
+pub fn log_enabled(level: Level) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    return crate::bindings::ferry::plugin::host::log_enabled(level);
+    #[cfg(not(target_arch = "wasm32"))]
+    return crate::config::writes(level);
 }
 
 /// [`log`] with owned field values (what the WIT import takes).
@@ -29,32 +44,4 @@ pub(crate) fn log_owned(level: Level, message: &str, fields: &[(String, String)]
     crate::bindings::ferry::plugin::host::log(level, message, fields);
     #[cfg(not(target_arch = "wasm32"))]
     crate::testing::record_log(level, message, fields);
-}
-
-/// The host's `config` import (or its native stand-in).
-pub(crate) fn config() -> Vec<(String, String)> {
-    #[cfg(target_arch = "wasm32")]
-    return crate::bindings::ferry::plugin::host::config();
-    #[cfg(not(target_arch = "wasm32"))]
-    return crate::testing::current_config();
-}
-
-/// The host's `config-get` import (or its native stand-in).
-pub(crate) fn config_get(key: &str) -> Option<String> {
-    #[cfg(target_arch = "wasm32")]
-    return crate::bindings::ferry::plugin::host::config_get(key);
-    #[cfg(not(target_arch = "wasm32"))]
-    return crate::testing::current_config()
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v);
-}
-
-/// The host's `send-api.send` import (or its native stand-in).
-#[cfg(feature = "service")]
-pub(crate) fn send(port: &str, action: &str, body: &str) -> Result<(), crate::PluginError> {
-    #[cfg(target_arch = "wasm32")]
-    return crate::bindings::ferry::plugin::send_api::send(port, action, body);
-    #[cfg(not(target_arch = "wasm32"))]
-    return crate::testing::record_send(port, action, body);
 }

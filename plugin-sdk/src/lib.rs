@@ -5,41 +5,49 @@
 //! WebAssembly component built with plain
 //! `cargo build --release --target wasm32-wasip2`.
 //!
-//! The SDK carries Ferry's WIT contract (`ferry:plugin@0.1.0`), so plugin
+//! The SDK carries Ferry's WIT contract (`ferry:plugin@0.2.0`), so plugin
 //! authors never copy WIT files. A component must export exactly one world,
 //! so each world sits behind a cargo feature:
 //!
 //! | feature   | trait       | export macro                      | exports (as the host sees them) |
 //! |-----------|-------------|-----------------------------------|---------------------------------|
-//! | `rule`    | `Rule`      | `export_rule!(MyRule);`           | `ferry:plugin/rule@0.1.0` |
-//! | `adapter` | `Adapter`   | `export_adapter!(MyAdapter);`     | `ferry:plugin/receive@0.1.0`, `ferry:plugin/send@0.1.0` |
-//! | `service` | `Service`   | `export_service!(MyService);`     | `ferry:plugin/service@0.1.0` |
+//! | `rule`    | `Rule`      | `export_rule!(MyRule);`           | `ferry:plugin/rule@0.2.0`, `init` |
+//! | `adapter` | `Adapter`   | `export_adapter!(MyAdapter);`     | `ferry:plugin/receive@0.2.0`, `send`, `init` |
+//! | `service` | `Service`   | `export_service!(MyService);`     | `ferry:plugin/service@0.2.0`, `init` |
+//!
+//! The host calls rules and services with batches; the SDK calls your
+//! per-document (per-request) function for each item and hands back one
+//! result per item. Your plugin's `new` runs once per instance, with the
+//! configuration.
 //!
 //! Enable exactly one of them in a plugin crate (the types and helpers of
 //! the other worlds compile with several features on, but a component built
 //! with two export macros is refused by the host).
 //!
 //! ```ignore
-//! use ferry_plugin_sdk::{envelope, Context, Document, PluginError, Rule};
+//! use ferry_plugin_sdk::{Config, Context, Document, PluginError, Rule};
 //!
-//! struct StampCompany;
+//! struct StampCompany { company: String }
 //!
 //! impl Rule for StampCompany {
-//!     fn apply(_ctx: Context, doc: Document) -> Result<Document, PluginError> {
-//!         let company = ferry_plugin_sdk::config_get("company").unwrap_or("DAT".into());
-//!         let content = envelope::set_header(&doc.content, "Company", &company)?;
-//!         Ok(doc.with_content(content))
+//!     fn new(config: &Config) -> Result<Self, PluginError> {
+//!         Ok(StampCompany { company: config.get_or("company", "DAT").to_string() })
+//!     }
+//!     fn apply(&self, _ctx: &Context, doc: &Document) -> Result<(), PluginError> {
+//!         doc.set_header("Company", &self.company); // the host applies the edit
+//!         Ok(())
 //!     }
 //! }
 //!
 //! ferry_plugin_sdk::export_rule!(StampCompany);
 //! ```
 //!
-//! Besides the traits and macros the SDK offers the host functions
-//! ([`log()`], the [`mod@log`] shortcuts, [`config()`], [`config_get`] and
-//! the helpers in [`mod@config`], and `send` for services) and the
-//! [`envelope`] module: small helpers to read and change AIF message
-//! envelopes with a few lines.
+//! Besides the traits and macros the SDK offers the [`Document`] a rule
+//! reads and edits through the host, the host functions ([`log()`], the
+//! [`mod@log`] shortcuts, [`log_enabled`], the configuration: [`Config`],
+//! [`config()`], [`config_get`] and the helpers in [`mod@config`]; `send`
+//! for services; [`files`] for adapters) and the [`envelope`] module: small
+//! helpers to read and change AIF message envelopes in the guest.
 //!
 //! Off WebAssembly (in `cargo test` on the build machine) the host functions
 //! are served by the [`testing`] module's stand-ins, so plugin logic can be
@@ -52,8 +60,12 @@
 pub mod bindings;
 
 pub mod config;
+pub mod document;
 pub mod envelope;
+#[cfg(feature = "adapter")]
+pub mod files;
 mod host;
+mod instance;
 pub mod log;
 mod types;
 
@@ -67,12 +79,11 @@ pub mod rule;
 #[cfg(feature = "service")]
 pub mod service;
 
-pub use bindings::ferry::plugin::types::{
-    Context, Direction, Document, Level, Message, PluginError, Stage,
-};
-pub use config::{config, config_get};
+pub use bindings::ferry::plugin::types::{Context, Direction, Level, Message, PluginError, Stage};
+pub use config::{Config, config, config_get};
+pub use document::{Document, Element};
 pub use envelope::EnvelopeError;
-pub use host::log;
+pub use host::{log, log_enabled};
 
 #[cfg(feature = "adapter")]
 pub use adapter::{Adapter, Received, Refusal};

@@ -5,6 +5,12 @@
 use crate::Level;
 use crate::host::log as emit;
 
+/// Whether a record of `level` would be written, by the level the host gave
+/// at `init` (no host call): check it before building costly fields.
+pub fn enabled(level: Level) -> bool {
+    crate::config::writes(level)
+}
+
 /// Log `message` at trace level.
 pub fn trace(message: &str) {
     emit(Level::Trace, message, &[]);

@@ -2,21 +2,26 @@
 //! operation), chosen by the message's `Action`. Enabled by the `service`
 //! feature.
 //!
-//! Implement [`Service`] and export it with one line:
-//! `ferry_plugin_sdk::export_service!(MyService);`. The component then
-//! exports `ferry:plugin/service@0.1.0` (function `invoke`) and may import
-//! `ferry:plugin/host@0.1.0` and `ferry:plugin/send-api@0.1.0` (the latter
-//! only if it calls [`send`]).
+//! Implement [`Service`] — `new` once per instance from the configuration,
+//! `invoke` per request — and export it with one line:
+//! `ferry_plugin_sdk::export_service!(MyService);`. The host calls the
+//! service with batches of requests; the SDK calls `invoke` for each and
+//! hands back one answer per request, with the documents [`send`] emitted
+//! while it ran. The component exports `ferry:plugin/service@0.2.0` and
+//! the world's `init`.
 //!
 //! ```ignore
-//! use ferry_plugin_sdk::{Context, Request, Service, ServiceError};
+//! use ferry_plugin_sdk::{Config, Context, PluginError, Request, Service, ServiceError};
 //!
 //! struct Echo;
 //!
 //! impl Service for Echo {
-//!     fn invoke(_ctx: Context, req: Request) -> Result<Vec<String>, ServiceError> {
+//!     fn new(_config: &Config) -> Result<Self, PluginError> {
+//!         Ok(Echo)
+//!     }
+//!     fn invoke(&self, _ctx: &Context, req: &Request) -> Result<Vec<String>, ServiceError> {
 //!         match req.operation() {
-//!             "echo" => Ok(vec![req.body]),
+//!             "echo" => Ok(vec![req.body.clone()]),
 //!             op => Err(ServiceError::fault("UnknownAction", format!("no operation {op}"))),
 //!         }
 //!     }
@@ -25,20 +30,21 @@
 //! ferry_plugin_sdk::export_service!(Echo);
 //! ```
 
+use crate::config::{Config, current};
 use crate::{Context, PluginError};
+use std::cell::RefCell;
 use std::marker::PhantomData;
 
 /// Raw wit-bindgen bindings of the world (used by [`export_service!`](crate::export_service)).
 #[doc(hidden)]
-#[allow(missing_docs)]
+#[allow(missing_docs, clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "ferry:plugin/service-plugin@0.1.0",
+        world: "ferry:plugin/service-plugin@0.2.0",
         with: {
-            "ferry:plugin/types@0.1.0": crate::bindings::ferry::plugin::types,
-            "ferry:plugin/host@0.1.0": crate::bindings::ferry::plugin::host,
-            "ferry:plugin/send-api@0.1.0": crate::bindings::ferry::plugin::send_api,
+            "ferry:plugin/types@0.2.0": crate::bindings::ferry::plugin::types,
+            "ferry:plugin/host@0.2.0": crate::bindings::ferry::plugin::host,
         },
         additional_derives: [PartialEq, Eq],
         pub_export_macro: true,
@@ -46,26 +52,49 @@ pub mod bindings {
     });
 }
 
+use bindings::exports::ferry::plugin::service as wit;
+
 /// An AIF fault (`code`, `reason`), sent back in place of a document.
-pub use bindings::exports::ferry::plugin::service::Fault;
+pub use wit::Fault;
 /// The request's envelope header, parsed by the host (`message_id`,
 /// `action`, `company`, `logon_as_user`, `conversation_id`, `partition_key`).
-pub use bindings::exports::ferry::plugin::service::Header;
+pub use wit::Header;
 /// One request: its `header` and its `body` (the XML inside
 /// `Body/MessageParts`, verbatim).
-pub use bindings::exports::ferry::plugin::service::Request;
+pub use wit::Request;
 /// Why a service did not answer with documents: `Fault(fault)` (answer with
 /// an AIF fault; the request counts as processed) or `Plugin(error)` (the
 /// message goes to Error).
-pub use bindings::exports::ferry::plugin::service::ServiceError;
+pub use wit::ServiceError;
+
+thread_local! {
+    /// What [`send`] emitted for the request being handled.
+    static SENT: RefCell<Vec<wit::Outgoing>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Queue `body` (the XML to place inside `Body/MessageParts`) for the
 /// outbound port `port`, with the envelope's `Action` set to `action`: the
-/// host's Send API. Documents are queued only when the service call that
-/// emitted them succeeds. Fails with `rejected` when no such outbound port
-/// is configured.
+/// host's Send API. Documents are queued only when the request being
+/// handled is answered without error. Fails with `rejected` when no such
+/// outbound port is configured.
 pub fn send(port: &str, action: &str, body: &str) -> Result<(), PluginError> {
-    crate::host::send(port, action, body)
+    #[cfg(not(target_arch = "wasm32"))]
+    crate::testing::record_send(port, action, body)?;
+    #[cfg(target_arch = "wasm32")]
+    if !current().outbound_ports.iter().any(|p| p == port) {
+        return Err(PluginError::Rejected(format!(
+            "no outbound port named {port:?} is configured (known: {})",
+            current().outbound_ports.join(", ")
+        )));
+    }
+    SENT.with_borrow_mut(|s| {
+        s.push(wit::Outgoing {
+            port: port.to_string(),
+            action: action.to_string(),
+            body: body.to_string(),
+        })
+    });
+    Ok(())
 }
 
 impl Request {
@@ -132,25 +161,63 @@ impl From<crate::EnvelopeError> for ServiceError {
 
 /// A document service, dispatched by `Action`.
 ///
-/// Called once per request, possibly on a fresh instance each time: keep no
-/// state between calls.
-pub trait Service {
+/// The host makes one instance per port and worker, calls [`Service::new`]
+/// once with the configuration, then [`Service::invoke`] for every request
+/// of every batch until the instance is discarded. Keep in `self` what you
+/// build from the configuration; keep nothing about one request for the
+/// next.
+pub trait Service: Sized + 'static {
+    /// Build the service from its configuration.
+    fn new(config: &Config) -> Result<Self, PluginError>;
+
     /// Handle one request. Each returned string is the XML of one response
     /// document's `Body/MessageParts`; the host wraps each in a response
     /// envelope (new `MessageId`, the request's `Action`, `RequestMessageId`
     /// = the request's `MessageId`). Return an empty list for no response.
-    fn invoke(ctx: Context, req: Request) -> Result<Vec<String>, ServiceError>;
+    fn invoke(&self, ctx: &Context, req: &Request) -> Result<Vec<String>, ServiceError>;
 }
 
-/// Bridges a [`Service`] to the generated export trait; used by
+/// Bridges a [`Service`] to the generated export traits; used by
 /// [`export_service!`](crate::export_service).
 #[doc(hidden)]
 pub struct ServiceExport<T: ?Sized>(PhantomData<T>);
 
-impl<T: Service + ?Sized> bindings::exports::ferry::plugin::service::Guest for ServiceExport<T> {
-    fn invoke(ctx: Context, req: Request) -> Result<Vec<String>, ServiceError> {
-        T::invoke(ctx, req)
+impl<T: Service> bindings::Guest for ServiceExport<T> {
+    fn init(
+        config: crate::bindings::ferry::plugin::types::Configuration,
+    ) -> Result<(), PluginError> {
+        crate::instance::init(config.into(), T::new)
     }
+}
+
+impl<T: Service> wit::Guest for ServiceExport<T> {
+    fn invoke(ctx: Context, reqs: Vec<Request>) -> Vec<Result<wit::Answer, ServiceError>> {
+        let service = match crate::instance::get(T::new) {
+            Ok(s) => s,
+            Err(e) => {
+                return reqs
+                    .iter()
+                    .map(|_| Err(ServiceError::Plugin(e.clone())))
+                    .collect();
+            }
+        };
+        reqs.iter()
+            .map(|req| {
+                SENT.with_borrow_mut(Vec::clear);
+                let responses = service.invoke(&ctx, req)?;
+                Ok(wit::Answer {
+                    responses,
+                    send: SENT.with_borrow_mut(std::mem::take),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Invoke service `T`, made from the current configuration (natively: the
+/// one [`crate::testing::set_config`] set), with `req`; for unit tests.
+pub fn run<T: Service>(ctx: &Context, req: &Request) -> Result<Vec<String>, ServiceError> {
+    T::new(&current())?.invoke(ctx, req)
 }
 
 /// Export a type implementing [`Service`] as this component's service:

@@ -2,10 +2,13 @@
 //! with plain `cargo test` on the build machine (this module does not exist
 //! on WebAssembly).
 //!
-//! Off WebAssembly, [`crate::config()`] and [`crate::config_get`] read the
-//! options set with [`set_config`], [`crate::log()`] records into [`logs`]
-//! (and prints to stderr), and `send` (feature `service`) records into [`sent`]. The
-//! state is per thread, so tests running in parallel do not see each other's.
+//! Off WebAssembly, [`set_config`] sets the configuration `init` would give
+//! (read by [`crate::config()`], [`crate::config_get`] and [`crate::Config`]
+//! from [`crate::config::current`]), [`crate::log()`] records into [`logs`]
+//! (and prints to stderr), and `send` (feature `service`) records into
+//! [`sent`]. Rules are tried on [`crate::Document::new`] documents
+//! (`Document::result` gives what the host would pass on). The state is per
+//! thread, so tests running in parallel do not see each other's.
 //!
 //! ```
 //! use ferry_plugin_sdk::testing;
@@ -53,7 +56,6 @@ pub struct SentDocument {
 
 #[derive(Default)]
 struct MockHost {
-    config: Vec<(String, String)>,
     logs: Vec<LogRecord>,
     sent: Vec<SentDocument>,
     outbound_ports: Option<Vec<String>>,
@@ -63,14 +65,24 @@ thread_local! {
     static HOST: RefCell<MockHost> = RefCell::new(MockHost::default());
 }
 
-/// Set the options [`crate::config()`] returns on this thread.
+/// Set the options of the configuration on this thread (what `init` gives
+/// on the host), sorted by key as the host sorts them.
 pub fn set_config(options: &[(&str, &str)]) {
-    HOST.with(|h| {
-        h.borrow_mut().config = options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    });
+    let mut options: Vec<(String, String)> = options
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    options.sort();
+    let mut config = (*crate::config::current()).clone();
+    config.options = options;
+    crate::config::set(config);
+}
+
+/// The configuration `init` would give, with these options (for a plugin's
+/// `new` in a test).
+pub fn config(options: &[(&str, &str)]) -> crate::Config {
+    set_config(options);
+    (*crate::config::current()).clone()
 }
 
 /// Restrict the outbound ports `send` (feature `service`) accepts on this thread (like
@@ -85,6 +97,7 @@ pub fn set_outbound_ports(ports: &[&str]) {
 /// Forget this thread's options, log records, sent documents and ports.
 pub fn reset() {
     HOST.with(|h| *h.borrow_mut() = MockHost::default());
+    crate::config::set(crate::Config::default());
 }
 
 /// The records logged on this thread so far.
@@ -95,10 +108,6 @@ pub fn logs() -> Vec<LogRecord> {
 /// The documents sent through the Send API on this thread so far.
 pub fn sent() -> Vec<SentDocument> {
     HOST.with(|h| h.borrow().sent.clone())
-}
-
-pub(crate) fn current_config() -> Vec<(String, String)> {
-    HOST.with(|h| h.borrow().config.clone())
 }
 
 pub(crate) fn record_log(level: Level, message: &str, fields: &[(String, String)]) {

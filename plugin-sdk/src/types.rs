@@ -1,32 +1,7 @@
 //! Conveniences on the WIT types shared by every world.
 
-use crate::{Direction, Document, Level, Message, PluginError, Stage};
+use crate::{Direction, Level, Message, PluginError, Stage};
 use std::fmt;
-
-impl Document {
-    /// A document named `name` with the text `content`.
-    pub fn new(name: impl Into<String>, content: impl Into<String>) -> Self {
-        Document {
-            name: name.into(),
-            content: content.into(),
-        }
-    }
-
-    /// The same document (same name) with new content.
-    pub fn with_content(self, content: impl Into<String>) -> Self {
-        Document {
-            name: self.name,
-            content: content.into(),
-        }
-    }
-}
-
-impl AsRef<str> for Document {
-    /// The document text.
-    fn as_ref(&self) -> &str {
-        &self.content
-    }
-}
 
 impl Message {
     /// A message named `name` with the raw bytes `content`.
@@ -83,11 +58,12 @@ impl fmt::Display for Direction {
 }
 
 impl Stage {
-    /// `"transform"` or `"pipeline"`, as in the WIT.
+    /// `"transform"`, `"pipeline"` or `"service"`, as in the WIT.
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Transform => "transform",
             Stage::Pipeline => "pipeline",
+            Stage::Service => "service",
         }
     }
 }

@@ -18,6 +18,20 @@ pub fn plugins_dir() -> PathBuf {
     PathBuf::from(env!("FERRY_PLUGINS_DIR"))
 }
 
+/// A plugin built against `ferry:plugin@0.1.0`, kept as a fixture in
+/// `tests/fixtures/plugins-0.1/<name>.wasm` (see the README there).
+///
+/// # Panics
+///
+/// When there is no such fixture.
+pub fn plugin_0_1(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/plugins-0.1")
+        .join(format!("{name}.wasm"));
+    assert!(path.is_file(), "no 0.1 fixture {}", path.display());
+    path
+}
+
 /// The component of the plugin crate `name` (e.g. `"file-adapter"`, with or
 /// without `.wasm`): `<plugins_dir>/<name>.wasm`.
 ///

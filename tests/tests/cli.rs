@@ -71,20 +71,20 @@ fn plugin_check_describes_good_components() {
         (
             "value-map",
             "rule",
-            &["ferry:plugin/rule@0.1.0"][..],
-            "ferry:plugin/host@0.1.0",
+            &["ferry:plugin/rule@0.2.0", "init"][..],
+            "ferry:plugin/documents@0.2.0",
         ),
         (
             "file-adapter",
             "adapter",
-            &["ferry:plugin/receive@0.1.0", "ferry:plugin/send@0.1.0"][..],
-            "ferry:plugin/host@0.1.0",
+            &["ferry:plugin/receive@0.2.0", "ferry:plugin/send@0.2.0"][..],
+            "ferry:plugin/files@0.2.0",
         ),
         (
             "sales-order-service",
             "service",
-            &["ferry:plugin/service@0.1.0"][..],
-            "ferry:plugin/send-api@0.1.0",
+            &["ferry:plugin/service@0.2.0", "init"][..],
+            "ferry:plugin/host@0.2.0",
         ),
     ] {
         let file = plugin(name);
@@ -93,7 +93,7 @@ fn plugin_check_describes_good_components() {
         let out = &r.stdout;
         assert!(out.contains(&format!("plugin:  {name}\n")), "{r}");
         assert!(
-            out.contains(&format!("world:   {world} (ferry:plugin@0.1.0)")),
+            out.contains(&format!("world:   {world} (ferry:plugin@0.2.0)")),
             "{r}"
         );
         assert!(
@@ -368,4 +368,20 @@ fn check_refuses_a_rule_plugin_as_adapter_even_when_it_is_also_a_rule() {
         r.stderr.contains("value-map") && r.stderr.contains("is a rule plugin"),
         "{r}"
     );
+}
+
+#[test]
+fn plugin_check_says_a_0_1_plugin_runs_through_the_adapter_layer() {
+    let file = ferry_tests::plugin_0_1("value-map");
+    let r = run(&["plugin", "check", path_str(&file)]);
+    assert_eq!(r.code, Some(0), "{r}");
+    assert!(
+        r.stdout.contains(
+            "world:   rule (ferry:plugin@0.1.0, run through the adapter layer: rebuild against \
+             ferry:plugin@0.2.0 for batches)"
+        ),
+        "{r}"
+    );
+    assert!(r.stdout.contains("ferry:plugin/rule@0.1.0"), "{r}");
+    assert!(r.stdout.contains("status:  ok"), "{r}");
 }

@@ -15,6 +15,19 @@ use tempfile::TempDir;
 /// (`host/src/services/sandboxes.rs`, `PORT_FOLDER`).
 const PORT: &str = "/port";
 
+/// One message at a time, as these tests send.
+trait One {
+    fn send1(&mut self, msg: &Message) -> Result<(), PluginFailure>;
+}
+
+impl One for Sandbox {
+    fn send1(&mut self, msg: &Message) -> Result<(), PluginFailure> {
+        self.send(std::slice::from_ref(msg))?
+            .pop()
+            .expect("one result for one message")
+    }
+}
+
 /// The file adapter, loaded (compiled) once for every test of this file.
 fn file_adapter() -> Arc<Plugin> {
     static PLUGIN: OnceLock<Arc<Plugin>> = OnceLock::new();
@@ -253,8 +266,9 @@ fn a_file_over_max_file_size_is_refused_with_size_and_limit_without_being_read()
     );
     assert!(port.path().join("c_over.xml").is_file());
 
-    // The premise: had the adapter read d_huge.xml, the 16 MiB cap would
-    // have stopped it. With a limit above its size, it does.
+    // The premise: had the adapter asked for d_huge.xml, it would have been
+    // stopped. With a limit above its size, it asks, and the host stops the
+    // read at the receive quota, before 1 GiB reaches host or guest memory.
     let mut reader = sandbox_with(
         port.path(),
         vec![],
@@ -265,8 +279,11 @@ fn a_file_over_max_file_size_is_refused_with_size_and_limit_without_being_read()
         },
     );
     ok(reader.receive_begin(PORT));
+    // The host reads files for the adapter (`files.read`): what one call
+    // reads is bounded by the receive quota before it reaches the guest.
     let e = reader.receive(1).unwrap_err();
-    assert_eq!(e.kind, FailureKind::OutOfMemory, "{e}");
+    assert_eq!(e.kind, FailureKind::Quota, "{e}");
+    assert!(e.message.contains("max_receive_mb"), "{e}");
 }
 
 #[test]
@@ -374,11 +391,11 @@ fn send_is_invisible_until_commit_then_exact() {
     let content: Vec<u8> = (0..=255u8).chain(*b"\r\n\0<end/>").collect();
     let mut sb = sandbox(port.path(), &[]);
     ok(sb.send_begin(PORT));
-    ok(sb.send(&Message {
+    ok(sb.send1(&Message {
         name: "resp_1".into(),
         content: content.clone(),
     }));
-    ok(sb.send(&Message {
+    ok(sb.send1(&Message {
         name: "resp_2.xml".into(),
         content: b"<two/>".to_vec(),
     }));
@@ -414,7 +431,7 @@ fn send_rollback_leaves_no_file_at_all() {
     let port = TempDir::new().unwrap();
     let mut sb = sandbox(port.path(), &[]);
     ok(sb.send_begin(PORT));
-    ok(sb.send(&Message {
+    ok(sb.send1(&Message {
         name: "resp_1".into(),
         content: b"<withdrawn/>".to_vec(),
     }));
@@ -436,7 +453,7 @@ fn send_rollback_leaves_no_file_at_all() {
     // The extension option names the committed file.
     let mut sb = sandbox(port.path(), &[("extension", "txt")]);
     ok(sb.send_begin(PORT));
-    ok(sb.send(&Message {
+    ok(sb.send1(&Message {
         name: "r".into(),
         content: b"r".to_vec(),
     }));
@@ -451,7 +468,7 @@ fn send_refuses_names_that_leave_the_folder() {
     ok(sb.send_begin(PORT));
     for name in ["../escape", "a/b", ""] {
         let e = sb
-            .send(&Message {
+            .send1(&Message {
                 name: name.into(),
                 content: b"x".to_vec(),
             })

@@ -380,9 +380,11 @@ fn python_and_javascript_rules_run_end_to_end_and_their_errors_reach_the_excepti
         "{e}"
     );
     find("csv-orders: line 2: SalesQty \"many\" is not a positive number");
-    // JavaScript: a thrown Error, with its message.
-    let e = find("Error: csv-orders on port csvbad: the option `action` is not set");
+    // JavaScript: a thrown Error, with its message and where it was thrown.
+    let e = find("csv-orders on port csvbad: the option `action` is not set");
     assert!(e.contains("plugin=csv-orders@"), "{e}");
+    assert!(e.contains("panicked in apply"), "{e}");
+    assert!(e.contains("app.js:"), "{e}");
 
     // `queue show` gives the Python traceback with the message.
     let key = errors

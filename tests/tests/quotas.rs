@@ -21,8 +21,12 @@ const MAX_RSS_MB: f64 = 300.0;
 const MAX_STDERR: u64 = 1 << 20;
 
 /// The floods, with the quota key each must be stopped by.
-const FLOODS: [(&str, &str); 4] = [
+/// Each flood and the port key its failure must name. Documents a 0.2
+/// service sends travel with its answer: a finite flood of them reaches the
+/// quota, one for ever reaches the guest's memory cap first.
+const FLOODS: [(&str, &str); 5] = [
     ("send", "max_sent_documents"),
+    ("send-forever", "memory_limit_mb"),
     ("log", "max_log_records"),
     ("responses", "max_responses"),
     ("stderr", "max_output_kb"),

@@ -5,9 +5,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry::runtime::{
-    Context, Direction, Document, FailureKind, Grant, Limits, LoadError, Runtime, RuntimeOptions,
-    Sandbox, SandboxConfig, Stage, World,
+    Context, Direction, Document, FailureKind, Grant, Limits, LoadError, PluginFailure, Runtime,
+    RuntimeOptions, Sandbox, SandboxConfig, Stage, World,
 };
+
+/// One document at a time, as most of these tests apply rules.
+trait One {
+    fn apply1(&mut self, ctx: &Context, doc: &Document) -> Result<Document, PluginFailure>;
+}
+
+impl One for Sandbox {
+    fn apply1(&mut self, ctx: &Context, doc: &Document) -> Result<Document, PluginFailure> {
+        self.apply(ctx, vec![doc.clone()])
+            .pop()
+            .expect("one result for one document")
+    }
+}
 
 fn runtime() -> Runtime {
     Runtime::new(RuntimeOptions::default()).unwrap()
@@ -29,8 +42,12 @@ fn doc(content: &str) -> Document {
 }
 
 fn hostile(limits: Limits, grants: Vec<Grant>) -> Sandbox {
+    hostile_from(&ferry_tests::plugin("test-hostile"), limits, grants)
+}
+
+fn hostile_from(file: &std::path::Path, limits: Limits, grants: Vec<Grant>) -> Sandbox {
     let rt = runtime();
-    let plugin = rt.load(&ferry_tests::plugin("test-hostile")).unwrap();
+    let plugin = rt.load(file).unwrap();
     assert_eq!(plugin.world(), World::Rule);
     Sandbox::new(
         plugin,
@@ -46,7 +63,7 @@ fn hostile(limits: Limits, grants: Vec<Grant>) -> Sandbox {
 /// After any failure the same sandbox echoes a harmless document.
 fn assert_recovers(sb: &mut Sandbox) {
     let out = sb
-        .apply(&ctx(), &doc("<ok/>"))
+        .apply1(&ctx(), &doc("<ok/>"))
         .expect("works again after the failure");
     assert_eq!(out.content, "<ok/>");
 }
@@ -60,7 +77,7 @@ fn infinite_loop_hits_the_time_limit() {
         },
         vec![],
     );
-    let e = sb.apply(&ctx(), &doc("HOSTILE:loop")).unwrap_err();
+    let e = sb.apply1(&ctx(), &doc("HOSTILE:loop")).unwrap_err();
     assert_eq!(e.kind, FailureKind::Timeout, "{e}");
     assert_eq!(e.plugin, "test-hostile");
     assert_eq!(e.hash.len(), 64);
@@ -79,7 +96,7 @@ fn huge_allocation_hits_the_memory_cap() {
         },
         vec![],
     );
-    let e = sb.apply(&ctx(), &doc("HOSTILE:alloc")).unwrap_err();
+    let e = sb.apply1(&ctx(), &doc("HOSTILE:alloc")).unwrap_err();
     assert_eq!(e.kind, FailureKind::OutOfMemory, "{e}");
     assert!(e.to_string().contains("memory cap of 32 MiB"), "{e}");
     assert_recovers(&mut sb);
@@ -88,7 +105,7 @@ fn huge_allocation_hits_the_memory_cap() {
 #[test]
 fn deep_recursion_overflows_the_stack() {
     let mut sb = hostile(Limits::default(), vec![]);
-    let e = sb.apply(&ctx(), &doc("HOSTILE:recurse")).unwrap_err();
+    let e = sb.apply1(&ctx(), &doc("HOSTILE:recurse")).unwrap_err();
     // A Rust guest keeps its frames on a shadow stack in linear memory; when
     // that runs out first, the trap is an out-of-bounds access, not wasm's
     // own call-stack exhaustion. Either way it is contained and explained.
@@ -103,7 +120,7 @@ fn deep_recursion_overflows_the_stack() {
 #[test]
 fn panic_message_reaches_the_error() {
     let mut sb = hostile(Limits::default(), vec![]);
-    let e = sb.apply(&ctx(), &doc("HOSTILE:panic")).unwrap_err();
+    let e = sb.apply1(&ctx(), &doc("HOSTILE:panic")).unwrap_err();
     assert_eq!(e.kind, FailureKind::Panic, "{e}");
     assert!(e.stderr.contains("hostile panic"), "stderr: {:?}", e.stderr);
     assert!(e.to_string().contains("hostile panic"), "{e}");
@@ -111,13 +128,39 @@ fn panic_message_reaches_the_error() {
 }
 
 #[test]
-fn paths_outside_granted_folders_are_denied() {
+fn a_0_2_plugin_has_no_file_system_through_wasi_even_with_grants() {
+    // Granted folders reach a 0.2 plugin through `files` only (adapters);
+    // WASI has no preopened folder at all.
+    let granted = tempfile::tempdir().unwrap();
+    std::fs::write(granted.path().join("visible.txt"), "inside").unwrap();
+    let mut sb = hostile(
+        Limits::default(),
+        vec![Grant {
+            host: granted.path().to_path_buf(),
+            guest: "/data".into(),
+            writable: false,
+        }],
+    );
+    for path in ["/data/visible.txt", "/etc/passwd"] {
+        let e = sb
+            .apply1(&ctx(), &doc(&format!("HOSTILE:open:{path}")))
+            .unwrap_err();
+        assert_eq!(e.kind, FailureKind::Failed, "{e}");
+        assert!(e.message.contains(&format!("open {path}")), "{e}");
+    }
+    assert_recovers(&mut sb);
+}
+
+#[test]
+fn paths_outside_granted_folders_are_denied_to_a_0_1_plugin() {
+    // A 0.1 plugin still sees its grants as WASI preopens.
     let granted = tempfile::tempdir().unwrap();
     std::fs::write(granted.path().join("visible.txt"), "inside").unwrap();
     let outside = tempfile::tempdir().unwrap();
     let secret = outside.path().join("secret.txt");
     std::fs::write(&secret, "secret").unwrap();
-    let mut sb = hostile(
+    let mut sb = hostile_from(
+        &ferry_tests::plugin_0_1("test-hostile"),
         Limits::default(),
         vec![Grant {
             host: granted.path().to_path_buf(),
@@ -127,7 +170,7 @@ fn paths_outside_granted_folders_are_denied() {
     );
     // Inside the grant: readable.
     let ok = sb
-        .apply(&ctx(), &doc("HOSTILE:open:/data/visible.txt"))
+        .apply1(&ctx(), &doc("HOSTILE:open:/data/visible.txt"))
         .unwrap();
     assert_eq!(ok.content, "inside");
     // The host path of another folder, and escapes from the grant: denied.
@@ -137,7 +180,7 @@ fn paths_outside_granted_folders_are_denied() {
         "/etc/passwd".to_string(),
     ] {
         let e = sb
-            .apply(&ctx(), &doc(&format!("HOSTILE:open:{path}")))
+            .apply1(&ctx(), &doc(&format!("HOSTILE:open:{path}")))
             .unwrap_err();
         assert_eq!(e.kind, FailureKind::Failed, "{e}");
         assert!(e.message.contains(&format!("open {path}")), "{e}");
@@ -148,11 +191,11 @@ fn paths_outside_granted_folders_are_denied() {
 #[test]
 fn rejected_and_failed_are_told_apart_and_keep_the_instance() {
     let mut sb = hostile(Limits::default(), vec![]);
-    let e = sb.apply(&ctx(), &doc("HOSTILE:reject")).unwrap_err();
+    let e = sb.apply1(&ctx(), &doc("HOSTILE:reject")).unwrap_err();
     assert_eq!(e.kind, FailureKind::Rejected);
     assert_eq!(e.message, "hostile rejects");
     assert!(sb.is_live(), "a rejection does not poison the instance");
-    let e = sb.apply(&ctx(), &doc("HOSTILE:fail")).unwrap_err();
+    let e = sb.apply1(&ctx(), &doc("HOSTILE:fail")).unwrap_err();
     assert_eq!(e.kind, FailureKind::Failed);
     assert!(sb.is_live());
     assert_recovers(&mut sb);
@@ -221,7 +264,243 @@ fn compile_cache_is_used_on_the_second_load() {
     // And the cached component runs.
     let mut sb = Sandbox::new(p2, Arc::new(SandboxConfig::default()));
     let out = sb
-        .apply(&ctx(), &doc("<x/>"))
+        .apply1(&ctx(), &doc("<x/>"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.content, "<x/>");
+}
+
+// ---- ferry:plugin@0.2: batches ------------------------------------------
+
+fn docs(texts: &[&str]) -> Vec<Document> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Document::new(format!("{i:03}.xml"), *t))
+        .collect()
+}
+
+/// Apply a batch; the outcome of each document: its text, or the kind and
+/// message of its failure.
+fn outcomes(sb: &mut Sandbox, texts: &[&str]) -> Vec<Result<String, (FailureKind, String)>> {
+    let out = sb.apply(&ctx(), docs(texts));
+    assert_eq!(out.len(), texts.len(), "one result per document");
+    out.into_iter()
+        .map(|r| r.map(|d| d.content).map_err(|f| (f.kind, f.to_string())))
+        .collect()
+}
+
+#[test]
+fn a_trap_in_the_middle_of_a_batch_fails_only_its_document() {
+    let mut sb = hostile(
+        Limits {
+            time: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        vec![],
+    );
+    for (marker, kind) in [
+        ("HOSTILE:panic", FailureKind::Panic),
+        ("HOSTILE:loop", FailureKind::Timeout),
+        ("HOSTILE:alloc", FailureKind::OutOfMemory),
+        ("HOSTILE:recurse", FailureKind::StackOverflow),
+    ] {
+        let bad = format!("<bad>{marker}</bad>");
+        let texts = [
+            "<a/>",
+            "<b/>",
+            bad.as_str(),
+            "<d>HOSTILE:reject</d>",
+            "<e/>",
+        ];
+        let got = outcomes(&mut sb, &texts);
+        assert_eq!(got[0], Ok("<a/>".to_string()), "{marker}");
+        assert_eq!(got[1], Ok("<b/>".to_string()), "{marker}");
+        let (k, text) = got[2].clone().unwrap_err();
+        // A Rust guest's stack overflow may surface as its shadow stack
+        // running out of bounds (see deep_recursion_overflows_the_stack).
+        let same = k == kind || (kind == FailureKind::StackOverflow && k == FailureKind::Trap);
+        assert!(same, "{marker}: {k:?}: {text}");
+        assert!(text.contains("test-hostile (sha256:"), "{text}");
+        if kind == FailureKind::Panic {
+            assert!(
+                text.contains("hostile panic: the document asked for it"),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            got[3].clone().unwrap_err().0,
+            FailureKind::Rejected,
+            "{marker}"
+        );
+        assert_eq!(got[4], Ok("<e/>".to_string()), "{marker}");
+    }
+    assert_recovers(&mut sb);
+}
+
+#[test]
+fn a_result_count_that_is_not_the_batch_length_is_a_clear_error_on_that_document() {
+    let mut sb = hostile(Limits::default(), vec![]);
+    for marker in ["HOSTILE:fewer", "HOSTILE:more"] {
+        let bad = format!("<bad>{marker}</bad>");
+        let got = outcomes(&mut sb, &["<a/>", bad.as_str(), "<c/>"]);
+        assert_eq!(got[0], Ok("<a/>".to_string()));
+        assert_eq!(got[2], Ok("<c/>".to_string()));
+        let (kind, text) = got[1].clone().unwrap_err();
+        assert_eq!(kind, FailureKind::Contract, "{text}");
+        assert!(
+            text.contains("for a batch of 1; the contract is one result per item"),
+            "{text}"
+        );
+    }
+    assert_recovers(&mut sb);
+}
+
+#[test]
+fn huge_output_reaches_the_quota_on_its_document_only() {
+    let mut sb = hostile(Limits::default(), vec![]);
+    let got = outcomes(&mut sb, &["<a/>", "<b>HOSTILE:huge</b>"]);
+    assert_eq!(got[0], Ok("<a/>".to_string()));
+    let (kind, text) = got[1].clone().unwrap_err();
+    assert_eq!(kind, FailureKind::Quota, "{text}");
+    assert!(text.contains("max_response_mb"), "{text}");
+    assert_recovers(&mut sb);
+}
+
+#[test]
+fn edits_are_applied_by_the_host_and_configuration_is_given_once() {
+    let rt = runtime();
+    let vm = rt.load(&ferry_tests::plugin("value-map")).unwrap();
+    let mut sb = Sandbox::new(
+        vm,
+        Arc::new(SandboxConfig {
+            port: "test-port".into(),
+            config: vec![
+                ("elements".into(), "ItemId".into()),
+                ("map.EXT-1".into(), "1000".into()),
+                ("strict".into(), "true".into()),
+            ],
+            ..SandboxConfig::default()
+        }),
+    );
+    let env = |item: &str| {
+        format!(
+            "<Envelope><Header><Action>a</Action></Header><Body><MessageParts><O>\
+             <ItemId>{item}</ItemId></O></MessageParts></Body></Envelope>"
+        )
+    };
+    let (one, two) = (env("EXT-1"), env("EXT-9"));
+    let got = outcomes(&mut sb, &[&one, &two, "not xml"]);
+    assert_eq!(got[0], Ok(env("1000")));
+    let (kind, text) = got[1].clone().unwrap_err();
+    assert_eq!(kind, FailureKind::Rejected);
+    assert!(
+        text.contains("value EXT-9 of element ItemId has no mapping"),
+        "{text}"
+    );
+    assert_eq!(got[2].clone().unwrap_err().0, FailureKind::Rejected);
+
+    // A configuration the plugin refuses at init fails the call's
+    // documents with its reason, and the instance is not kept.
+    let vm = rt.load(&ferry_tests::plugin("value-map")).unwrap();
+    let mut bad = Sandbox::new(vm, Arc::new(SandboxConfig::default()));
+    let got = outcomes(&mut bad, &[&one, &one]);
+    for g in got {
+        let (kind, text) = g.unwrap_err();
+        assert_eq!(kind, FailureKind::Failed);
+        assert!(text.contains("nothing to map"), "{text}");
+    }
+    assert!(!bad.is_live());
+}
+
+#[test]
+fn a_0_1_plugin_runs_through_the_adapter_layer() {
+    let rt = runtime();
+    let vm = rt.load(&ferry_tests::plugin_0_1("value-map")).unwrap();
+    assert_eq!(vm.contract(), ferry::runtime::Contract::Legacy);
+    assert_eq!(vm.contract_version(), "0.1.0");
+    let mut sb = Sandbox::new(
+        vm,
+        Arc::new(SandboxConfig {
+            port: "test-port".into(),
+            config: vec![
+                ("elements".into(), "ItemId".into()),
+                ("map.EXT-1".into(), "1000".into()),
+            ],
+            ..SandboxConfig::default()
+        }),
+    );
+    let got = outcomes(
+        &mut sb,
+        &[
+            "<O><ItemId>EXT-1</ItemId></O>",
+            "<O><ItemId>EXT-2</ItemId></O>",
+        ],
+    );
+    assert_eq!(got[0], Ok("<O><ItemId>1000</ItemId></O>".to_string()));
+    assert_eq!(got[1], Ok("<O><ItemId>EXT-2</ItemId></O>".to_string()));
+
+    // Its traps land on their own document too.
+    let mut sb = hostile_from(
+        &ferry_tests::plugin_0_1("test-hostile"),
+        Limits::default(),
+        vec![],
+    );
+    let got = outcomes(&mut sb, &["<a/>", "<b>HOSTILE:panic</b>", "<c/>"]);
+    assert_eq!(got[0], Ok("<a/>".to_string()));
+    assert_eq!(got[1].clone().unwrap_err().0, FailureKind::Panic);
+    assert_eq!(got[2], Ok("<c/>".to_string()));
+}
+
+#[test]
+fn services_answer_a_batch_one_result_per_request_in_both_contracts() {
+    use ferry::runtime::{ServiceHeader, ServiceRequest};
+    let rt = runtime();
+    let req = |body: &str| ServiceRequest {
+        header: ServiceHeader {
+            message_id: "m1".into(),
+            action: "urn:x/SalesOrderService/create".into(),
+            company: None,
+            logon_as_user: None,
+            conversation_id: None,
+            partition_key: None,
+        },
+        body: body.into(),
+    };
+    let order = "<SalesOrder><SalesTable><CustAccount>C1</CustAccount></SalesTable></SalesOrder>";
+    let reqs = [req(order), req("<CustTable/>"), req(order)];
+    let sctx = Context {
+        stage: Stage::Service,
+        ..ctx()
+    };
+    for file in [
+        ferry_tests::plugin("sales-order-service"),
+        ferry_tests::plugin_0_1("sales-order-service"),
+    ] {
+        let plugin = rt.load(&file).unwrap();
+        let setup = |forward: &str| {
+            Arc::new(SandboxConfig {
+                port: "test-port".into(),
+                config: vec![("forward_port".into(), forward.into())],
+                outbound_ports: Arc::new(["copies".to_string()].into()),
+                ..SandboxConfig::default()
+            })
+        };
+        let mut sb = Sandbox::new(plugin.clone(), setup("copies"));
+        let got = sb.invoke(&sctx, &reqs);
+        assert_eq!(got.len(), 3);
+        for i in [0, 2] {
+            let (bodies, sent) = got[i].as_ref().unwrap_or_else(|e| panic!("{e}"));
+            assert!(bodies.as_ref().unwrap()[0].contains("SO-C1-"), "{bodies:?}");
+            assert_eq!(sent.len(), 1, "the forwarded copy of request {i}");
+            assert_eq!(sent[0].port, "copies");
+        }
+        let e = got[1].as_ref().unwrap_err();
+        assert_eq!(e.kind, FailureKind::Rejected, "{e}");
+        // A document for a port that is not configured rejects its request.
+        let mut sb = Sandbox::new(plugin, setup("nowhere"));
+        let got = sb.invoke(&sctx, &reqs[..1]);
+        let e = got[0].as_ref().unwrap_err();
+        assert_eq!(e.kind, FailureKind::Rejected, "{e}");
+        assert!(e.message.contains("nowhere"), "{e}");
+    }
 }

@@ -190,9 +190,19 @@ fn print_inspection(file: &Path, i: &Inspection) {
     println!(
         "world:   {}",
         i.world
-            .map_or("none (not a Ferry plugin)".to_string(), |w| format!(
-                "{w} (ferry:plugin@0.1.0)"
-            ))
+            .map_or("none (not a Ferry plugin)".to_string(), |w| {
+                match i.contract {
+                    Some(v) if v == crate::runtime::contract::version() => {
+                        format!("{w} (ferry:plugin@{v})")
+                    }
+                    Some(v) => format!(
+                        "{w} (ferry:plugin@{v}, run through the adapter layer: rebuild against \
+                         ferry:plugin@{} for batches)",
+                        crate::runtime::contract::version()
+                    ),
+                    None => format!("{w} (ferry:plugin@?)"),
+                }
+            })
     );
     if !i.exports.is_empty() {
         println!("exports:");
@@ -258,7 +268,7 @@ fn list(runtime: &Runtime, dir: &Path) -> anyhow::Result<ExitCode> {
 // ---- plugin new -------------------------------------------------------------
 
 /// Ferry's WIT contract, written into every new project.
-const WIT: &str = include_str!("../../../wit/ferry.wit");
+const WIT: &str = crate::runtime::contract::WIT;
 const README: &str = include_str!("../../templates/README.md");
 
 /// (path in the project, template) for a language and world.

@@ -1,14 +1,24 @@
-//! Host-side bindings of the WIT package `ferry:plugin` (`wit/ferry.wit`),
-//! generated once here for the three worlds. The `types` and `host`
-//! interfaces are generated in [`rule`] and shared by the other worlds.
+//! Host-side bindings of the WIT package `ferry:plugin`, generated once here:
+//! the contract this host implements (`wit/ferry.wit`: [`rule`], [`adapter`],
+//! [`service`]; the `types` and `host` interfaces are generated in [`rule`]
+//! and shared by the other worlds) and the older contract its adapter layer
+//! serves (`wit/legacy/0.1.0/ferry.wit`: [`v01`]).
 
-/// The `rule` world: transforms, pipeline components, value substitution.
+/// The `rule-plugin` world: transforms, pipeline components, value
+/// substitution, data policies.
 pub mod rule {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "rule-plugin",
-        // A plugin that logs past its quota is stopped from inside `log`.
-        imports: { "ferry:plugin/host.log": trappable },
+        // A plugin that logs or edits past its quota is stopped from inside
+        // the host function.
+        imports: {
+            "ferry:plugin/host.log": trappable,
+            "ferry:plugin/documents": trappable,
+        },
+        with: {
+            "ferry:plugin/documents.document": crate::runtime::document::DocRef,
+        },
     });
 }
 
@@ -17,6 +27,8 @@ pub mod adapter {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "adapter",
+        // A read past the receive quota is stopped from inside `read`.
+        imports: { "ferry:plugin/files.read": trappable },
         with: {
             "ferry:plugin/types": super::rule::ferry::plugin::types,
             "ferry:plugin/host": super::rule::ferry::plugin::host,
@@ -24,13 +36,11 @@ pub mod adapter {
     });
 }
 
-/// The `service` world: document services dispatched by `Action`.
+/// The `service-plugin` world: document services dispatched by `Action`.
 pub mod service {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "service-plugin",
-        // A service that sends past its quota is stopped from inside `send`.
-        imports: { "ferry:plugin/send-api.send": trappable },
         with: {
             "ferry:plugin/types": super::rule::ferry::plugin::types,
             "ferry:plugin/host": super::rule::ferry::plugin::host,
@@ -38,6 +48,44 @@ pub mod service {
     });
 }
 
+/// The 0.1 contract, for the adapter layer that runs plugins built against
+/// it (`runtime/legacy.rs`).
+pub mod v01 {
+    /// The 0.1 `rule-plugin` world.
+    pub mod rule {
+        wasmtime::component::bindgen!({
+            path: "../wit/legacy/0.1.0",
+            world: "rule-plugin",
+            imports: { "ferry:plugin/host.log": trappable },
+        });
+    }
+
+    /// The 0.1 `adapter` world.
+    pub mod adapter {
+        wasmtime::component::bindgen!({
+            path: "../wit/legacy/0.1.0",
+            world: "adapter",
+            with: {
+                "ferry:plugin/types": super::rule::ferry::plugin::types,
+                "ferry:plugin/host": super::rule::ferry::plugin::host,
+            },
+        });
+    }
+
+    /// The 0.1 `service-plugin` world.
+    pub mod service {
+        wasmtime::component::bindgen!({
+            path: "../wit/legacy/0.1.0",
+            world: "service-plugin",
+            imports: { "ferry:plugin/send-api.send": trappable },
+            with: {
+                "ferry:plugin/types": super::rule::ferry::plugin::types,
+                "ferry:plugin/host": super::rule::ferry::plugin::host,
+            },
+        });
+    }
+}
+
 pub use rule::ferry::plugin::types::{
-    Context, Direction, Document, Level, Message, PluginError, Stage,
+    Configuration, Context, Direction, Level, Message, PluginError, Stage,
 };

@@ -40,7 +40,8 @@ pub enum LoadError {
     #[error(
         "{name} (sha256:{hash}) does not target a Ferry world: it exports [{exports}], \
          but a Ferry plugin exports ferry:plugin/rule, ferry:plugin/service, or \
-         ferry:plugin/receive and ferry:plugin/send (WIT package ferry:plugin@0.1.0)"
+         ferry:plugin/receive and ferry:plugin/send (WIT package ferry:plugin@{})",
+        super::contract::version()
     )]
     WrongWorld {
         /// The plugin's name.
@@ -121,6 +122,9 @@ pub enum FailureKind {
     /// The plugin handed the host more than a quota allows (documents sent,
     /// responses, log records, output, a receive batch).
     Quota,
+    /// The plugin broke the contract: e.g. a result count that is not the
+    /// batch's length.
+    Contract,
 }
 
 impl FailureKind {
@@ -143,6 +147,7 @@ impl FailureKind {
             FailureKind::Trap => "trap",
             FailureKind::Instantiate => "instantiate",
             FailureKind::Quota => "quota",
+            FailureKind::Contract => "contract",
         }
     }
 }
@@ -199,6 +204,7 @@ impl fmt::Display for PluginFailure {
                 FailureKind::Trap => format!("trapped in {}", self.function),
                 FailureKind::Instantiate => "could not be instantiated".to_string(),
                 FailureKind::Quota => format!("reached a quota in {}", self.function),
+                FailureKind::Contract => format!("broke the contract in {}", self.function),
             },
             self.message
         )?;

@@ -9,8 +9,13 @@
 //!   the host does not provide, and keeps an `InstancePre` for it: a
 //!   [`Plugin`].
 //! - A [`Sandbox`] runs one plugin for one port: its own memory cap, time
-//!   limit, granted folders and configuration; the instance is reused across
-//!   calls and replaced by a fresh one after any trap.
+//!   limit, granted folders and configuration; the instance is initialised
+//!   once with its configuration, reused across calls (batches of
+//!   documents, one result per item) and replaced by a fresh one after any
+//!   trap.
+//! - [`contract`]: the version of `ferry:plugin` the host implements, read
+//!   from `wit/ferry.wit`, and the compatibility rule; plugins built against
+//!   0.1 run through an adapter layer (`legacy.rs`).
 //!
 //! Deny by default: a sandbox has no environment variables, no arguments, no
 //! stdin, no sockets, no name lookup, a wall clock stuck at the Unix epoch,
@@ -18,7 +23,12 @@
 
 mod bindings;
 mod cache;
+pub mod contract;
+mod document;
 mod error;
+mod files;
+mod host;
+mod legacy;
 mod output;
 mod plugin;
 mod quota;
@@ -39,11 +49,14 @@ pub use bindings::adapter::exports::ferry::plugin::receive::{Received, Refusal};
 pub use bindings::service::exports::ferry::plugin::service::{
     Fault, Header as ServiceHeader, Request as ServiceRequest, ServiceError,
 };
-pub use bindings::{Context, Direction, Document, Level, Message, PluginError, Stage};
+pub use bindings::{Configuration, Context, Direction, Level, Message, PluginError, Stage};
+pub use contract::Contract;
+pub use document::Document;
 pub use error::{FailureKind, LoadError, PluginFailure};
+pub use files::{FileError, Grants};
 pub use plugin::{Inspection, Plugin, content_hash};
 pub use quota::QuotaExceeded;
-pub use sandbox::{Grant, Sandbox, SandboxConfig, SentDocument};
+pub use sandbox::{Answered, Grant, Sandbox, SandboxConfig, SentDocument};
 
 /// How often the epoch advances; time limits are rounded up to this.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -105,10 +118,15 @@ impl Default for Limits {
 }
 
 /// What a plugin may make the host hold: the memory cap and time limit bound
-/// the guest, these bound what it hands over. Each is per call (one rule
-/// application, one service invocation, one adapter call); reaching one
-/// stops the call like a trap: the message goes to Error with a reason that
-/// names the quota and its port key, and nothing the call emitted is kept.
+/// the guest, these bound what it hands over. Each is per item (one
+/// document of a rule's batch, one request of a service's, one adapter
+/// call): the responses, Send API documents and edited text of each item
+/// are checked on their own; log records may reach the quota times the
+/// items of the call; stderr/stdout output and the time limit are per call.
+/// Reaching one stops the call like a trap (a batch is then run item by
+/// item, so only the item that reaches it fails): the message goes to Error
+/// with a reason that names the quota and its port key, and nothing it
+/// emitted is kept.
 /// Log records are the exception: a record longer than
 /// [`log_record_bytes`](Quotas::log_record_bytes) is cut, and records past
 /// the plugin's [`log_rate`](Quotas::log_rate) are dropped with one line
@@ -188,7 +206,7 @@ pub struct Runtime {
 
 struct Inner {
     engine: Engine,
-    linker: Linker<sandbox::HostState>,
+    linker: Linker<host::HostState>,
     options: RuntimeOptions,
     _ticker: Ticker,
 }
@@ -237,7 +255,7 @@ impl Runtime {
             .context("cannot start the WebAssembly engine")?;
 
         let mut linker = Linker::new(&engine);
-        sandbox::add_to_linker(&mut linker)?;
+        host::add_to_linker(&mut linker)?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -276,7 +294,7 @@ impl Runtime {
         self.inner.options.max_memory
     }
 
-    fn linker(&self) -> &Linker<sandbox::HostState> {
+    fn linker(&self) -> &Linker<host::HostState> {
         &self.inner.linker
     }
 

@@ -8,21 +8,18 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre};
 
-use super::bindings::{adapter::AdapterPre, rule::RulePluginPre, service::ServicePluginPre};
-use super::sandbox::HostState;
+use super::bindings::{adapter::AdapterPre, rule::RulePluginPre, service::ServicePluginPre, v01};
+use super::contract::{self, Contract, PACKAGE};
+use super::host::HostState;
 use super::{LoadError, Runtime, World, cache};
 use crate::options::OptionDecl;
-
-/// WIT package every Ferry export and import belongs to.
-const PACKAGE: &str = "ferry:plugin";
-/// The version of the WIT package this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
 
 /// A loaded, validated plugin, ready to be instantiated in sandboxes.
 pub struct Plugin {
     name: String,
     hash: String,
     world: World,
+    contract: Contract,
     path: Option<PathBuf>,
     loaded_at: SystemTime,
     imports: Vec<String>,
@@ -39,6 +36,9 @@ pub(super) enum PluginPre {
     Rule(RulePluginPre<HostState>),
     Adapter(AdapterPre<HostState>),
     Service(ServicePluginPre<HostState>),
+    Rule01(v01::rule::RulePluginPre<HostState>),
+    Adapter01(v01::adapter::AdapterPre<HostState>),
+    Service01(v01::service::ServicePluginPre<HostState>),
 }
 
 impl std::fmt::Debug for Plugin {
@@ -68,6 +68,16 @@ impl Plugin {
     pub fn world(&self) -> World {
         self.world
     }
+    /// The contract it was built against: the one this host implements,
+    /// or 0.1 (served by the adapter layer).
+    pub fn contract(&self) -> Contract {
+        self.contract
+    }
+    /// The version of `ferry:plugin` it was built against, as the host
+    /// names it (`0.2.0`, or `0.1.0` for the adapter layer).
+    pub fn contract_version(&self) -> &'static str {
+        version_of(self.contract)
+    }
     /// The file it was loaded from, if any.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
@@ -88,6 +98,11 @@ impl Plugin {
     /// are not checked).
     pub fn options(&self) -> Option<&[OptionDecl]> {
         self.options.as_deref()
+    }
+
+    /// The engine it was compiled for.
+    pub(super) fn engine(&self) -> &wasmtime::Engine {
+        self._runtime.engine()
     }
 
     /// Fail with [`LoadError::Mismatch`] unless the plugin targets `world`.
@@ -117,6 +132,9 @@ pub struct Inspection {
     pub size: usize,
     /// The world, if it targets one of Ferry's.
     pub world: Option<World>,
+    /// The contract version it was built against, if it is one this host
+    /// runs.
+    pub contract: Option<&'static str>,
     /// Import names (empty when it did not compile).
     pub imports: Vec<String>,
     /// Export names (empty when it did not compile).
@@ -169,6 +187,14 @@ fn split_version(name: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The version of a contract, as the host names it.
+fn version_of(c: Contract) -> &'static str {
+    match c {
+        Contract::Current => contract::version(),
+        Contract::Legacy => contract::legacy_version(),
+    }
+}
+
 fn world_of(exports: &[String]) -> Option<World> {
     let has = |i: &str| {
         exports
@@ -186,9 +212,34 @@ fn world_of(exports: &[String]) -> Option<World> {
     }
 }
 
+/// The contract of a plugin's `ferry:plugin` exports, by the compatibility
+/// rule (`contract.rs`): all of one contract, or the reason it is refused.
+fn contract_of(exports: &[String]) -> Result<Contract, String> {
+    let mut found: Option<Contract> = None;
+    for e in exports {
+        let (iface, version) = split_version(e);
+        if !iface.starts_with(&format!("{PACKAGE}/")) {
+            continue;
+        }
+        let c = contract::classify(e, version)?;
+        match found {
+            Some(f) if f != c => {
+                return Err(format!(
+                    "it exports interfaces of two versions of {PACKAGE} ({} and {}); build it \
+                     against one",
+                    version_of(f),
+                    version_of(c)
+                ));
+            }
+            _ => found = Some(c),
+        }
+    }
+    found.ok_or_else(|| format!("it exports nothing of {PACKAGE}"))
+}
+
 /// The imports of `world` that the host provides, by interface name without
 /// version; WASI 0.2 interfaces are provided to every world.
-fn provided(world: World, import: &str) -> Result<(), String> {
+fn provided(world: World, contract: Contract, import: &str) -> Result<(), String> {
     let (iface, version) = split_version(import);
     if let Some(rest) = iface.strip_prefix("wasi:") {
         if rest.starts_with("http/") {
@@ -208,17 +259,26 @@ fn provided(world: World, import: &str) -> Result<(), String> {
         };
     }
     let ours = |i: &str| iface == format!("{PACKAGE}/{i}");
-    let allowed = ours("types") || ours("host") || (world == World::Service && ours("send-api"));
+    let allowed = ours("types")
+        || ours("host")
+        || match contract {
+            Contract::Current => {
+                (world == World::Rule && ours("documents"))
+                    || (world == World::Adapter && ours("files"))
+            }
+            Contract::Legacy => world == World::Service && ours("send-api"),
+        };
     if !allowed {
         return Err(format!(
             "it imports {import}, which Ferry does not provide to a {world} plugin"
         ));
     }
-    match version {
-        Some(v) if v.starts_with("0.1.") => Ok(()),
-        _ => Err(format!(
-            "it imports {import}, but this host implements {PACKAGE}@{WIT_VERSION}; \
-             rebuild the plugin against the WIT shipped with this Ferry"
+    match contract::classify(import, version)? {
+        c if c == contract => Ok(()),
+        c => Err(format!(
+            "it imports {import} ({PACKAGE}@{}) but exports {PACKAGE}@{}; build it against one",
+            version_of(c),
+            version_of(contract)
         )),
     }
 }
@@ -264,16 +324,17 @@ impl Runtime {
             hash: short.clone(),
             exports: exports.join(", "),
         })?;
-        let problems: Vec<String> = imports
-            .iter()
-            .filter_map(|i| provided(world, i).err())
-            .collect();
         let imports_error = |reason: String| LoadError::Imports {
             name: name.to_string(),
             hash: short.clone(),
             world,
             reason,
         };
+        let contract = contract_of(&exports).map_err(imports_error)?;
+        let problems: Vec<String> = imports
+            .iter()
+            .filter_map(|i| provided(world, contract, i).err())
+            .collect();
         if !problems.is_empty() {
             return Err(imports_error(problems.join("; ")));
         }
@@ -281,20 +342,43 @@ impl Runtime {
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| imports_error(format!("{e:#}")))?;
-        let typed = match world {
-            World::Rule => RulePluginPre::new(pre).map(PluginPre::Rule),
-            World::Adapter => AdapterPre::new(pre).map(PluginPre::Adapter),
-            World::Service => ServicePluginPre::new(pre).map(PluginPre::Service),
+        let typed = match (contract, world) {
+            (Contract::Current, World::Rule) => RulePluginPre::new(pre).map(PluginPre::Rule),
+            (Contract::Current, World::Adapter) => AdapterPre::new(pre).map(PluginPre::Adapter),
+            (Contract::Current, World::Service) => {
+                ServicePluginPre::new(pre).map(PluginPre::Service)
+            }
+            (Contract::Legacy, World::Rule) => {
+                v01::rule::RulePluginPre::new(pre).map(PluginPre::Rule01)
+            }
+            (Contract::Legacy, World::Adapter) => {
+                v01::adapter::AdapterPre::new(pre).map(PluginPre::Adapter01)
+            }
+            (Contract::Legacy, World::Service) => {
+                v01::service::ServicePluginPre::new(pre).map(PluginPre::Service01)
+            }
         }
         .map_err(|e| {
             imports_error(format!(
-                "its exports do not match {PACKAGE}@{WIT_VERSION}'s {world} world: {e:#}"
+                "its exports do not match {PACKAGE}@{}'s {world} world: {e:#}",
+                version_of(contract)
             ))
         })?;
+        if contract == Contract::Legacy {
+            tracing::info!(
+                plugin = name,
+                hash = %short,
+                "built against {PACKAGE}@{}: runs through the adapter layer, one document per \
+                 call; rebuild it against {PACKAGE}@{} for batches and configuration once",
+                contract::legacy_version(),
+                contract::version()
+            );
+        }
         Ok(Arc::new(Plugin {
             name: name.to_string(),
             hash,
             world,
+            contract,
             path: None,
             loaded_at: SystemTime::now(),
             imports,
@@ -317,6 +401,7 @@ impl Runtime {
                     hash: String::new(),
                     size: 0,
                     world: None,
+                    contract: None,
                     imports: vec![],
                     exports: vec![],
                     options: None,
@@ -333,6 +418,7 @@ impl Runtime {
             hash: hash.clone(),
             size: bytes.len(),
             world: None,
+            contract: None,
             imports: vec![],
             exports: vec![],
             options: crate::options::read(&bytes).ok().flatten(),
@@ -341,6 +427,7 @@ impl Runtime {
         match self.load_bytes(&name, &bytes) {
             Ok(p) => {
                 inspection.world = Some(p.world());
+                inspection.contract = Some(p.contract_version());
                 inspection.imports = p.imports().to_vec();
                 inspection.exports = p.exports().to_vec();
             }
@@ -352,6 +439,7 @@ impl Runtime {
                 {
                     let (i, e) = names(self, &c);
                     inspection.world = world_of(&e);
+                    inspection.contract = contract_of(&e).ok().map(version_of);
                     inspection.imports = i;
                     inspection.exports = e;
                 }

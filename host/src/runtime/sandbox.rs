@@ -1,23 +1,37 @@
 //! A sandbox: one plugin running for one port, with its own memory cap,
-//! time limit, granted folders and configuration. The instance is reused
-//! across calls and replaced by a fresh one after any trap.
+//! time limit, granted folders and configuration. The instance is
+//! initialised once (its world's `init`, the configuration), reused across
+//! calls, and replaced by a fresh one after any trap.
+//!
+//! Rules and services are called with batches, one result per item. A call
+//! that fails as a whole — a trap, the time limit, the memory cap, a quota,
+//! or a result count that is not the batch's length — is run again item by
+//! item on a fresh instance, so only the item that causes it fails, with
+//! the reason; the others get their own results.
+//!
+//! Plugins built against `ferry:plugin@0.1` are served through the same
+//! methods by the adapter layer (`legacy.rs`): one item per call.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{Store, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::bindings::{adapter, rule, service};
+use super::bindings::{adapter, rule, service, v01};
+use super::contract::Contract;
+use super::document::{Batch, DocRef, Document};
+use super::files::Grants;
+use super::host::{self, HostState};
 use super::output::CapturedOutput;
 use super::plugin::PluginPre;
-use super::quota::{self, LogBucket, QuotaExceeded};
+use super::quota::{self, QuotaExceeded};
 use super::{
-    Context, Document, FailureKind, Level, Limits, Message, Plugin, PluginError, PluginFailure,
-    Received, ServiceError, ServiceRequest, TICK, World,
+    Configuration, Context, Direction, FailureKind, Fault, Limits, Message, Plugin, PluginError,
+    PluginFailure, Received, ServiceError, ServiceRequest, TICK, World, legacy,
 };
 
 /// How much of the stderr is attached to an error.
@@ -35,21 +49,37 @@ pub struct Grant {
 }
 
 /// Everything a sandbox is given besides its plugin.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// The port (or service) it serves; tags its log records.
     pub port: String,
-    /// Its configuration, read-only, as the `host.config` import returns it.
+    /// The port's direction (given to the plugin at `init`).
+    pub direction: Direction,
+    /// Its configuration, given once to its world's `init` (0.1 plugins:
+    /// returned by the `host.config` import).
     pub config: Vec<(String, String)>,
     /// Folders it may see. Nothing else of the file system is visible.
     pub grants: Vec<Grant>,
     /// Memory cap and time limit.
     pub limits: Limits,
-    /// Outbound ports a service may address through the Send API.
+    /// Outbound ports a service may send documents to.
     pub outbound_ports: Arc<BTreeSet<String>>,
 }
 
-/// A document a service emitted through the Send API during one call.
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            port: String::new(),
+            direction: Direction::Inbound,
+            config: Vec::new(),
+            grants: Vec::new(),
+            limits: Limits::default(),
+            outbound_ports: Arc::default(),
+        }
+    }
+}
+
+/// A document a service emitted for an outbound port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentDocument {
     /// The outbound port it is for.
@@ -60,187 +90,9 @@ pub struct SentDocument {
     pub body: String,
 }
 
-/// The state of one wasmtime `Store`.
-pub struct HostState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
-    plugin: String,
-    hash: String,
-    setup: Arc<SandboxConfig>,
-    sent: Vec<SentDocument>,
-    /// Bytes of `sent`.
-    sent_bytes: u64,
-    /// Log records written during the current call.
-    logged: u32,
-    /// The plugin's log rate limiter on this port.
-    log_bucket: Arc<Mutex<LogBucket>>,
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl rule::ferry::plugin::types::Host for HostState {}
-
-impl HostState {
-    /// Count a log record the host would write against the call's quota,
-    /// then ask the plugin's rate limiter: `Ok(true)` to write it (after
-    /// reporting the records dropped before it), `Ok(false)` when it is
-    /// dropped, `Err` when the call reached its quota.
-    fn admit_log(&mut self) -> wasmtime::Result<bool> {
-        let q = &self.setup.limits.quotas;
-        self.logged += 1;
-        if self.logged > q.log_records {
-            return Err(QuotaExceeded::new(
-                format_args!("wrote more than {} log records in one call", q.log_records),
-                "max_log_records",
-                q.log_records,
-                &self.setup.port,
-            )
-            .into());
-        }
-        let admitted = self
-            .log_bucket
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .admit(q.log_rate, Instant::now());
-        match admitted {
-            Ok(dropped) => {
-                self.report_dropped(dropped);
-                Ok(true)
-            }
-            Err(()) => Ok(false),
-        }
-    }
-
-    /// The one line that says how many of this plugin's log records the
-    /// rate limiter dropped.
-    fn report_dropped(&self, dropped: u64) {
-        if dropped > 0 {
-            let (plugin, hash, port) = (&self.plugin, &self.hash[..12], &self.setup.port);
-            tracing::warn!(
-                target: "ferry::plugin",
-                plugin, hash, port,
-                "{dropped} log records of this plugin dropped: it logged faster than its rate \
-                 (`log_rate` = {}/s on the port)",
-                self.setup.limits.quotas.log_rate
-            );
-        }
-    }
-}
-
-impl rule::ferry::plugin::host::Host for HostState {
-    fn log(
-        &mut self,
-        level: Level,
-        message: String,
-        fields: Vec<(String, String)>,
-    ) -> wasmtime::Result<()> {
-        // Records filtered out cost nothing more than the call: they are
-        // neither counted nor formatted.
-        macro_rules! emit {
-            ($lvl:expr) => {
-                if tracing::enabled!(target: "ferry::plugin", $lvl) && self.admit_log()? {
-                    let max = self.setup.limits.quotas.log_record_bytes;
-                    let fields = fields
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    let fields = quota::cut(&fields, max.saturating_sub(message.len().min(max)));
-                    let message = quota::cut(&message, max);
-                    let (plugin, hash, port) = (&self.plugin, &self.hash[..12], &self.setup.port);
-                    tracing::event!(target: "ferry::plugin", $lvl, plugin, hash, port, %fields, "{message}")
-                }
-            };
-        }
-        match level {
-            Level::Trace => emit!(tracing::Level::TRACE),
-            Level::Debug => emit!(tracing::Level::DEBUG),
-            Level::Info => emit!(tracing::Level::INFO),
-            Level::Warn => emit!(tracing::Level::WARN),
-            Level::Error => emit!(tracing::Level::ERROR),
-        }
-        Ok(())
-    }
-
-    fn config(&mut self) -> Vec<(String, String)> {
-        self.setup.config.clone()
-    }
-
-    fn config_get(&mut self, key: String) -> Option<String> {
-        self.setup
-            .config
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.clone())
-    }
-}
-
-impl service::ferry::plugin::send_api::Host for HostState {
-    fn send(
-        &mut self,
-        port: String,
-        action: String,
-        body: String,
-    ) -> wasmtime::Result<Result<(), PluginError>> {
-        let q = &self.setup.limits.quotas;
-        if self.sent.len() >= q.sent_documents as usize {
-            return Err(QuotaExceeded::new(
-                format_args!(
-                    "sent more than {} documents through the Send API in one call",
-                    q.sent_documents
-                ),
-                "max_sent_documents",
-                q.sent_documents,
-                &self.setup.port,
-            )
-            .into());
-        }
-        let bytes = (port.len() + action.len() + body.len()) as u64;
-        if self.sent_bytes + bytes > q.sent_bytes {
-            return Err(QuotaExceeded::new(
-                format_args!(
-                    "sent more than {} MiB through the Send API in one call",
-                    q.sent_bytes >> 20
-                ),
-                "max_sent_mb",
-                q.sent_bytes >> 20,
-                &self.setup.port,
-            )
-            .into());
-        }
-        if !self.setup.outbound_ports.contains(&port) {
-            return Ok(Err(PluginError::Rejected(format!(
-                "no outbound port named {port:?} is configured (known: {})",
-                self.setup
-                    .outbound_ports
-                    .iter()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))));
-        }
-        self.sent_bytes += bytes;
-        self.sent.push(SentDocument { port, action, body });
-        Ok(Ok(()))
-    }
-}
-
-/// Link WASI 0.2 and Ferry's host interfaces into `linker`.
-pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
-    rule::ferry::plugin::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    rule::ferry::plugin::host::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    service::ferry::plugin::send_api::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    Ok(())
-}
+/// What a service answered one request with: its response bodies (or the
+/// fault it answered with), and the documents it sends.
+pub type Answered = (Result<Vec<String>, Fault>, Vec<SentDocument>);
 
 /// A wall clock stuck at the Unix epoch: plugins see no real time.
 struct EpochClock;
@@ -258,6 +110,9 @@ enum Bindings {
     Rule(rule::RulePlugin),
     Adapter(adapter::Adapter),
     Service(service::ServicePlugin),
+    Rule01(v01::rule::RulePlugin),
+    Adapter01(v01::adapter::Adapter),
+    Service01(v01::service::ServicePlugin),
 }
 
 struct Live {
@@ -271,6 +126,8 @@ pub struct Sandbox {
     plugin: Arc<Plugin>,
     setup: Arc<SandboxConfig>,
     live: Option<Live>,
+    /// The documents of a rule call whose instance was discarded.
+    salvaged: Option<Batch>,
 }
 
 impl Sandbox {
@@ -281,6 +138,7 @@ impl Sandbox {
             plugin,
             setup,
             live: None,
+            salvaged: None,
         }
     }
 
@@ -289,13 +147,20 @@ impl Sandbox {
         &self.plugin
     }
 
-    /// Instantiate now rather than at the first call: a trial a new
-    /// version must pass before it goes live (hot loading).
+    /// Instantiate (and initialise) now rather than at the first call: a
+    /// trial a new version must pass before it goes live (hot loading).
     pub fn warm_up(&mut self) -> Result<(), PluginFailure> {
         if self.live.is_none() {
             self.live = Some(self.instantiate()?);
         }
         Ok(())
+    }
+
+    /// Instantiate without `init` and discard the instance: whether the
+    /// plugin can start at all within this sandbox's limits (the trial of a
+    /// new version, before its configuration is given).
+    pub fn try_start(&mut self) -> Result<(), PluginFailure> {
+        self.start(false).map(drop)
     }
 
     /// Whether an instance is alive (false before the first call and after
@@ -316,13 +181,41 @@ impl Sandbox {
         }
     }
 
+    /// The failure of one item the plugin answered with an error.
+    fn item_failure(&self, function: &'static str, e: PluginError) -> PluginFailure {
+        let (kind, message) = match e {
+            PluginError::Rejected(m) => (FailureKind::Rejected, m),
+            PluginError::Failed(m) => (FailureKind::Failed, m),
+        };
+        let mut f = self.failure(function, kind, message);
+        f.stderr = self
+            .live
+            .as_ref()
+            .map(|l| shown(&l.stderr.text()))
+            .unwrap_or_default();
+        f
+    }
+
     fn instantiate(&self) -> Result<Live, PluginFailure> {
-        let fail = |stderr: &CapturedOutput, e: wasmtime::Error| {
-            let mut f = self.failure("instantiate", FailureKind::Instantiate, format!("{e:#}"));
-            f.stderr = shown(&stderr.text());
-            if let Some(kind) = trap_kind(&e, &f.stderr) {
-                f.message = format!("{} ({kind})", f.message);
-            }
+        self.start(true)
+    }
+
+    /// A new instance, initialised with the configuration when `init`.
+    fn start(&self, init: bool) -> Result<Live, PluginFailure> {
+        let fail = |function: &'static str, stderr: &CapturedOutput, e: wasmtime::Error| {
+            let said = shown(&stderr.text());
+            let kind = trap_kind(&e, &said);
+            let mut f = match (function, kind) {
+                ("init", Some(kind)) => self.failure("init", kind, describe(kind, &e, &self.setup)),
+                _ => {
+                    let mut f = self.failure(function, FailureKind::Instantiate, format!("{e:#}"));
+                    if let Some(kind) = kind {
+                        f.message = format!("{} ({kind})", f.message);
+                    }
+                    f
+                }
+            };
+            f.stderr = said;
             f
         };
         let stderr = CapturedOutput::new(self.setup.limits.quotas.output_bytes);
@@ -334,25 +227,38 @@ impl Sandbox {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        for g in &self.setup.grants {
-            let perms = if g.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            wasi.preopened_dir(&g.host, &g.guest, perms).map_err(|e| {
-                self.failure(
-                    "instantiate",
-                    FailureKind::Instantiate,
-                    format!("cannot open granted folder {}: {e:#}", g.host.display()),
-                )
-            })?;
-        }
+        let cannot_open = |g: &Grant, e: &dyn std::fmt::Display| {
+            self.failure(
+                "instantiate",
+                FailureKind::Instantiate,
+                format!("cannot open granted folder {}: {e}", g.host.display()),
+            )
+        };
+        // A 0.2 adapter reaches its folders through `files`; a 0.1 adapter
+        // through WASI.
+        let grants = if self.plugin.contract() == Contract::Current {
+            Grants::open(&self.setup.grants).map_err(|e| {
+                let g = self.setup.grants.first().expect("a grant failed to open");
+                cannot_open(g, &e)
+            })?
+        } else {
+            for g in &self.setup.grants {
+                let perms = if g.writable {
+                    FsPerms::ReadWrite
+                } else {
+                    FsPerms::ReadOnly
+                };
+                wasi.preopened_dir(&g.host, &g.guest, perms)
+                    .map_err(|e| cannot_open(g, &e))?;
+            }
+            Grants::default()
+        };
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.setup.limits.memory as usize)
             .trap_on_grow_failure(true)
             .instances(64)
             .build();
+        let q = self.setup.limits.quotas;
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -363,13 +269,12 @@ impl Sandbox {
             sent: Vec::new(),
             sent_bytes: 0,
             logged: 0,
-            log_bucket: quota::log_bucket(
-                &self.setup.port,
-                self.plugin.name(),
-                self.setup.limits.quotas.log_rate,
-            ),
+            log_allowance: q.log_records,
+            log_bucket: quota::log_bucket(&self.setup.port, self.plugin.name(), q.log_rate),
+            batch: Batch::default(),
+            grants,
         };
-        let mut store = Store::new(self.plugin_engine(), state);
+        let mut store = Store::new(self.plugin.engine(), state);
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(ticks(self.setup.limits.time));
@@ -377,8 +282,40 @@ impl Sandbox {
             PluginPre::Rule(p) => p.instantiate(&mut store).map(Bindings::Rule),
             PluginPre::Adapter(p) => p.instantiate(&mut store).map(Bindings::Adapter),
             PluginPre::Service(p) => p.instantiate(&mut store).map(Bindings::Service),
+            PluginPre::Rule01(p) => p.instantiate(&mut store).map(Bindings::Rule01),
+            PluginPre::Adapter01(p) => p.instantiate(&mut store).map(Bindings::Adapter01),
+            PluginPre::Service01(p) => p.instantiate(&mut store).map(Bindings::Service01),
         }
-        .map_err(|e| fail(&stderr, e))?;
+        .map_err(|e| fail("instantiate", &stderr, e))?;
+
+        // The configuration, once per instance.
+        let config = Configuration {
+            port: self.setup.port.clone(),
+            direction: self.setup.direction,
+            options: self.setup.config.clone(),
+            log_level: host::log_level(),
+            outbound_ports: self.setup.outbound_ports.iter().cloned().collect(),
+        };
+        let init = match &bindings {
+            _ if !init => None,
+            Bindings::Rule(b) => Some(b.call_init(&mut store, &config)),
+            Bindings::Adapter(b) => Some(b.call_init(&mut store, &config)),
+            Bindings::Service(b) => Some(b.call_init(&mut store, &config)),
+            _ => None,
+        };
+        match init {
+            None | Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(e))) => {
+                let (kind, reason) = match e {
+                    PluginError::Rejected(m) => (FailureKind::Rejected, m),
+                    PluginError::Failed(m) => (FailureKind::Failed, m),
+                };
+                let mut f = self.failure("init", kind, format!("its configuration: {reason}"));
+                f.stderr = shown(&stderr.text());
+                return Err(f);
+            }
+            Some(Err(e)) => return Err(fail("init", &stderr, e)),
+        }
         Ok(Live {
             store,
             bindings,
@@ -386,19 +323,14 @@ impl Sandbox {
         })
     }
 
-    fn plugin_engine(&self) -> &wasmtime::Engine {
-        match &self.plugin.pre {
-            PluginPre::Rule(p) => p.engine(),
-            PluginPre::Adapter(p) => p.engine(),
-            PluginPre::Service(p) => p.engine(),
-        }
-    }
-
     /// Run one call on the live instance (instantiating it first if needed).
-    /// A trap discards the instance; a guest-reported error keeps it.
+    /// `items`: how many items the call carries (the log quota is per
+    /// item). A trap discards the instance (keeping a rule call's documents
+    /// in `salvaged`); a guest-reported error keeps it.
     fn call<R>(
         &mut self,
         function: &'static str,
+        items: usize,
         f: impl FnOnce(&mut Store<HostState>, &Bindings) -> wasmtime::Result<Result<R, PluginError>>,
     ) -> Result<R, PluginFailure> {
         let output_quota = self.setup.limits.quotas.output_bytes;
@@ -412,6 +344,12 @@ impl Sandbox {
         state.sent.clear();
         state.sent_bytes = 0;
         state.logged = 0;
+        state.log_allowance = state
+            .setup
+            .limits
+            .quotas
+            .log_records
+            .saturating_mul(items.max(1) as u32);
         let outcome = f(&mut live.store, &live.bindings);
         let said = || shown(&live.stderr.text());
         {
@@ -425,6 +363,10 @@ impl Sandbox {
                 .unwrap_or_else(|e| e.into_inner())
                 .report_due(rate, Instant::now());
             state.report_dropped(n);
+        }
+        let poisoned = live.stderr.exceeded() || outcome.is_err();
+        if poisoned {
+            self.salvaged = Some(std::mem::take(&mut live.store.data_mut().batch));
         }
         if live.stderr.exceeded() {
             // The write past the quota trapped; the instance is poisoned.
@@ -455,13 +397,10 @@ impl Sandbox {
                 Ok(r)
             }
             Ok(Err(e)) => {
-                let (kind, message) = match e {
-                    PluginError::Rejected(m) => (FailureKind::Rejected, m),
-                    PluginError::Failed(m) => (FailureKind::Failed, m),
-                };
-                let mut failure = self.failure(function, kind, message);
-                failure.stderr = said();
+                let stderr = said();
                 self.live = Some(live);
+                let mut failure = self.item_failure(function, e);
+                failure.stderr = stderr;
                 Err(failure)
             }
             Err(e) => {
@@ -486,6 +425,23 @@ impl Sandbox {
         f
     }
 
+    /// A call answered with a result count that is not the batch's length:
+    /// the instance is discarded (the plugin is not doing what the contract
+    /// says) and the failure names both counts.
+    fn count_failure(&mut self, function: &'static str, got: usize, items: usize) -> PluginFailure {
+        if let Some(mut live) = self.live.take() {
+            self.salvaged = Some(std::mem::take(&mut live.store.data_mut().batch));
+        }
+        self.failure(
+            function,
+            FailureKind::Contract,
+            format!(
+                "returned {got} results for a batch of {items}; the contract is one result per \
+                 item, in order"
+            ),
+        )
+    }
+
     fn world_mismatch(&self, function: &'static str) -> PluginFailure {
         self.failure(
             function,
@@ -497,116 +453,361 @@ impl Sandbox {
         )
     }
 
-    /// `rule.apply`.
-    pub fn apply(&mut self, ctx: &Context, doc: &Document) -> Result<Document, PluginFailure> {
+    /// Whether a failure of a whole call is worth running each item alone:
+    /// not when the plugin cannot even start.
+    fn retry_alone(f: &PluginFailure) -> bool {
+        !matches!(f.function, "instantiate" | "init")
+    }
+
+    fn warn_retry(&self, function: &str, items: usize, f: &PluginFailure) {
+        tracing::warn!(
+            plugin = %self.plugin.name(),
+            hash = %self.plugin.short_hash(),
+            port = %self.setup.port,
+            "a batch of {items} failed as a whole in {function} ({}); running each item alone \
+             on a fresh instance",
+            f.kind
+        );
+    }
+
+    // ---- rules ---------------------------------------------------------
+
+    /// `rule.apply` over a batch: one result per document, in order — the
+    /// document as the rule passes it on, or why it did not.
+    pub fn apply(
+        &mut self,
+        ctx: &Context,
+        docs: Vec<Document>,
+    ) -> Vec<Result<Document, PluginFailure>> {
         if self.plugin.world() != World::Rule {
-            return Err(self.world_mismatch("apply"));
+            let f = self.world_mismatch("apply");
+            return docs.iter().map(|_| Err(f.clone())).collect();
         }
-        self.call("apply", |store, b| match b {
-            Bindings::Rule(r) => r.ferry_plugin_rule().call_apply(store, ctx, doc),
-            _ => unreachable!("world checked above"),
+        if self.plugin.contract() == Contract::Legacy {
+            return docs.into_iter().map(|d| self.apply_01(ctx, d)).collect();
+        }
+        let n = docs.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        match self.apply_once(ctx, docs) {
+            Ok(results) => results,
+            Err((f, docs)) if n > 1 && Self::retry_alone(&f) => {
+                self.warn_retry("apply", n, &f);
+                docs.into_iter()
+                    .map(|d| match self.apply_once(ctx, vec![d]) {
+                        Ok(mut r) => r.pop().expect("one result for one document"),
+                        Err((f, _)) => Err(f),
+                    })
+                    .collect()
+            }
+            Err((f, _)) => (0..n).map(|_| Err(f.clone())).collect(),
+        }
+    }
+
+    /// One `rule.apply` call; on a failure of the whole call, the failure
+    /// and the documents (as handed over) for a retry.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    fn apply_once(
+        &mut self,
+        ctx: &Context,
+        docs: Vec<Document>,
+    ) -> Result<Vec<Result<Document, PluginFailure>>, (PluginFailure, Vec<Document>)> {
+        let n = docs.len();
+        if self.live.is_none() {
+            match self.instantiate() {
+                Ok(l) => self.live = Some(l),
+                Err(f) => return Err((f, docs)),
+            }
+        }
+        let live = self.live.as_mut().expect("instantiated above");
+        live.store.data_mut().batch = Batch::new(docs);
+        let handles: Vec<Resource<DocRef>> = (0..n).map(|i| Resource::new_own(i as u32)).collect();
+        let outcome = self.call("apply", n, |store, b| match b {
+            Bindings::Rule(r) => r
+                .ferry_plugin_rule()
+                .call_apply(store, ctx, &handles)
+                .map(Ok),
+            _ => unreachable!("world and contract checked above"),
+        });
+        let results = match outcome {
+            Ok(r) => r,
+            Err(f) => return Err((f, self.take_salvaged())),
+        };
+        if results.len() != n {
+            let f = self.count_failure("apply", results.len(), n);
+            return Err((f, self.take_salvaged()));
+        }
+        let batch = match &mut self.live {
+            Some(l) => std::mem::take(&mut l.store.data_mut().batch),
+            None => Batch::default(),
+        };
+        Ok(results
+            .into_iter()
+            .zip(batch.into_entries())
+            .map(|(r, entry)| match r {
+                Ok(()) => entry.finish().map_err(|m| {
+                    self.failure("apply", FailureKind::Failed, format!("its edits: {m}"))
+                }),
+                Err(e) => Err(self.item_failure("apply", e)),
+            })
+            .collect())
+    }
+
+    fn take_salvaged(&mut self) -> Vec<Document> {
+        self.salvaged
+            .take()
+            .map(|b| {
+                b.into_entries()
+                    .into_iter()
+                    .map(|e| e.into_original())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A 0.1 rule: one document per call.
+    fn apply_01(&mut self, ctx: &Context, doc: Document) -> Result<Document, PluginFailure> {
+        use v01::rule::ferry::plugin::types as t01;
+        let ctx = legacy::context(ctx);
+        let doc = t01::Document {
+            name: doc.name,
+            content: doc.content,
+        };
+        self.call("apply", 1, |store, b| match b {
+            Bindings::Rule01(r) => Ok(r
+                .ferry_plugin_rule()
+                .call_apply(store, &ctx, &doc)?
+                .map(|d| Document {
+                    name: d.name,
+                    content: d.content,
+                })
+                .map_err(legacy::error)),
+            _ => unreachable!("world and contract checked above"),
         })
     }
 
-    /// `service.invoke`: the response bodies and the documents the service
-    /// sent through the Send API, or the fault it answered with.
-    #[allow(clippy::type_complexity)]
+    // ---- services ------------------------------------------------------
+
+    /// `service.invoke` over a batch: one result per request, in order —
+    /// the response bodies (or the fault it answered with) and the
+    /// documents it sends, or why it did not answer.
     pub fn invoke(
         &mut self,
         ctx: &Context,
-        req: &ServiceRequest,
-    ) -> Result<(Result<Vec<String>, super::Fault>, Vec<SentDocument>), PluginFailure> {
+        reqs: &[ServiceRequest],
+    ) -> Vec<Result<Answered, PluginFailure>> {
         if self.plugin.world() != World::Service {
-            return Err(self.world_mismatch("invoke"));
+            let f = self.world_mismatch("invoke");
+            return reqs.iter().map(|_| Err(f.clone())).collect();
         }
-        let result = self.call("invoke", |store, b| match b {
-            Bindings::Service(s) => Ok(
+        if self.plugin.contract() == Contract::Legacy {
+            return reqs.iter().map(|r| self.invoke_01(ctx, r)).collect();
+        }
+        let n = reqs.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        match self.invoke_once(ctx, reqs) {
+            Ok(results) => results,
+            Err(f) if n > 1 && Self::retry_alone(&f) => {
+                self.warn_retry("invoke", n, &f);
+                reqs.chunks(1)
+                    .map(|one| match self.invoke_once(ctx, one) {
+                        Ok(mut r) => r.pop().expect("one result for one request"),
+                        Err(f) => Err(f),
+                    })
+                    .collect()
+            }
+            Err(f) => (0..n).map(|_| Err(f.clone())).collect(),
+        }
+    }
+
+    fn invoke_once(
+        &mut self,
+        ctx: &Context,
+        reqs: &[ServiceRequest],
+    ) -> Result<Vec<Result<Answered, PluginFailure>>, PluginFailure> {
+        let n = reqs.len();
+        let results = self.call("invoke", n, |store, b| match b {
+            Bindings::Service(s) => s
+                .ferry_plugin_service()
+                .call_invoke(store, ctx, reqs)
+                .map(Ok),
+            _ => unreachable!("world and contract checked above"),
+        })?;
+        if results.len() != n {
+            return Err(self.count_failure("invoke", results.len(), n));
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
+                Ok(answer) => self.check_answer(
+                    answer.responses,
+                    answer
+                        .send
+                        .into_iter()
+                        .map(|o| SentDocument {
+                            port: o.port,
+                            action: o.action,
+                            body: o.body,
+                        })
+                        .collect(),
+                ),
+                Err(ServiceError::Fault(f)) => Ok((Err(f), Vec::new())),
+                Err(ServiceError::Plugin(e)) => Err(self.item_failure("invoke", e)),
+            })
+            .collect())
+    }
+
+    /// One request's answer within the quotas, its documents for configured
+    /// ports only.
+    fn check_answer(
+        &self,
+        bodies: Vec<String>,
+        sent: Vec<SentDocument>,
+    ) -> Result<Answered, PluginFailure> {
+        let q = &self.setup.limits.quotas;
+        let port = &self.setup.port;
+        let bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
+        let sent_bytes: u64 = sent
+            .iter()
+            .map(|d| (d.port.len() + d.action.len() + d.body.len()) as u64)
+            .sum();
+        let over = if bodies.len() > q.responses as usize {
+            Some(QuotaExceeded::new(
+                format_args!(
+                    "returned {} responses to one request, more than {}",
+                    bodies.len(),
+                    q.responses
+                ),
+                "max_responses",
+                q.responses,
+                port,
+            ))
+        } else if bytes > q.response_bytes {
+            Some(QuotaExceeded::new(
+                format_args!(
+                    "returned {} bytes of responses to one request, more than {} MiB",
+                    bytes,
+                    q.response_bytes >> 20
+                ),
+                "max_response_mb",
+                q.response_bytes >> 20,
+                port,
+            ))
+        } else if sent.len() > q.sent_documents as usize {
+            Some(QuotaExceeded::new(
+                format_args!(
+                    "sent more than {} documents through the Send API for one request",
+                    q.sent_documents
+                ),
+                "max_sent_documents",
+                q.sent_documents,
+                port,
+            ))
+        } else if sent_bytes > q.sent_bytes {
+            Some(QuotaExceeded::new(
+                format_args!(
+                    "sent more than {} MiB through the Send API for one request",
+                    q.sent_bytes >> 20
+                ),
+                "max_sent_mb",
+                q.sent_bytes >> 20,
+                port,
+            ))
+        } else {
+            None
+        };
+        if let Some(q) = over {
+            // Nothing it emitted for this request is kept.
+            return Err(self.quota_failure("invoke", q, String::new()));
+        }
+        if let Some(d) = sent
+            .iter()
+            .find(|d| !self.setup.outbound_ports.contains(&d.port))
+        {
+            return Err(self.item_failure("invoke", host::unknown_port(&d.port, &self.setup)));
+        }
+        Ok((Ok(bodies), sent))
+    }
+
+    /// A 0.1 service: one request per call, sends through `send-api`.
+    fn invoke_01(
+        &mut self,
+        ctx: &Context,
+        req: &ServiceRequest,
+    ) -> Result<Answered, PluginFailure> {
+        use v01::service::exports::ferry::plugin::service::ServiceError as E01;
+        let ctx = legacy::context(ctx);
+        let req = legacy::request(req);
+        let result = self.call("invoke", 1, |store, b| match b {
+            Bindings::Service01(s) => Ok(
                 match s
                     .ferry_plugin_service()
-                    .call_invoke(&mut *store, ctx, req)?
+                    .call_invoke(&mut *store, &ctx, &req)?
                 {
                     Ok(bodies) => Ok(Ok(bodies)),
-                    Err(ServiceError::Fault(f)) => Ok(Err(f)),
-                    Err(ServiceError::Plugin(e)) => Err(e),
+                    Err(E01::Fault(f)) => Ok(Err(Fault {
+                        code: f.code,
+                        reason: f.reason,
+                    })),
+                    Err(E01::Plugin(e)) => Err(legacy::error(e)),
                 },
             ),
-            _ => unreachable!("world checked above"),
+            _ => unreachable!("world and contract checked above"),
         })?;
-        if let Ok(bodies) = &result {
-            let q = &self.setup.limits.quotas;
-            let bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
-            let over = if bodies.len() > q.responses as usize {
-                Some(QuotaExceeded::new(
-                    format_args!(
-                        "returned {} responses to one request, more than {}",
-                        bodies.len(),
-                        q.responses
-                    ),
-                    "max_responses",
-                    q.responses,
-                    &self.setup.port,
-                ))
-            } else if bytes > q.response_bytes {
-                Some(QuotaExceeded::new(
-                    format_args!(
-                        "returned {} bytes of responses to one request, more than {} MiB",
-                        bytes,
-                        q.response_bytes >> 20
-                    ),
-                    "max_response_mb",
-                    q.response_bytes >> 20,
-                    &self.setup.port,
-                ))
-            } else {
-                None
-            };
-            if let Some(q) = over {
-                // Nothing it emitted is kept.
-                if let Some(l) = &mut self.live {
-                    l.store.data_mut().sent.clear();
-                }
-                return Err(self.quota_failure("invoke", q, String::new()));
-            }
-        }
         let sent = match &mut self.live {
             // A fault answers the request; documents sent before it stand
             // only with a successful answer.
             Some(l) if result.is_ok() => std::mem::take(&mut l.store.data_mut().sent),
             _ => Vec::new(),
         };
-        Ok((result, sent))
+        match result {
+            Ok(bodies) => self.check_answer(bodies, sent),
+            Err(fault) => Ok((Err(fault), Vec::new())),
+        }
     }
+
+    // ---- adapters ------------------------------------------------------
 
     fn adapter_call<R>(
         &mut self,
         function: &'static str,
-        f: impl FnOnce(
-            &adapter::Adapter,
-            &mut Store<HostState>,
-        ) -> wasmtime::Result<Result<R, PluginError>>,
+        items: usize,
+        f: impl FnOnce(&Bindings, &mut Store<HostState>) -> wasmtime::Result<Result<R, PluginError>>,
     ) -> Result<R, PluginFailure> {
         if self.plugin.world() != World::Adapter {
             return Err(self.world_mismatch(function));
         }
-        self.call(function, |store, b| match b {
-            Bindings::Adapter(a) => f(a, store),
-            _ => unreachable!("world checked above"),
-        })
+        self.call(function, items, |store, b| f(b, store))
     }
 
     /// `receive.begin`.
     pub fn receive_begin(&mut self, address: &str) -> Result<(), PluginFailure> {
-        self.adapter_call("receive.begin", |a, s| {
-            a.ferry_plugin_receive().call_begin(s, address)
+        self.adapter_call("receive.begin", 1, |b, s| match b {
+            Bindings::Adapter(a) => a.ferry_plugin_receive().call_begin(s, address),
+            Bindings::Adapter01(a) => Ok(a
+                .ferry_plugin_receive()
+                .call_begin(s, address)?
+                .map_err(legacy::error)),
+            _ => unreachable!("world checked"),
         })
     }
+
     /// `receive.receive`: at most `max` messages (and the port's receive
     /// quotas).
     pub fn receive(&mut self, max: u32) -> Result<Vec<Received>, PluginFailure> {
         let q = self.setup.limits.quotas;
         let max = max.min(q.receive_messages);
-        let got = self.adapter_call("receive.receive", |a, s| {
-            a.ferry_plugin_receive().call_receive(s, max)
+        let got = self.adapter_call("receive.receive", max as usize, |b, s| match b {
+            Bindings::Adapter(a) => a.ferry_plugin_receive().call_receive(s, max),
+            Bindings::Adapter01(a) => Ok(a
+                .ferry_plugin_receive()
+                .call_receive(s, max)?
+                .map(|v| v.into_iter().map(legacy::received).collect())
+                .map_err(legacy::error)),
+            _ => unreachable!("world checked"),
         })?;
         let bytes: u64 = got
             .iter()
@@ -643,36 +844,106 @@ impl Sandbox {
             None => Ok(got),
         }
     }
+
     /// `receive.commit`.
     pub fn receive_commit(&mut self, names: &[String]) -> Result<(), PluginFailure> {
-        self.adapter_call("receive.commit", |a, s| {
-            a.ferry_plugin_receive().call_commit(s, names)
+        self.adapter_call("receive.commit", names.len(), |b, s| match b {
+            Bindings::Adapter(a) => a.ferry_plugin_receive().call_commit(s, names),
+            Bindings::Adapter01(a) => Ok(a
+                .ferry_plugin_receive()
+                .call_commit(s, names)?
+                .map_err(legacy::error)),
+            _ => unreachable!("world checked"),
         })
     }
+
     /// `receive.rollback`.
     pub fn receive_rollback(&mut self, names: &[String]) -> Result<(), PluginFailure> {
-        self.adapter_call("receive.rollback", |a, s| {
-            a.ferry_plugin_receive().call_rollback(s, names)
+        self.adapter_call("receive.rollback", names.len(), |b, s| match b {
+            Bindings::Adapter(a) => a.ferry_plugin_receive().call_rollback(s, names),
+            Bindings::Adapter01(a) => Ok(a
+                .ferry_plugin_receive()
+                .call_rollback(s, names)?
+                .map_err(legacy::error)),
+            _ => unreachable!("world checked"),
         })
     }
+
     /// `send.begin`.
     pub fn send_begin(&mut self, address: &str) -> Result<(), PluginFailure> {
-        self.adapter_call("send.begin", |a, s| {
-            a.ferry_plugin_send().call_begin(s, address)
+        self.adapter_call("send.begin", 1, |b, s| match b {
+            Bindings::Adapter(a) => a.ferry_plugin_send().call_begin(s, address),
+            Bindings::Adapter01(a) => Ok(a
+                .ferry_plugin_send()
+                .call_begin(s, address)?
+                .map_err(legacy::error)),
+            _ => unreachable!("world checked"),
         })
     }
-    /// `send.send`.
-    pub fn send(&mut self, msg: &Message) -> Result<(), PluginFailure> {
-        self.adapter_call("send.send", |a, s| a.ferry_plugin_send().call_send(s, msg))
+
+    /// `send.send` of a batch: one result per message, or the failure of
+    /// the whole call (the session is then gone: the instance trapped).
+    /// A 0.1 adapter gets the messages one call each; a trap on one ends
+    /// the session like a trap of a batch.
+    pub fn send(
+        &mut self,
+        msgs: &[Message],
+    ) -> Result<Vec<Result<(), PluginFailure>>, PluginFailure> {
+        if self.plugin.world() != World::Adapter {
+            return Err(self.world_mismatch("send.send"));
+        }
+        if self.plugin.contract() == Contract::Legacy {
+            let mut out = Vec::with_capacity(msgs.len());
+            for m in msgs {
+                let m = legacy::message(m);
+                let r = self.adapter_call("send.send", 1, |b, s| match b {
+                    Bindings::Adapter01(a) => Ok(a
+                        .ferry_plugin_send()
+                        .call_send(s, &m)?
+                        .map_err(legacy::error)),
+                    _ => unreachable!("world and contract checked"),
+                });
+                match r {
+                    Err(f) if f.kind.poisons() => return Err(f),
+                    r => out.push(r),
+                }
+            }
+            return Ok(out);
+        }
+        let n = msgs.len();
+        let results = self.adapter_call("send.send", n, |b, s| match b {
+            Bindings::Adapter(a) => a.ferry_plugin_send().call_send(s, msgs).map(Ok),
+            _ => unreachable!("world and contract checked"),
+        })?;
+        if results.len() != n {
+            return Err(self.count_failure("send.send", results.len(), n));
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.map_err(|e| self.item_failure("send.send", e)))
+            .collect())
     }
+
     /// `send.commit`.
     pub fn send_commit(&mut self) -> Result<(), PluginFailure> {
-        self.adapter_call("send.commit", |a, s| a.ferry_plugin_send().call_commit(s))
+        self.adapter_call("send.commit", 1, |b, s| match b {
+            Bindings::Adapter(a) => a.ferry_plugin_send().call_commit(s),
+            Bindings::Adapter01(a) => {
+                Ok(a.ferry_plugin_send().call_commit(s)?.map_err(legacy::error))
+            }
+            _ => unreachable!("world checked"),
+        })
     }
+
     /// `send.rollback`.
     pub fn send_rollback(&mut self) -> Result<(), PluginFailure> {
-        self.adapter_call("send.rollback", |a, s| {
-            a.ferry_plugin_send().call_rollback(s)
+        self.adapter_call("send.rollback", 1, |b, s| match b {
+            Bindings::Adapter(a) => a.ferry_plugin_send().call_rollback(s),
+            Bindings::Adapter01(a) => Ok(a
+                .ferry_plugin_send()
+                .call_rollback(s)?
+                .map_err(legacy::error)),
+            _ => unreachable!("world checked"),
         })
     }
 }
@@ -719,6 +990,8 @@ fn is_panic(stderr: &str) -> bool {
     stderr.contains("panicked at")
         || stderr.contains("Traceback (most recent call last)")
         || stderr.contains("Uncaught")
+        // componentize-js aborts on an exception its export did not catch.
+        || stderr.contains("Redirecting call to abort()")
 }
 
 fn describe(kind: FailureKind, e: &wasmtime::Error, setup: &SandboxConfig) -> String {

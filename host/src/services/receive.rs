@@ -1,5 +1,6 @@
 //! Gateway receive (AIFGatewayReceiveService): for each inbound port, take
-//! messages from its adapter, run the port's transforms, read the envelope
+//! messages from its adapter, run the port's transforms (each rule called
+//! once per receive batch, with all its messages), read the envelope
 //! (splitting batches), and commit them to the gateway queue in one
 //! transaction per receive batch — *then* tell the adapter to commit (remove
 //! the sources).
@@ -29,7 +30,7 @@ use crate::queue::{
 };
 use crate::runtime::{Document, Received, Stage};
 
-use super::sandboxes::{PORT_FOLDER, Side, run_rules};
+use super::sandboxes::{PORT_FOLDER, Side, run_rules, run_rules_batch};
 use super::{Gateway, Sandboxes, TaskCounts, stage};
 
 /// The state-area key of a receipt.
@@ -119,6 +120,9 @@ pub fn run(
             let mut commit_names = Vec::new();
             let mut rollback_names = Vec::new();
             let mut receipts = Vec::new();
+            // The messages to queue, accepted in the batch's order: their
+            // transforms run once for all of them.
+            let mut to_accept = Vec::new();
             for entry in batch {
                 match entry {
                     Received::Refused(r) => {
@@ -144,10 +148,11 @@ pub fn run(
                         }
                         tx.put_state(receipt.clone(), Vec::new());
                         receipts.push(receipt);
-                        counts.add(accept(gw, port, sandboxes, &mut tx, m.name, m.content));
+                        to_accept.push((m.name, m.content));
                     }
                 }
             }
+            counts.add(accept_all(gw, port, sandboxes, &mut tx, to_accept));
             gw.queue.commit(tx)?;
             failpoint::point("receive.after-commit");
             let sandbox = sandboxes
@@ -292,20 +297,92 @@ pub(crate) fn transform_again(
     }
 }
 
-/// Turn one received message into queue entries in `tx`.
-fn accept(
+/// Turn the received messages into queue entries in `tx`, in order: each
+/// decoded, the port's transforms run once over all that decoded (a batch:
+/// one outcome per message), then each read as an envelope (or batch).
+fn accept_all(
     gw: &Gateway,
     port: &PortConfig,
     sandboxes: &mut Sandboxes,
     tx: &mut Transaction,
-    name: String,
-    content: Vec<u8>,
+    messages: Vec<(String, Vec<u8>)>,
 ) -> TaskCounts {
-    let entry = |status: Status, content: String, error: Option<String>| NewMessage {
+    let mut counts = TaskCounts::default();
+    // Decoded text per message, or its failure already parked in `tx`.
+    let mut texts: Vec<(String, Option<String>)> = Vec::with_capacity(messages.len());
+    for (name, content) in messages {
+        match envelope::decode_text(&content) {
+            Ok(t) => texts.push((name, Some(t))),
+            Err(e) => {
+                let reason = format!("{name}: {e}");
+                let raw = String::from_utf8_lossy(&content).into_owned();
+                let exception = parse_exception(port, &reason);
+                counts.add(park(
+                    port,
+                    tx,
+                    &name,
+                    Status::MalformedXml,
+                    raw,
+                    reason,
+                    exception,
+                ));
+                texts.push((name, None));
+            }
+        }
+    }
+    if port.transforms.is_empty() {
+        for (name, text) in texts {
+            if let Some(text) = text {
+                counts.add(read_and_queue(port, tx, &name, text, &[]));
+            }
+        }
+        return counts;
+    }
+    let docs: Vec<Document> = texts
+        .iter()
+        .filter_map(|(name, t)| t.as_ref().map(|t| Document::new(name.clone(), t.clone())))
+        .collect();
+    let mut outcomes = run_rules_batch(
+        gw,
+        sandboxes,
+        port,
+        &port.transforms,
+        Stage::Transform,
+        docs,
+    )
+    .into_iter();
+    for (name, text) in texts {
+        let Some(text) = text else { continue };
+        let outcome = outcomes.next().expect("one outcome per document");
+        counts.add(match outcome {
+            Ok((doc, provenance)) => read_and_queue(port, tx, &name, doc.content, &provenance),
+            Err(e) => {
+                let reason = format!("{name}: {TRANSFORM_FAILED}{e}");
+                let exception =
+                    Gateway::sandbox_exception(&port.name, stage::TRANSFORM, None, None, &e);
+                park(port, tx, &name, Status::Error, text, reason, exception)
+            }
+        });
+    }
+    counts
+}
+
+/// A message that cannot be queued Ready is queued with `status` and the
+/// reason, and explained in the exception log: nothing is dropped.
+fn park(
+    port: &PortConfig,
+    tx: &mut Transaction,
+    name: &str,
+    status: Status,
+    content: String,
+    reason: String,
+    exception: NewException,
+) -> TaskCounts {
+    tx.insert(NewMessage {
         direction: Direction::Inbound,
         port: port.name.clone(),
         status,
-        name: name.clone(),
+        name: name.to_string(),
         position: 0,
         message_id: String::new(),
         action: String::new(),
@@ -313,61 +390,25 @@ fn accept(
         batch_id: None,
         request_message_id: None,
         content,
-        error,
-    };
-    // A message that cannot be queued Ready is queued with `status` and the
-    // reason, and explained in the exception log: nothing is dropped.
-    let park = |tx: &mut Transaction,
-                status: Status,
-                content: String,
-                reason: String,
-                exception: NewException| {
-        tx.insert(entry(status, content, Some(reason)));
-        tx.exception_for_inserted(exception);
-        TaskCounts { done: 0, failed: 1 }
-    };
-    let parse_exception =
-        |reason: &str| Gateway::host_exception(&port.name, stage::PARSE, None, None, reason.into());
-    let text = match envelope::decode_text(&content) {
-        Ok(t) => t,
-        Err(e) => {
-            let reason = format!("{name}: {e}");
-            let raw = String::from_utf8_lossy(&content).into_owned();
-            return park(
-                tx,
-                Status::MalformedXml,
-                raw,
-                reason.clone(),
-                parse_exception(&reason),
-            );
-        }
-    };
-    let mut provenance = Vec::new();
-    let text = if port.transforms.is_empty() {
-        text
-    } else {
-        let doc = Document {
-            name: name.clone(),
-            content: text.clone(),
-        };
-        match run_rules(
-            gw,
-            sandboxes,
-            port,
-            &port.transforms,
-            Stage::Transform,
-            doc,
-            &mut provenance,
-        ) {
-            Ok(d) => d.content,
-            Err(e) => {
-                let reason = format!("{name}: {TRANSFORM_FAILED}{e}");
-                let exception =
-                    Gateway::sandbox_exception(&port.name, stage::TRANSFORM, None, None, &e);
-                return park(tx, Status::Error, text, reason, exception);
-            }
-        }
-    };
+        error: Some(reason),
+    });
+    tx.exception_for_inserted(exception);
+    TaskCounts { done: 0, failed: 1 }
+}
+
+fn parse_exception(port: &PortConfig, reason: &str) -> NewException {
+    Gateway::host_exception(&port.name, stage::PARSE, None, None, reason.into())
+}
+
+/// Read a message's text (after its transforms) as an envelope or a batch
+/// and queue it, or park it Malformed XML / Error with the reason.
+fn read_and_queue(
+    port: &PortConfig,
+    tx: &mut Transaction,
+    name: &str,
+    text: String,
+    provenance: &[(String, String)],
+) -> TaskCounts {
     let (messages, batch_id) = match envelope::parse(&text) {
         Ok(Parsed::Single(e)) => (vec![e], None),
         Ok(Parsed::Batch(b)) => {
@@ -381,10 +422,11 @@ fn accept(
             } else {
                 Status::Error
             };
-            return park(tx, status, text, reason.clone(), parse_exception(&reason));
+            let exception = parse_exception(port, &reason);
+            return park(port, tx, name, status, text, reason, exception);
         }
     };
-    queue_envelopes(port, tx, &name, messages, batch_id, &provenance)
+    queue_envelopes(port, tx, name, messages, batch_id, provenance)
 }
 
 /// Queue the envelopes read from source `name` Ready in `tx`, with their

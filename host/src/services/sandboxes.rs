@@ -13,8 +13,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{ComponentConfig, PortConfig, TaskKind};
-use crate::runtime::{Grant, PluginFailure, Sandbox, SandboxConfig};
+use crate::config::{ComponentConfig, PortConfig, PortDirection, TaskKind};
+use crate::runtime::{
+    Answered, Context, Direction, Document, Grant, Plugin, PluginFailure, Sandbox, SandboxConfig,
+    ServiceRequest, Stage,
+};
 
 use super::{Gateway, Live};
 
@@ -165,6 +168,7 @@ impl Sandboxes {
             grants.extend(adapter.grants.iter().cloned());
             let setup = SandboxConfig {
                 port: port.name.clone(),
+                direction: runtime_direction(port),
                 config: adapter.plugin.options.clone(),
                 grants,
                 limits: port.limits,
@@ -241,6 +245,7 @@ impl Sandboxes {
             })?;
             let setup = SandboxConfig {
                 port: port.name.clone(),
+                direction: runtime_direction(port),
                 config: cfg.options.clone(),
                 grants: vec![],
                 limits: port.limits,
@@ -253,31 +258,117 @@ impl Sandboxes {
     }
 }
 
-/// Run `port`'s rules `rules` in order over `doc`, returning the final
-/// document and the (name, hash) of each plugin that touched it, or the
+/// The direction of `port` as plugins see it.
+fn runtime_direction(port: &PortConfig) -> Direction {
+    match port.direction {
+        PortDirection::Inbound => Direction::Inbound,
+        PortDirection::Outbound => Direction::Outbound,
+    }
+}
+
+/// What the rules of a stage made of one document: the document they
+/// passed on and the (name, hash) of each plugin that touched it, or the
 /// failure of the first rule that did not pass it on.
+pub type RulesOutcome = Result<(Document, Vec<(String, String)>), SandboxError>;
+
+/// Run `port`'s rules `rules` in order over a batch of documents, each
+/// rule called once for all the documents still passing: one outcome per
+/// document, in order. A document one rule fails goes to no further rule;
+/// the others go on (see [`Sandbox::apply`] for how a trap in a batch
+/// lands on one document only).
+pub fn run_rules_batch(
+    gw: &Gateway,
+    sandboxes: &mut Sandboxes,
+    port: &PortConfig,
+    rules: &[String],
+    stage: Stage,
+    docs: Vec<Document>,
+) -> Vec<RulesOutcome> {
+    let ctx = Context {
+        port: port.name.clone(),
+        direction: runtime_direction(port),
+        stage,
+    };
+    let mut slots: Vec<RulesOutcome> = docs.into_iter().map(|d| Ok((d, Vec::new()))).collect();
+    for rule in rules {
+        let passing: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].is_ok()).collect();
+        if passing.is_empty() {
+            break;
+        }
+        let sandbox = match sandboxes.rule(gw, port, rule) {
+            Ok(s) => s,
+            Err(e) => {
+                let text = e.to_string();
+                for &i in &passing {
+                    slots[i] = Err(SandboxError::Unavailable(text.clone()));
+                }
+                break;
+            }
+        };
+        let plugin = sandbox.plugin().clone();
+        let mut provenances = Vec::with_capacity(passing.len());
+        let batch: Vec<Document> = passing
+            .iter()
+            .map(|&i| {
+                let (doc, prov) =
+                    std::mem::replace(&mut slots[i], Err(SandboxError::Unavailable(String::new())))
+                        .expect("passing");
+                provenances.push(prov);
+                doc
+            })
+            .collect();
+        let results = sandbox.apply(&ctx, batch);
+        for ((&i, result), mut prov) in passing.iter().zip(results).zip(provenances) {
+            slots[i] = match result {
+                Ok(doc) => {
+                    prov.push((plugin.name().to_string(), plugin.hash().to_string()));
+                    Ok((doc, prov))
+                }
+                Err(f) => Err(SandboxError::Plugin(f)),
+            };
+        }
+    }
+    slots
+}
+
+/// [`run_rules_batch`] for one document: the final document, with the
+/// (name, hash) of each plugin that touched it added to `provenance`.
 pub fn run_rules(
     gw: &Gateway,
     sandboxes: &mut Sandboxes,
     port: &PortConfig,
     rules: &[String],
-    stage: crate::runtime::Stage,
-    mut doc: crate::runtime::Document,
+    stage: Stage,
+    doc: Document,
     provenance: &mut Vec<(String, String)>,
-) -> Result<crate::runtime::Document, SandboxError> {
-    let ctx = crate::runtime::Context {
-        port: port.name.clone(),
-        direction: match port.direction {
-            crate::config::PortDirection::Inbound => crate::runtime::Direction::Inbound,
-            crate::config::PortDirection::Outbound => crate::runtime::Direction::Outbound,
-        },
-        stage,
-    };
-    for rule in rules {
-        let sandbox = sandboxes.rule(gw, port, rule)?;
-        let plugin = sandbox.plugin().clone();
-        doc = sandbox.apply(&ctx, &doc)?;
-        provenance.push((plugin.name().to_string(), plugin.hash().to_string()));
-    }
+) -> Result<Document, SandboxError> {
+    let (doc, by) = run_rules_batch(gw, sandboxes, port, rules, stage, vec![doc])
+        .pop()
+        .expect("one outcome for one document")?;
+    provenance.extend(by);
     Ok(doc)
+}
+
+/// The plugin that answered a batch of requests, and one outcome per
+/// request, in order.
+pub type ServiceOutcome = (Arc<Plugin>, Vec<Result<Answered, PluginFailure>>);
+
+/// Call service `service` of `port` with a batch of requests (stage
+/// `service`): one outcome per request, in order, with the plugin that
+/// answered.
+pub fn invoke_service(
+    gw: &Gateway,
+    sandboxes: &mut Sandboxes,
+    port: &PortConfig,
+    service: &str,
+    reqs: &[ServiceRequest],
+) -> Result<ServiceOutcome, SandboxError> {
+    let ctx = Context {
+        port: port.name.clone(),
+        direction: runtime_direction(port),
+        stage: Stage::Service,
+    };
+    let sandbox = sandboxes.service(gw, port, service)?;
+    let plugin = sandbox.plugin().clone();
+    Ok((plugin, sandbox.invoke(&ctx, reqs)))
 }

@@ -2,9 +2,16 @@
 // point touches no files: its receive side has nothing to deliver, and its
 // send side writes each sent message to Ferry's log when the host commits.
 
-import { log } from 'ferry:plugin/host@0.1.0';
+// (Folders the port grants are reached through 'ferry:plugin/files@0.2.0':
+// list, read, write, rename and remove many paths per call.)
+
+import { log } from 'ferry:plugin/host@0.2.0';
 
 let staged = [];
+
+export function init(config) {
+  // The configuration, once per instance: keep what you need.
+}
 
 export const receive = {
   begin(address) {},
@@ -23,8 +30,10 @@ export const send = {
   begin(address) {
     staged = [];
   },
-  send(msg) {
-    staged.push(msg);
+  send(msgs) {
+    // One result per message, in order.
+    staged.push(...msgs);
+    return msgs.map(() => ({ tag: 'ok', val: undefined }));
   },
   commit() {
     // TODO: deliver the staged messages to your destination.

@@ -1,6 +1,8 @@
 //! {{name}}: a Ferry adapter (world `adapter`). This starting point touches
 //! no files: its receive side has nothing to deliver, and its send side
-//! writes each sent message to Ferry's log when the host commits.
+//! writes each sent message to Ferry's log when the host commits. (Folders
+//! the port grants are reached through `bindings::ferry::plugin::files`:
+//! list, read, write, rename and remove many paths per call.)
 
 mod bindings {
     wit_bindgen::generate!({ path: "wit", world: "adapter" });
@@ -11,7 +13,7 @@ use std::cell::RefCell;
 use bindings::exports::ferry::plugin::receive::{self, Received};
 use bindings::exports::ferry::plugin::send;
 use bindings::ferry::plugin::host::log;
-use bindings::ferry::plugin::types::{Level, Message, PluginError};
+use bindings::ferry::plugin::types::{Configuration, Level, Message, PluginError};
 
 thread_local! {
     /// Messages staged by `send` since `begin`.
@@ -19,6 +21,13 @@ thread_local! {
 }
 
 struct Plugin;
+
+impl bindings::Guest for Plugin {
+    fn init(_config: Configuration) -> Result<(), PluginError> {
+        // The configuration, once per instance: keep what you need.
+        Ok(())
+    }
+}
 
 impl receive::Guest for Plugin {
     fn begin(_address: String) -> Result<(), PluginError> {
@@ -47,9 +56,9 @@ impl send::Guest for Plugin {
         Ok(())
     }
 
-    fn send(msg: Message) -> Result<(), PluginError> {
-        STAGED.with_borrow_mut(|s| s.push(msg));
-        Ok(())
+    fn send(msgs: Vec<Message>) -> Vec<Result<(), PluginError>> {
+        // One result per message, in order.
+        STAGED.with_borrow_mut(|s| msgs.into_iter().map(|m| Ok(s.push(m))).collect())
     }
 
     fn commit() -> Result<(), PluginError> {

@@ -4,6 +4,11 @@
 //! The port's address is a folder the host grants the plugin (a path inside
 //! the sandbox, e.g. `/port`).
 //!
+//! The folders are reached through the host's `files` interface, many
+//! files per call: one call lists the folder, one reads a receive batch,
+//! one deletes (or moves) the committed files; on the send side one writes
+//! a batch of messages, one renames them into place.
+//!
 //! **Receive**: `begin(address)` lists the folder, skipping subfolders,
 //! names that start with `.` (temporary files) and names that do not match
 //! `pattern`, sorted alphabetically by file name (byte order).
@@ -15,8 +20,8 @@
 //! is skipped. `commit(names)` deletes (or moves) exactly those files,
 //! ignoring files already gone; `rollback(names)` leaves them.
 //!
-//! **Send**: `begin(address)`; `send(msg)` writes `.<name>.tmp` in the folder
-//! and syncs it; `commit()` renames each temporary file to `<name>` plus
+//! **Send**: `begin(address)`; `send(msgs)` writes each `.<name>.tmp` in the
+//! folder (synced); `commit()` renames each temporary file to `<name>` plus
 //! `extension` (unless the name already ends with it), so a reader never sees
 //! a half-written file; `rollback()` removes the temporary files.
 //!
@@ -32,12 +37,10 @@
 //!
 //! Errors are `failed("...")` naming the path and the OS error.
 
+use ferry_plugin_sdk::files::{self, File, FileError, Kind};
 use ferry_plugin_sdk::{Adapter, Message, PluginError, Received, Refusal, config, log};
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
-use std::fs;
-use std::io::{ErrorKind, Read};
-use std::path::{Path, PathBuf};
 
 /// AIF's limit on one message: 10 MB.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
@@ -52,8 +55,8 @@ ferry_plugin_sdk::export_adapter!(FileAdapter);
 pub enum OnCommit {
     /// Delete it.
     Delete,
-    /// Move it into this folder.
-    Move(PathBuf),
+    /// Move it into this folder (a granted path).
+    Move(String),
 }
 
 /// Receive-side options.
@@ -79,7 +82,9 @@ impl ReceiveOptions {
         let on_commit = match config::get_or("on_commit", "delete").trim() {
             "delete" => OnCommit::Delete,
             "move" => match config::config_get("move_to") {
-                Some(dir) if !dir.trim().is_empty() => OnCommit::Move(PathBuf::from(dir.trim())),
+                Some(dir) if !dir.trim().is_empty() => {
+                    OnCommit::Move(dir.trim().trim_end_matches('/').to_string())
+                }
                 _ => {
                     return Err(PluginError::failed(
                         "option on_commit = \"move\" needs option move_to (a granted folder)",
@@ -123,25 +128,30 @@ impl SendOptions {
 
 /// A receive session: the folder and the files not yet returned.
 struct ReceiveSession {
-    folder: PathBuf,
+    folder: String,
     options: ReceiveOptions,
-    pending: VecDeque<String>,
+    pending: VecDeque<files::Entry>,
 }
 
 /// One staged outgoing file.
 struct Staged {
-    temp: PathBuf,
-    target: PathBuf,
+    temp: String,
+    target: String,
 }
 
 /// A send session: the folder and the files staged since `begin`.
 struct SendSession {
-    folder: PathBuf,
+    folder: String,
     options: SendOptions,
     staged: Vec<Staged>,
     /// The `temp` paths of `staged`: a name sent twice in one session is
     /// found without a scan of `staged` per message.
-    temps: HashSet<PathBuf>,
+    temps: HashSet<String>,
+}
+
+/// `folder/name`, as the files interface takes it.
+fn join(folder: &str, name: &str) -> String {
+    format!("{}/{name}", folder.trim_end_matches('/'))
 }
 
 thread_local! {
@@ -185,166 +195,129 @@ fn check_name(name: &str, what: &str) -> Result<(), PluginError> {
     Ok(())
 }
 
-/// The names of the files of `folder` to receive, in order.
-pub fn list_folder(folder: &Path, patterns: &[String]) -> Result<Vec<String>, PluginError> {
-    // A partner renaming or deleting a file while the folder is listed makes
-    // the listing fail with NotFound (WASI stats every entry): list again.
-    let mut attempt = 0;
-    loop {
-        match try_list(folder, patterns) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 10 => attempt += 1,
-            Err(e) => {
-                return Err(PluginError::failed(format!(
-                    "cannot list {}: {e}",
-                    folder.display()
-                )));
+/// The entries of `folder` to receive, in order: not folders, not names
+/// starting with `.`, names matching one of `patterns`. Links, FIFOs,
+/// sockets and devices are kept, so that `receive` refuses them with the
+/// reason instead of leaving them in the folder without a word.
+pub fn list_folder(folder: &str, patterns: &[String]) -> Result<Vec<files::Entry>, PluginError> {
+    let entries = files::list(folder)
+        .map_err(|e| PluginError::failed(format!("cannot list {folder}: {}", e.message())))?;
+    Ok(entries
+        .into_iter()
+        .filter(|e| e.kind != Kind::Directory)
+        .filter(|e| !e.name.starts_with('.') && patterns.iter().any(|p| glob_match(p, &e.name)))
+        .collect())
+}
+
+/// The refusal of a file over the size limit.
+fn too_big(folder: &str, name: &str, size: u64, max: u64) -> Received {
+    Received::Refused(Refusal::new(
+        name,
+        format!(
+            "file {} is {size} bytes, over the limit of {max} bytes (max_file_size)",
+            join(folder, name)
+        ),
+    ))
+}
+
+/// The refusal of an entry that is not a regular file.
+fn not_a_file(folder: &str, name: &str, kind: Kind) -> Received {
+    let path = join(folder, name);
+    Received::Refused(Refusal::new(
+        name,
+        if kind == Kind::Symlink {
+            format!(
+                "{path} is a symbolic link, which the file adapter does not follow; put the \
+                 file itself in the folder"
+            )
+        } else {
+            format!(
+                "{path} is not a regular file (a FIFO, socket or device), so it is not read; \
+                 remove it from the folder"
+            )
+        },
+    ))
+}
+
+/// Load the entries `batch` of `folder` with one host call: accepted,
+/// refused, or left out when a file vanished meanwhile.
+pub fn load(folder: &str, batch: Vec<files::Entry>, max_file_size: u64) -> Vec<Received> {
+    let mut out: Vec<Option<Received>> = Vec::with_capacity(batch.len());
+    let mut to_read: Vec<(usize, String)> = Vec::new();
+    for e in &batch {
+        match e.kind {
+            Kind::File if e.size > max_file_size => {
+                out.push(Some(too_big(folder, &e.name, e.size, max_file_size)))
             }
-            Ok(names) => return Ok(names),
+            Kind::File => {
+                to_read.push((out.len(), e.name.clone()));
+                out.push(None);
+            }
+            kind => out.push(Some(not_a_file(folder, &e.name, kind))),
         }
     }
-}
-
-fn try_list(folder: &Path, patterns: &[String]) -> std::io::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in fs::read_dir(folder)? {
-        let entry = entry?;
-        let file_type = match entry.file_type() {
-            Ok(t) => t,
-            // Gone since the listing began: not ours to receive.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+    let paths: Vec<String> = to_read.iter().map(|(_, n)| join(folder, n)).collect();
+    for ((at, name), result) in to_read.into_iter().zip(files::read(&paths, max_file_size)) {
+        out[at] = match result {
+            Ok(content) => Some(Received::Accepted(Message::new(name, content))),
+            // Gone since the listing: not ours to receive.
+            Err(FileError::NotFound) => None,
+            Err(FileError::TooLarge(n)) => Some(too_big(folder, &name, n, max_file_size)),
+            Err(FileError::NotAFile) => Some(not_a_file(folder, &name, Kind::Other)),
+            Err(e) => Some(Received::Refused(Refusal::new(
+                &name,
+                format!("cannot read {}: {}", join(folder, &name), e.message()),
+            ))),
         };
-        // Folders are not sources. Links, FIFOs, sockets and devices are
-        // listed so that `load` refuses them, with the reason, instead of
-        // leaving them in the folder without a word.
-        if file_type.is_dir() {
-            continue;
-        }
-        let Ok(name) = entry.file_name().into_string() else {
-            log::warn_with(
-                "skipping a file whose name is not UTF-8",
-                &[("folder", &folder.display().to_string())],
-            );
-            continue;
-        };
-        if name.starts_with('.') || !patterns.iter().any(|p| glob_match(p, &name)) {
-            continue;
-        }
-        names.push(name);
     }
-    names.sort();
-    Ok(names)
+    out.into_iter().flatten().collect()
 }
 
-/// Load one file: `None` if it vanished (or is now a folder).
-pub fn load(folder: &Path, name: &str, max_file_size: u64) -> Option<Received> {
-    let path = folder.join(name);
-    let too_big = |size: u64| {
-        Received::Refused(Refusal::new(
-            name,
-            format!(
-                "file {} is {size} bytes, over the limit of {max_file_size} bytes (max_file_size)",
-                path.display()
-            ),
-        ))
-    };
-    // Not followed: a link could lead out of the granted folder.
-    let meta = match fs::symlink_metadata(&path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound => return None,
-        Err(e) => {
-            return Some(Received::Refused(Refusal::new(
-                name,
-                format!("cannot read {}: {e}", path.display()),
-            )));
-        }
-    };
-    if meta.is_dir() {
-        return None;
-    }
-    if meta.is_symlink() {
-        return Some(Received::Refused(Refusal::new(
-            name,
-            format!(
-                "{} is a symbolic link, which the file adapter does not follow; put the \
-                 file itself in the folder",
-                path.display()
-            ),
-        )));
-    }
-    if !meta.is_file() {
-        return Some(Received::Refused(Refusal::new(
-            name,
-            format!(
-                "{} is not a regular file (a FIFO, socket or device), so it is not read; \
-                 remove it from the folder",
-                path.display()
-            ),
-        )));
-    }
-    if meta.len() > max_file_size {
-        return Some(too_big(meta.len()));
-    }
-    let mut content = Vec::with_capacity(meta.len() as usize);
-    let read = fs::File::open(&path).and_then(|f| {
-        f.take(max_file_size.saturating_add(1))
-            .read_to_end(&mut content)
-    });
-    match read {
-        Ok(n) if n as u64 > max_file_size => Some(too_big(n as u64)),
-        Ok(_) => Some(Received::Accepted(Message::new(name, content))),
-        Err(e) if e.kind() == ErrorKind::NotFound => None,
-        Err(e) => Some(Received::Refused(Refusal::new(
-            name,
-            format!("cannot read {}: {e}", path.display()),
-        ))),
-    }
-}
-
-/// Move `from` to `to`: a rename, or a copy and delete across file systems.
-fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
-    match fs::rename(from, to) {
-        Err(e) if e.kind() == ErrorKind::CrossesDevices => {
-            fs::copy(from, to)?;
-            fs::remove_file(from)
-        }
-        other => other,
-    }
-}
-
-/// Delete or move the files `names` of `folder`; files already gone are
-/// ignored; every other failure is reported, naming the file.
+/// Delete or move the files `names` of `folder` with one host call; files
+/// already gone are ignored; every other failure is reported, naming the
+/// file.
 pub fn remove_received(
-    folder: &Path,
+    folder: &str,
     names: &[String],
     on_commit: &OnCommit,
 ) -> Result<usize, PluginError> {
     let mut errors = Vec::new();
-    let mut done = 0;
+    let mut valid = Vec::new();
     for name in names {
-        if let Err(e) = check_name(name, "commit") {
-            errors.push(e.reason().to_string());
-            continue;
+        match check_name(name, "commit") {
+            Ok(()) => valid.push(name),
+            Err(e) => errors.push(e.reason().to_string()),
         }
-        let path = folder.join(name);
-        let result = match on_commit {
-            OnCommit::Delete => {
-                fs::remove_file(&path).map_err(|e| (e, format!("cannot delete {}", path.display())))
-            }
-            OnCommit::Move(dir) => {
-                let to = dir.join(name);
-                move_file(&path, &to).map_err(|e| {
-                    (
-                        e,
-                        format!("cannot move {} to {}", path.display(), to.display()),
-                    )
-                })
-            }
-        };
-        match result {
+    }
+    let results = match on_commit {
+        OnCommit::Delete => {
+            let paths: Vec<String> = valid.iter().map(|n| join(folder, n)).collect();
+            files::remove(&paths)
+        }
+        OnCommit::Move(dir) => {
+            let pairs: Vec<(String, String)> = valid
+                .iter()
+                .map(|n| (join(folder, n), join(dir, n)))
+                .collect();
+            files::rename(&pairs)
+        }
+    };
+    let mut done = 0;
+    for (name, r) in valid.iter().zip(results) {
+        match r {
             Ok(()) => done += 1,
-            Err((e, _)) if e.kind() == ErrorKind::NotFound && !path.exists() => {}
-            Err((e, what)) => errors.push(format!("{what}: {e}")),
+            Err(FileError::NotFound) => {}
+            Err(e) => errors.push(match on_commit {
+                OnCommit::Delete => {
+                    format!("cannot delete {}: {}", join(folder, name), e.message())
+                }
+                OnCommit::Move(dir) => format!(
+                    "cannot move {} to {}: {}",
+                    join(folder, name),
+                    join(dir, name),
+                    e.message()
+                ),
+            }),
         }
     }
     if errors.is_empty() {
@@ -365,70 +338,35 @@ pub fn target_name(name: &str, extension: &str) -> String {
     }
 }
 
-/// Write `content` to `path` and sync it.
-///
-/// The content is written at an offset (`pwrite`, WASI's `descriptor.write`)
-/// rather than through the file's output stream (`write`): wasmtime-wasi
-/// runs a stream write on tokio's blocking pool, a thread hand-off per file,
-/// while a positional write runs on the calling thread when the host allows
-/// it (`allow_blocking_current_thread`, as Ferry's sandbox does).
-fn write_synced(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let f = fs::File::create(path)?;
-    write_all_at(&f, content, 0)?;
-    f.sync_all()
-}
-
-/// `FileExt::write_all_at`, which is unstable on WASI (`wasi_ext`): wasi-libc's
-/// `pwrite`, as std calls it.
-#[cfg(target_os = "wasi")]
-fn write_all_at(f: &fs::File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    unsafe extern "C" {
-        fn pwrite(fd: i32, buf: *const u8, len: usize, offset: i64) -> isize;
-    }
-    while !buf.is_empty() {
-        let at = i64::try_from(offset).map_err(|_| ErrorKind::InvalidInput)?;
-        // SAFETY: `buf` is valid for `buf.len()` bytes and the descriptor
-        // belongs to `f`, which outlives the call.
-        let n = unsafe { pwrite(f.as_raw_fd(), buf.as_ptr(), buf.len(), at) };
-        match n {
-            0 => return Err(ErrorKind::WriteZero.into()),
-            n if n < 0 => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-            n => {
-                let n = n as usize;
-                buf = &buf[n..];
-                offset += n as u64;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Natively (the unit tests): std's positional write.
-#[cfg(not(target_os = "wasi"))]
-fn write_all_at(f: &fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
-}
-
-/// Remove staged temporary files; those already gone are ignored.
+/// Remove staged temporary files with one host call; those already gone
+/// are ignored.
 fn remove_staged(staged: &mut Vec<Staged>) -> Result<(), PluginError> {
-    let mut errors = Vec::new();
-    for s in staged.drain(..) {
-        match fs::remove_file(&s.temp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => errors.push(format!("cannot remove {}: {e}", s.temp.display())),
-        }
-    }
+    let paths: Vec<String> = staged.drain(..).map(|s| s.temp).collect();
+    let errors: Vec<String> = paths
+        .iter()
+        .zip(files::remove(&paths))
+        .filter_map(|(p, r)| match r {
+            Ok(()) | Err(FileError::NotFound) => None,
+            Err(e) => Some(format!("cannot remove {p}: {}", e.message())),
+        })
+        .collect();
     if errors.is_empty() {
         Ok(())
     } else {
         Err(PluginError::failed(errors.join("; ")))
+    }
+}
+
+/// `failed` unless `path` is a folder (one host call).
+fn folder_exists(path: &str, what: &str) -> Result<(), PluginError> {
+    match files::stat(&[path.to_string()]).pop() {
+        Some(Ok(e)) if e.kind == Kind::Directory => Ok(()),
+        Some(Ok(_)) => Err(PluginError::failed(format!("{what}{path} is not a folder"))),
+        Some(Err(e)) => Err(PluginError::failed(format!(
+            "cannot open {what}{path}: {}",
+            e.message()
+        ))),
+        None => Err(PluginError::failed(format!("cannot open {what}{path}"))),
     }
 }
 
@@ -440,27 +378,12 @@ impl Adapter for FileAdapter {
     fn receive_begin(address: String) -> Result<(), PluginError> {
         let options = ReceiveOptions::from_config()?;
         if let OnCommit::Move(dir) = &options.on_commit {
-            match fs::metadata(dir) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(PluginError::failed(format!(
-                        "move_to {} is not a folder",
-                        dir.display()
-                    )));
-                }
-                Err(e) => {
-                    return Err(PluginError::failed(format!(
-                        "move_to {}: {e}",
-                        dir.display()
-                    )));
-                }
-            }
+            folder_exists(dir, "move_to ")?;
         }
-        let folder = PathBuf::from(&address);
-        let pending = list_folder(&folder, &options.patterns)?.into();
+        let pending = list_folder(&address, &options.patterns)?.into();
         RECEIVE.with(|r| {
             *r.borrow_mut() = Some(ReceiveSession {
-                folder,
+                folder: address,
                 options,
                 pending,
             })
@@ -473,18 +396,19 @@ impl Adapter for FileAdapter {
             let mut r = r.borrow_mut();
             let session = r.as_mut().ok_or_else(|| no_session("receive"))?;
             let mut out = Vec::new();
-            while out.len() < max as usize {
-                let Some(name) = session.pending.pop_front() else {
-                    break;
-                };
-                if let Some(entry) = load(&session.folder, &name, session.options.max_file_size) {
-                    if let Received::Refused(refusal) = &entry {
-                        log::warn_with(
-                            "refused a file",
-                            &[("file", &name), ("reason", &refusal.reason)],
-                        );
-                    }
-                    out.push(entry);
+            // Files that vanished are left out: read on until `max` or the
+            // end of the listing.
+            while out.len() < max as usize && !session.pending.is_empty() {
+                let take = (max as usize - out.len()).min(session.pending.len());
+                let batch: Vec<files::Entry> = session.pending.drain(..take).collect();
+                out.extend(load(&session.folder, batch, session.options.max_file_size));
+            }
+            for entry in &out {
+                if let Received::Refused(refusal) = entry {
+                    log::warn_with(
+                        "refused a file",
+                        &[("file", &refusal.name), ("reason", &refusal.reason)],
+                    );
                 }
             }
             Ok(out)
@@ -496,13 +420,15 @@ impl Adapter for FileAdapter {
             let r = r.borrow();
             let session = r.as_ref().ok_or_else(|| no_session("commit"))?;
             let done = remove_received(&session.folder, &names, &session.options.on_commit)?;
-            log::debug_with(
-                "committed received files",
-                &[
-                    ("files", &names.len().to_string()),
-                    ("removed", &done.to_string()),
-                ],
-            );
+            if log::enabled(ferry_plugin_sdk::Level::Debug) {
+                log::debug_with(
+                    "committed received files",
+                    &[
+                        ("files", &names.len().to_string()),
+                        ("removed", &done.to_string()),
+                    ],
+                );
+            }
             Ok(())
         })
     }
@@ -513,12 +439,7 @@ impl Adapter for FileAdapter {
     }
 
     fn send_begin(address: String) -> Result<(), PluginError> {
-        let folder = PathBuf::from(&address);
-        match fs::metadata(&folder) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(PluginError::failed(format!("{address} is not a folder"))),
-            Err(e) => return Err(PluginError::failed(format!("cannot open {address}: {e}"))),
-        }
+        folder_exists(&address, "")?;
         // A session left unfinished is withdrawn.
         let previous = SEND.with(|s| s.borrow_mut().take());
         if let Some(mut old) = previous {
@@ -527,7 +448,7 @@ impl Adapter for FileAdapter {
         let options = SendOptions::from_config();
         SEND.with(|s| {
             *s.borrow_mut() = Some(SendSession {
-                folder,
+                folder: address,
                 options,
                 staged: Vec::new(),
                 temps: HashSet::new(),
@@ -536,28 +457,61 @@ impl Adapter for FileAdapter {
         Ok(())
     }
 
-    fn send(msg: Message) -> Result<(), PluginError> {
-        check_name(&msg.name, "send")?;
+    fn send(msgs: Vec<Message>) -> Vec<Result<(), PluginError>> {
         SEND.with(|s| {
             let mut s = s.borrow_mut();
-            let session = s.as_mut().ok_or_else(|| no_session("send"))?;
-            let temp = session.folder.join(format!(".{}.tmp", msg.name));
-            let target = session
-                .folder
-                .join(target_name(&msg.name, &session.options.extension));
-            if let Err(e) = write_synced(&temp, &msg.content) {
-                let _ = fs::remove_file(&temp);
-                return Err(PluginError::failed(format!(
-                    "cannot write {}: {e}",
-                    temp.display()
-                )));
+            let Some(session) = s.as_mut() else {
+                return msgs.iter().map(|_| Err(no_session("send"))).collect();
+            };
+            // Each message to its hidden temporary file, all in one host
+            // call; the host writes each atomically and synced.
+            let mut results: Vec<Result<(), PluginError>> = Vec::with_capacity(msgs.len());
+            let mut writes: Vec<(usize, Staged)> = Vec::new();
+            let mut batch: Vec<File> = Vec::new();
+            for msg in msgs {
+                match check_name(&msg.name, "send") {
+                    Err(e) => results.push(Err(e)),
+                    Ok(()) => {
+                        let temp = join(&session.folder, &format!(".{}.tmp", msg.name));
+                        let target = join(
+                            &session.folder,
+                            &target_name(&msg.name, &session.options.extension),
+                        );
+                        writes.push((
+                            results.len(),
+                            Staged {
+                                temp: temp.clone(),
+                                target,
+                            },
+                        ));
+                        batch.push(File {
+                            path: temp,
+                            content: msg.content,
+                        });
+                        results.push(Ok(()));
+                    }
+                }
             }
-            if !session.temps.insert(temp.clone()) {
-                // Sent again in this session: the new content replaces it.
-                session.staged.retain(|st| st.temp != temp);
+            for ((at, staged), written) in writes.into_iter().zip(files::write(&batch)) {
+                match written {
+                    Ok(()) => {
+                        if !session.temps.insert(staged.temp.clone()) {
+                            // Sent again in this session: the new content
+                            // replaces it.
+                            session.staged.retain(|st| st.temp != staged.temp);
+                        }
+                        session.staged.push(staged);
+                    }
+                    Err(e) => {
+                        results[at] = Err(PluginError::failed(format!(
+                            "cannot write {}: {}",
+                            staged.temp,
+                            e.message()
+                        )))
+                    }
+                }
             }
-            session.staged.push(Staged { temp, target });
-            Ok(())
+            results
         })
     }
 
@@ -565,25 +519,38 @@ impl Adapter for FileAdapter {
         SEND.with(|s| {
             let mut s = s.borrow_mut();
             let session = s.as_mut().ok_or_else(|| no_session("commit"))?;
-            // The files renamed leave the session; on a failure, the rest
-            // (from the one that failed) stay staged.
-            let mut renamed = 0;
-            let mut result = Ok(());
-            for st in &session.staged {
-                if let Err(e) = fs::rename(&st.temp, &st.target) {
-                    result = Err(PluginError::failed(format!(
-                        "cannot rename {} to {}: {e}",
-                        st.temp.display(),
-                        st.target.display()
-                    )));
-                    break;
+            // One host call renames them all; the files renamed leave the
+            // session, those that failed stay staged.
+            let pairs: Vec<(String, String)> = session
+                .staged
+                .iter()
+                .map(|st| (st.temp.clone(), st.target.clone()))
+                .collect();
+            let results = files::rename(&pairs);
+            let mut errors = Vec::new();
+            let mut kept = Vec::new();
+            for (st, r) in session.staged.drain(..).zip(results) {
+                match r {
+                    Ok(()) => {
+                        session.temps.remove(&st.temp);
+                    }
+                    Err(e) => {
+                        errors.push(format!(
+                            "cannot rename {} to {}: {}",
+                            st.temp,
+                            st.target,
+                            e.message()
+                        ));
+                        kept.push(st);
+                    }
                 }
-                renamed += 1;
             }
-            for st in session.staged.drain(..renamed) {
-                session.temps.remove(&st.temp);
+            session.staged = kept;
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(PluginError::failed(errors.join("; ")))
             }
-            result
         })
     }
 
@@ -602,6 +569,13 @@ impl Adapter for FileAdapter {
 mod tests {
     use super::*;
     use ferry_plugin_sdk::testing;
+    use std::fs;
+    use std::path::PathBuf;
+
+    /// `send` of one message.
+    fn send1(msg: Message) -> Result<(), PluginError> {
+        FileAdapter::send(vec![msg]).pop().expect("one result")
+    }
 
     /// A fresh folder under the system temp dir, removed on drop.
     struct TempDir(PathBuf);
@@ -791,15 +765,15 @@ mod tests {
         testing::reset();
         let dir = TempDir::new("twice");
         FileAdapter::send_begin(dir.path()).unwrap();
-        FileAdapter::send(Message::new("r", b"first, longer".to_vec())).unwrap();
-        FileAdapter::send(Message::new("s", b"2".to_vec())).unwrap();
-        FileAdapter::send(Message::new("r", b"3".to_vec())).unwrap();
+        send1(Message::new("r", b"first, longer".to_vec())).unwrap();
+        send1(Message::new("s", b"2".to_vec())).unwrap();
+        send1(Message::new("r", b"3".to_vec())).unwrap();
         FileAdapter::send_commit().unwrap();
         assert_eq!(dir.names(), vec!["r.xml", "s.xml"]);
         assert_eq!(fs::read(dir.0.join("r.xml")).unwrap(), b"3");
         // Nothing is left staged: a second commit renames nothing.
         FileAdapter::send_commit().unwrap();
-        FileAdapter::send(Message::new("r", b"4".to_vec())).unwrap();
+        send1(Message::new("r", b"4".to_vec())).unwrap();
         FileAdapter::send_rollback().unwrap();
         assert_eq!(dir.names(), vec!["r.xml", "s.xml"]);
         assert_eq!(fs::read(dir.0.join("r.xml")).unwrap(), b"3");
@@ -810,8 +784,8 @@ mod tests {
         testing::reset();
         let dir = TempDir::new("send");
         FileAdapter::send_begin(dir.path()).unwrap();
-        FileAdapter::send(Message::new("resp_1", b"<a/>".to_vec())).unwrap();
-        FileAdapter::send(Message::new("resp_2.xml", b"<b/>".to_vec())).unwrap();
+        send1(Message::new("resp_1", b"<a/>".to_vec())).unwrap();
+        send1(Message::new("resp_2.xml", b"<b/>".to_vec())).unwrap();
         assert_eq!(dir.names(), vec![".resp_1.tmp", ".resp_2.xml.tmp"]);
         FileAdapter::send_commit().unwrap();
         assert_eq!(dir.names(), vec!["resp_1.xml", "resp_2.xml"]);
@@ -819,12 +793,12 @@ mod tests {
 
         testing::set_config(&[("extension", "txt")]);
         FileAdapter::send_begin(dir.path()).unwrap();
-        FileAdapter::send(Message::new("r3", b"3".to_vec())).unwrap();
+        send1(Message::new("r3", b"3".to_vec())).unwrap();
         FileAdapter::send_rollback().unwrap();
         assert_eq!(dir.names(), vec!["resp_1.xml", "resp_2.xml"]);
-        FileAdapter::send(Message::new("r4", b"4".to_vec())).unwrap();
+        send1(Message::new("r4", b"4".to_vec())).unwrap();
         FileAdapter::send_commit().unwrap();
         assert_eq!(dir.names(), vec!["r4.txt", "resp_1.xml", "resp_2.xml"]);
-        assert!(FileAdapter::send(Message::new("a/b", b"x".to_vec())).is_err());
+        assert!(send1(Message::new("a/b", b"x".to_vec())).is_err());
     }
 }

@@ -8,8 +8,8 @@
 //   C-1000,PO-77,ITEM-1,2
 //   C-1000,PO-77,ITEM-2,5
 //
-// Options (the rule's `options` in the Ferry configuration, read through the
-// host's `config-get` import):
+// Options (the rule's `options` in the Ferry configuration, given once per
+// instance to `init`):
 //   action     required: the envelope's Action, e.g.
 //              "http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create"
 //   company    optional: the envelope's Company
@@ -21,7 +21,16 @@
 // `action` throws an Error: Ferry records it with the Error's message (what
 // any uncaught exception looks like).
 
-import { log, configGet } from 'ferry:plugin/host@0.1.0';
+import { log } from 'ferry:plugin/host@0.2.0';
+
+// The rule's options, as `init` gave them (once per instance).
+let options = new Map();
+
+export function init(config) {
+  options = new Map(config.options);
+}
+
+const configGet = (key) => options.get(key);
 
 const COLUMNS = ['CustAccount', 'PurchOrderFormNum', 'ItemId', 'SalesQty'];
 const SALES_ORDER_NS = 'http://schemas.microsoft.com/dynamics/2008/01/documents/SalesOrder';
@@ -85,15 +94,30 @@ function toEnvelope(rows, action, company) {
   return `<?xml version="1.0" encoding="utf-8"?>\n<Envelope xmlns="${MESSAGE_NS}"><Header>${companyXml}<Action>${escapeXml(action)}</Action></Header><Body><MessageParts>${body}</MessageParts></Body></Envelope>`;
 }
 
+// One document: the CSV becomes the envelope (the document's new text).
+function convert(ctx, doc) {
+  const action = configGet('action');
+  if (action === undefined) {
+    throw new Error(`csv-orders on port ${ctx.port}: the option \`action\` is not set`);
+  }
+  const rows = parseCsv(doc.text(), configGet('delimiter') ?? ',');
+  doc.replace(toEnvelope(rows, action, configGet('company')));
+  log('info', 'csv converted', [['document', doc.name()], ['lines', String(rows.length)]]);
+}
+
 export const rule = {
-  apply(ctx, doc) {
-    const action = configGet('action');
-    if (action === undefined) {
-      throw new Error(`csv-orders on port ${ctx.port}: the option \`action\` is not set`);
-    }
-    const rows = parseCsv(doc.content, configGet('delimiter') ?? ',');
-    const content = toEnvelope(rows, action, configGet('company'));
-    log('info', 'csv converted', [['document', doc.name], ['lines', String(rows.length)]]);
-    return { name: doc.name, content };
+  apply(ctx, docs) {
+    // One result per document, in order; a Rejected is that document's
+    // result, any other exception fails the call (the host then runs each
+    // document alone, so only the one that throws fails, with its message).
+    return docs.map((doc) => {
+      try {
+        convert(ctx, doc);
+        return { tag: 'ok', val: undefined };
+      } catch (e) {
+        if (e instanceof Rejected) return { tag: 'err', val: e.payload };
+        throw e;
+      }
+    });
   },
 };

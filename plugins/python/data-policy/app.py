@@ -4,8 +4,8 @@ AIF's data policies decide which elements of a document a port exchanges.
 This rule rejects any document whose body holds an element that is not
 enabled for the port it travels through.
 
-Options (the rule's `options` in the Ferry configuration, read through the
-host's `config-get` import):
+Options (the rule's `options` in the Ferry configuration, given once per
+instance to `init`):
 
     enabled       comma-separated local names of the elements the port may
                   carry, e.g. "SalesOrder,SalesTable,CustAccount,SalesLine,ItemId"
@@ -27,16 +27,27 @@ trap with the Python traceback (what any unexpected exception looks like).
 
 import xml.etree.ElementTree as ET
 
-from componentize_py_types import Err
+import wit_world
+from componentize_py_types import Err, Ok
 from wit_world import exports
 from wit_world.imports import host
+from wit_world.imports.documents import Document
 from wit_world.imports.types import (
+    Configuration,
     Context,
-    Document,
     Level,
     PluginError_Failed,
     PluginError_Rejected,
 )
+
+# The rule's options, as `init` gave them (once per instance).
+OPTIONS: dict[str, str] = {}
+
+
+class WitWorld(wit_world.WitWorld):
+    def init(self, config: Configuration) -> None:
+        OPTIONS.clear()
+        OPTIONS.update(config.options)
 
 
 def local_name(tag: str) -> str:
@@ -46,9 +57,9 @@ def local_name(tag: str) -> str:
 
 def enabled_for(port: str) -> set[str]:
     """The element names enabled for `port`, from the rule's options."""
-    text = host.config_get(f"ports.{port}")
+    text = OPTIONS.get(f"ports.{port}")
     if text is None:
-        text = host.config_get("enabled")
+        text = OPTIONS.get("enabled")
     if text is None:
         raise Err(
             PluginError_Failed(
@@ -73,29 +84,41 @@ def body_elements(content: str) -> list[str]:
     return [local_name(e.tag) for e in root.iter()]
 
 
-class Rule(exports.Rule):
-    def apply(self, ctx: Context, doc: Document) -> Document:
-        enabled = enabled_for(ctx.port)
-        names = body_elements(doc.content)
+def check(ctx: Context, doc: Document) -> None:
+    """One document: passes, or raises Err(...) saying why not."""
+    enabled = enabled_for(ctx.port)
+    names = body_elements(doc.text())
 
-        limit = host.config_get("max_elements")
-        if limit is not None and len(names) > int(limit):  # ValueError if not a number
-            raise Err(
-                PluginError_Rejected(
-                    f"data-policy: the body has {len(names)} elements, more than max_elements={limit}"
-                )
+    limit = OPTIONS.get("max_elements")
+    if limit is not None and len(names) > int(limit):  # ValueError if not a number
+        raise Err(
+            PluginError_Rejected(
+                f"data-policy: the body has {len(names)} elements, more than max_elements={limit}"
             )
-
-        refused = sorted({n for n in names if n not in enabled})
-        if refused:
-            raise Err(
-                PluginError_Rejected(
-                    f"data-policy: elements not enabled for port {ctx.port}: {', '.join(refused)}"
-                )
-            )
-        host.log(
-            Level.DEBUG,
-            "data policy passed",
-            [("document", doc.name), ("elements", str(len(names)))],
         )
-        return doc
+
+    refused = sorted({n for n in names if n not in enabled})
+    if refused:
+        raise Err(
+            PluginError_Rejected(
+                f"data-policy: elements not enabled for port {ctx.port}: {', '.join(refused)}"
+            )
+        )
+    host.log(
+        Level.DEBUG,
+        "data policy passed",
+        [("document", doc.name()), ("elements", str(len(names)))],
+    )
+
+
+class Rule(exports.Rule):
+    def apply(self, ctx: Context, docs: list[Document]) -> list:
+        # One result per document; a document passes unchanged (no edit).
+        results = []
+        for doc in docs:
+            try:
+                check(ctx, doc)
+                results.append(Ok(None))
+            except Err as e:
+                results.append(e)
+        return results

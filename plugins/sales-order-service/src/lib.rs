@@ -26,7 +26,9 @@
 //! | `forward_port` | — | outbound port that gets a copy of each created order |
 //! | `forward_action` | the request's `Action` | `Action` of the forwarded copy |
 
-use ferry_plugin_sdk::{Context, Request, Service, ServiceError, config, envelope, log, send};
+use ferry_plugin_sdk::{
+    Config, Context, PluginError, Request, Service, ServiceError, config, envelope, log, send,
+};
 
 /// Namespace of AIF's `SalesOrder` document.
 pub const SALES_ORDER_NS: &str =
@@ -170,10 +172,14 @@ fn read(req: &Request) -> Result<Vec<String>, ServiceError> {
 }
 
 impl Service for SalesOrderService {
-    fn invoke(_ctx: Context, req: Request) -> Result<Vec<String>, ServiceError> {
+    fn new(_config: &Config) -> Result<Self, PluginError> {
+        Ok(SalesOrderService)
+    }
+
+    fn invoke(&self, _ctx: &Context, req: &Request) -> Result<Vec<String>, ServiceError> {
         match req.operation() {
-            "create" => create(&req),
-            "read" => read(&req),
+            "create" => create(req),
+            "read" => read(req),
             op => Err(ServiceError::fault(
                 "UnknownAction",
                 format!(
@@ -219,9 +225,13 @@ mod tests {
     #[test]
     fn create_answers_with_a_deterministic_key() {
         testing::reset();
-        let out = SalesOrderService::invoke(ctx(), request(ACTION, ORDER)).unwrap();
+        let out =
+            ferry_plugin_sdk::service::run::<SalesOrderService>(&ctx(), &request(ACTION, ORDER))
+                .unwrap();
         assert_eq!(out.len(), 1);
-        let again = SalesOrderService::invoke(ctx(), request(ACTION, ORDER)).unwrap();
+        let again =
+            ferry_plugin_sdk::service::run::<SalesOrderService>(&ctx(), &request(ACTION, ORDER))
+                .unwrap();
         assert_eq!(out, again);
         let id = envelope::element_text(&out[0], "Value").unwrap();
         assert!(
@@ -233,9 +243,11 @@ mod tests {
         ));
         assert!(testing::sent().is_empty());
         // Another order gets another id.
-        let other =
-            SalesOrderService::invoke(ctx(), request(ACTION, &ORDER.replace("1000", "1001")))
-                .unwrap();
+        let other = ferry_plugin_sdk::service::run::<SalesOrderService>(
+            &ctx(),
+            &request(ACTION, &ORDER.replace("1000", "1001")),
+        )
+        .unwrap();
         assert_ne!(out, other);
     }
 
@@ -243,11 +255,17 @@ mod tests {
     fn create_keys_each_table() {
         testing::reset();
         let body = "<SalesOrder><SalesTable><CustAccount>A</CustAccount></SalesTable><SalesTable><CustAccount>B</CustAccount></SalesTable></SalesOrder>";
-        let out = SalesOrderService::invoke(ctx(), request(ACTION, body)).unwrap();
+        let out =
+            ferry_plugin_sdk::service::run::<SalesOrderService>(&ctx(), &request(ACTION, body))
+                .unwrap();
         let ids = envelope::element_texts(&out[0], "Value").unwrap();
         assert_eq!(ids.len(), 2);
         assert!(ids[0].starts_with("SO-A-") && ids[1].starts_with("SO-B-"));
-        let out = SalesOrderService::invoke(ctx(), request(ACTION, "<SalesOrder/>")).unwrap();
+        let out = ferry_plugin_sdk::service::run::<SalesOrderService>(
+            &ctx(),
+            &request(ACTION, "<SalesOrder/>"),
+        )
+        .unwrap();
         assert!(
             envelope::element_text(&out[0], "Value")
                 .unwrap()
@@ -259,7 +277,8 @@ mod tests {
     fn create_forwards_when_configured() {
         testing::reset();
         testing::set_config(&[("forward_port", "to-warehouse")]);
-        SalesOrderService::invoke(ctx(), request(ACTION, ORDER)).unwrap();
+        ferry_plugin_sdk::service::run::<SalesOrderService>(&ctx(), &request(ACTION, ORDER))
+            .unwrap();
         let sent = testing::sent();
         assert_eq!(sent.len(), 1);
         assert_eq!(
@@ -273,25 +292,36 @@ mod tests {
         testing::reset();
         testing::set_config(&[("forward_port", "nope"), ("forward_action", "urn:wh/ship")]);
         testing::set_outbound_ports(&["to-warehouse"]);
-        let err = SalesOrderService::invoke(ctx(), request(ACTION, ORDER)).unwrap_err();
+        let err =
+            ferry_plugin_sdk::service::run::<SalesOrderService>(&ctx(), &request(ACTION, ORDER))
+                .unwrap_err();
         assert!(
             matches!(err, ServiceError::Plugin(PluginError::Rejected(_))),
             "{err:?}"
         );
         testing::set_outbound_ports(&["nope"]);
-        SalesOrderService::invoke(ctx(), request(ACTION, ORDER)).unwrap();
+        ferry_plugin_sdk::service::run::<SalesOrderService>(&ctx(), &request(ACTION, ORDER))
+            .unwrap();
         assert_eq!(testing::sent()[0].action, "urn:wh/ship");
     }
 
     #[test]
     fn create_without_an_order_is_rejected() {
         testing::reset();
-        let err = SalesOrderService::invoke(ctx(), request(ACTION, "<CustTable/>")).unwrap_err();
+        let err = ferry_plugin_sdk::service::run::<SalesOrderService>(
+            &ctx(),
+            &request(ACTION, "<CustTable/>"),
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             ServiceError::rejected("create: the request body has no SalesOrder document")
         );
-        let err = SalesOrderService::invoke(ctx(), request(ACTION, "<SalesOrder>")).unwrap_err();
+        let err = ferry_plugin_sdk::service::run::<SalesOrderService>(
+            &ctx(),
+            &request(ACTION, "<SalesOrder>"),
+        )
+        .unwrap_err();
         assert!(
             matches!(err, ServiceError::Plugin(PluginError::Rejected(_))),
             "{err:?}"
@@ -303,16 +333,28 @@ mod tests {
         testing::reset();
         let keys = entity_key_list(&["SO-1".into(), "SO-2".into()]);
         let read_action = ACTION.replace("/create", "/read");
-        let out = SalesOrderService::invoke(ctx(), request(&read_action, &keys)).unwrap();
+        let out = ferry_plugin_sdk::service::run::<SalesOrderService>(
+            &ctx(),
+            &request(&read_action, &keys),
+        )
+        .unwrap();
         assert_eq!(out, vec![sales_order("SO-1"), sales_order("SO-2")]);
         assert!(out[0].contains("<SalesId>SO-1</SalesId>"));
-        let err = SalesOrderService::invoke(ctx(), request(&read_action, ORDER)).unwrap_err();
+        let err = ferry_plugin_sdk::service::run::<SalesOrderService>(
+            &ctx(),
+            &request(&read_action, ORDER),
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             ServiceError::rejected("read: the request body has no EntityKeyList")
         );
         let bad = "<EntityKeyList><EntityKey><KeyData><KeyField><Field>ItemId</Field><Value>1</Value></KeyField></KeyData></EntityKey></EntityKeyList>";
-        let err = SalesOrderService::invoke(ctx(), request(&read_action, bad)).unwrap_err();
+        let err = ferry_plugin_sdk::service::run::<SalesOrderService>(
+            &ctx(),
+            &request(&read_action, bad),
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             ServiceError::rejected("read: an EntityKey has no SalesId KeyField")
@@ -322,9 +364,11 @@ mod tests {
     #[test]
     fn other_operations_fault() {
         testing::reset();
-        let err =
-            SalesOrderService::invoke(ctx(), request(&ACTION.replace("/create", "/delete"), ORDER))
-                .unwrap_err();
+        let err = ferry_plugin_sdk::service::run::<SalesOrderService>(
+            &ctx(),
+            &request(&ACTION.replace("/create", "/delete"), ORDER),
+        )
+        .unwrap_err();
         match err {
             ServiceError::Fault(f) => {
                 assert_eq!(f.code, "UnknownAction");

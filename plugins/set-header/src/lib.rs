@@ -6,10 +6,10 @@
 //! child of `Header` (indented like the field before it, with `Header`'s
 //! prefix). Typical use: stamp the `Company` a partner never sends.
 //!
-//! Only the document up to the end of `Header` is read; the rest (the body)
-//! is kept byte for byte and not parsed: the host reads the whole envelope
-//! again after the pipeline. A document that is not an envelope, or whose
-//! header field holds elements, is `rejected`.
+//! The host has parsed the document: the rule reads the field and answers
+//! with a `set-header` edit the host applies; the rest is kept byte for
+//! byte. A document that is not an envelope, or whose header field holds
+//! elements, is `rejected`.
 //!
 //! ## Options
 //!
@@ -19,14 +19,12 @@
 //! | `value` | — (required) | its new text (escaped here) |
 //! | `only_if_missing` | `false` | `true`: leave a field that is present and not empty |
 
-use ferry_plugin_sdk::envelope::escape;
-use ferry_plugin_sdk::{Context, Document, PluginError, Rule, config};
-use quick_xml::Reader;
-use quick_xml::events::Event;
-use std::borrow::Cow;
+use ferry_plugin_sdk::{Config, Context, Document, PluginError, Rule, config};
 
-/// The rule.
-pub struct SetHeader;
+/// The rule: its setting, read once per instance.
+pub struct SetHeader {
+    setting: Setting,
+}
 
 ferry_plugin_sdk::export_rule!(SetHeader);
 
@@ -70,178 +68,45 @@ impl Setting {
         })
     }
 
-    /// Set the field in `xml` (borrowed back when nothing changes).
-    pub fn apply<'a>(&self, xml: &'a str) -> Result<Cow<'a, str>, PluginError> {
-        let bad = |m: String| PluginError::rejected(m);
-        let mut reader = Reader::from_str(xml);
-        // Open elements; the root is at depth 1 once open.
-        let mut depth = 0usize;
-        // The open Header: its qualified name's prefix.
-        let mut header_prefix: Option<String> = None;
-        // The header child being read: (is the field, start, open end).
-        let mut child: Option<(bool, usize, usize)> = None;
-        // The field's text (start, end), once read.
-        let mut field: Option<(usize, usize)> = None;
-        // The last header child: (start, end).
-        let mut last: Option<(usize, usize)> = None;
-        let escaped = escape(&self.value);
-        loop {
-            let before = reader.buffer_position() as usize;
-            let event = reader.read_event().map_err(|e| {
-                bad(format!(
-                    "malformed XML near byte {}: {e}",
-                    reader.error_position()
-                ))
-            })?;
-            let after = reader.buffer_position() as usize;
-            match event {
-                Event::Start(ref e) | Event::Empty(ref e) => {
-                    let empty = matches!(event, Event::Empty(_));
-                    let local: &str = e.local_name().into_inner();
-                    let qname: &str = e.name().into_inner();
-                    let in_header = header_prefix.is_some();
-                    match depth {
-                        0 if local != "Envelope" => {
-                            return Err(bad(format!(
-                                "not an AIF message envelope: the root element is <{qname}>, not <Envelope>"
-                            )));
-                        }
-                        1 if local == "Header" => {
-                            let prefix = qname.strip_suffix(local).unwrap_or("");
-                            if empty {
-                                let f = &self.field;
-                                return Ok(Cow::Owned(format!(
-                                    "{}{}><{prefix}{f}>{escaped}</{prefix}{f}></{qname}>{}",
-                                    &xml[..before],
-                                    open_tag(&xml[before..after]),
-                                    &xml[after..]
-                                )));
-                            }
-                            header_prefix = Some(prefix.to_string());
-                        }
-                        1 if local == "Body" => {
-                            return Err(bad("the envelope has no <Header> before <Body>".into()));
-                        }
-                        2 if in_header => {
-                            let is_field = local == self.field && field.is_none();
-                            if empty && is_field {
-                                // `<Company/>`: empty, so missing; filled.
-                                return Ok(Cow::Owned(format!(
-                                    "{}{}>{escaped}</{qname}>{}",
-                                    &xml[..before],
-                                    open_tag(&xml[before..after]),
-                                    &xml[after..]
-                                )));
-                            }
-                            if empty {
-                                last = Some((before, after));
-                            } else {
-                                child = Some((is_field, before, after));
-                            }
-                        }
-                        3 if in_header && child.is_some_and(|c| c.0) => {
-                            return Err(bad(format!(
-                                "header field <{}> holds elements, not text",
-                                self.field
-                            )));
-                        }
-                        _ => {}
-                    }
-                    if !empty {
-                        depth += 1;
-                    }
-                }
-                Event::End(_) => {
-                    depth = depth.saturating_sub(1);
-                    if header_prefix.is_some() {
-                        if depth == 2
-                            && let Some((is_field, start, open_end)) = child.take()
-                        {
-                            if is_field {
-                                field = Some((open_end, before));
-                            }
-                            last = Some((start, after));
-                        } else if depth == 1 {
-                            return Ok(self.splice(
-                                xml,
-                                field,
-                                before,
-                                last,
-                                header_prefix.as_deref().unwrap_or(""),
-                                &escaped,
-                            ));
-                        }
-                    }
-                    if depth == 0 {
-                        break;
-                    }
-                }
-                Event::Comment(_) | Event::PI(_) if depth == 3 && child.is_some_and(|c| c.0) => {
-                    return Err(bad(format!(
-                        "header field <{}> holds a comment or instruction, not only text",
-                        self.field
-                    )));
-                }
-                Event::Eof => break,
-                _ => {}
-            }
+    /// Set the field in `doc`, by an edit the host applies (none when it
+    /// already holds the value, or holds one and `only_if_missing`).
+    pub fn apply(&self, doc: &Document) -> Result<(), PluginError> {
+        if !doc.is_envelope() {
+            // Not well-formed, or another root: say which.
+            doc.header(&self.field)?;
+            return Err(PluginError::rejected(
+                "not an AIF message envelope: the root element is not <Envelope>",
+            ));
         }
-        Err(bad("the envelope has no <Header>".into()))
-    }
-
-    /// The document with the field set, given what was found in the header.
-    fn splice<'a>(
-        &self,
-        xml: &'a str,
-        field: Option<(usize, usize)>,
-        header_close: usize,
-        last: Option<(usize, usize)>,
-        prefix: &str,
-        escaped: &str,
-    ) -> Cow<'a, str> {
-        if let Some((start, end)) = field {
-            let current = &xml[start..end];
-            if (self.only_if_missing && !current.trim().is_empty()) || current == escaped {
-                return Cow::Borrowed(xml);
+        let current = doc.header(&self.field)?;
+        let keep = match current.as_deref() {
+            Some(c) => c == self.value || (self.only_if_missing && !c.trim().is_empty()),
+            None => {
+                let header = doc.elements_anywhere("Header")?;
+                if !header.iter().any(|h| h.path == "Envelope/Header") {
+                    return Err(PluginError::rejected(
+                        "the envelope has no <Header> before <Body>",
+                    ));
+                }
+                false
             }
-            let mut out = String::with_capacity(xml.len() + escaped.len());
-            out.push_str(&xml[..start]);
-            out.push_str(escaped);
-            out.push_str(&xml[end..]);
-            return Cow::Owned(out);
-        }
-        let f = &self.field;
-        let new_field = format!("<{prefix}{f}>{escaped}</{prefix}{f}>");
-        // After the last field, indented like it; else just before `</Header>`.
-        let (at, indent) = match last {
-            Some((start, end)) => {
-                let head = &xml[..start];
-                let trimmed = head.trim_end_matches([' ', '\t', '\r', '\n']);
-                (end, &head[trimmed.len()..])
-            }
-            None => (header_close, ""),
         };
-        let mut out = String::with_capacity(xml.len() + indent.len() + new_field.len());
-        out.push_str(&xml[..at]);
-        out.push_str(indent);
-        out.push_str(&new_field);
-        out.push_str(&xml[at..]);
-        Cow::Owned(out)
+        if !keep {
+            doc.set_header(&self.field, &self.value);
+        }
+        Ok(())
     }
-}
-
-/// An empty-element tag `<x a="1"/>` without its `/>`: `<x a="1"`.
-fn open_tag(tag: &str) -> &str {
-    tag.trim_end_matches('>').trim_end_matches('/').trim_end()
 }
 
 impl Rule for SetHeader {
-    fn apply(_ctx: Context, doc: Document) -> Result<Document, PluginError> {
-        let setting = Setting::from_options(&config::config())?;
-        Ok(match setting.apply(&doc.content)? {
-            Cow::Borrowed(_) => doc,
-            Cow::Owned(c) => doc.with_content(c),
+    fn new(config: &Config) -> Result<Self, PluginError> {
+        Ok(SetHeader {
+            setting: Setting::from_options(&config.options)?,
         })
+    }
+
+    fn apply(&self, _ctx: &Context, doc: &Document) -> Result<(), PluginError> {
+        self.setting.apply(doc)
     }
 }
 
@@ -264,13 +129,15 @@ mod tests {
 
     fn run(options: &[(&str, &str)], content: &str) -> Result<String, PluginError> {
         testing::reset();
-        testing::set_config(options);
+        let config = testing::config(options);
         let ctx = Context {
             port: "orders".into(),
             direction: Direction::Inbound,
             stage: Stage::Pipeline,
         };
-        SetHeader::apply(ctx, Document::new("o.xml", content)).map(|d| d.content)
+        let doc = Document::new("o.xml", content);
+        SetHeader::new(&config)?.apply(&ctx, &doc)?;
+        doc.result()
     }
 
     #[test]

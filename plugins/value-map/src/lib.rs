@@ -34,23 +34,19 @@
 //!
 //! ## Cost
 //!
-//! The lookup tables are built from the configuration once and kept across
-//! calls for as long as the configuration is the same (an instance's never
-//! changes). A document is mapped in one pass of quick-xml; what is not
-//! replaced is copied as is, and a document with nothing to replace is
-//! handed back without a copy.
+//! The lookup tables are built once per instance, from the configuration
+//! `init` gives. The document is parsed by the host: the rule asks it for
+//! the elements of each mapped name and answers with `set-text` edits,
+//! which the host applies; a document with nothing to replace passes
+//! unchanged, and no document text crosses into the plugin.
 
-use ferry_plugin_sdk::envelope::escape;
-use ferry_plugin_sdk::{Context, Direction, Document, PluginError, Rule, config, log};
-use quick_xml::Reader;
-use quick_xml::events::Event;
-use std::borrow::Cow;
-use std::cell::RefCell;
+use ferry_plugin_sdk::{Config, Context, Direction, Document, PluginError, Rule, config, log};
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
-/// The value substitution rule.
-pub struct ValueMap;
+/// The value substitution rule: its plan, built once per instance.
+pub struct ValueMap {
+    plan: Plan,
+}
 
 ferry_plugin_sdk::export_rule!(ValueMap);
 
@@ -129,155 +125,9 @@ impl Plan {
         Ok(Plan { tables, strict })
     }
 
-    /// Map the elements of `xml` (a fragment or a whole document); returns
-    /// the new text and how many values were replaced.
-    pub fn apply_to(&self, xml: &str) -> Result<(String, usize), PluginError> {
-        let (out, replaced) = self.map(xml, false)?;
-        Ok((out.into_owned(), replaced))
-    }
-
-    /// Map a document: its body when it is an AIF envelope, else all of it.
-    pub fn apply_document(&self, content: &str) -> Result<(String, usize), PluginError> {
-        let (out, replaced) = self.map(content, true)?;
-        Ok((out.into_owned(), replaced))
-    }
-
-    /// The mapping in one pass over `xml`: when `envelope_body_only` and the
-    /// root element is an `Envelope`, only the elements inside its
-    /// `Body/MessageParts` are mapped (the first `Body` child of the root,
-    /// its first `MessageParts` child); otherwise the whole document.
-    /// Borrows `xml` when nothing was replaced.
-    pub fn map<'a>(
-        &self,
-        xml: &'a str,
-        envelope_body_only: bool,
-    ) -> Result<(Cow<'a, str>, usize), PluginError> {
-        let mut reader = Reader::from_str(xml);
-        // Depth of the open elements; depth of the root is 1.
-        let mut depth = 0usize;
-        // Envelope mode: where `Body` and `MessageParts` were found (their
-        // depths), and whether mapping is active (inside MessageParts).
-        let mut envelope = false;
-        let mut seen_root = false;
-        let mut body_depth: Option<usize> = None;
-        let mut parts_depth: Option<usize> = None;
-        let mut seen_body = false;
-        let mut seen_parts = false;
-        let mut active = !envelope_body_only;
-        // The element being looked at: name, its depth, offset after its
-        // start tag. Dropped when it turns out to hold more than text.
-        let mut candidate: Option<(&str, usize, usize)> = None;
-        let mut out: Option<String> = None;
-        let mut copied = 0usize;
-        let mut replaced = 0usize;
-        loop {
-            let before = reader.buffer_position() as usize;
-            let event = reader.read_event().map_err(|e| {
-                PluginError::rejected(format!(
-                    "malformed XML near byte {}: {e}",
-                    reader.error_position()
-                ))
-            })?;
-            let after = reader.buffer_position() as usize;
-            match event {
-                Event::Start(ref e) | Event::Empty(ref e) => {
-                    let is_empty = matches!(event, Event::Empty(_));
-                    candidate = None;
-                    let name = e.local_name();
-                    let local: &str = name.into_inner();
-                    if envelope_body_only {
-                        if depth == 0 && !seen_root {
-                            seen_root = true;
-                            envelope = local == "Envelope";
-                            active = !envelope;
-                        } else if envelope && depth == 1 && local == "Body" && !seen_body {
-                            seen_body = true;
-                            if !is_empty {
-                                body_depth = Some(depth + 1);
-                            }
-                        } else if envelope
-                            && body_depth == Some(depth)
-                            && local == "MessageParts"
-                            && !seen_parts
-                        {
-                            seen_parts = true;
-                            if !is_empty {
-                                parts_depth = Some(depth + 1);
-                                active = true;
-                            }
-                        }
-                    }
-                    if !is_empty {
-                        depth += 1;
-                        if active && parts_depth.is_none_or(|p| depth > p) {
-                            candidate = self
-                                .tables
-                                .get_key_value(local)
-                                .map(|(k, _)| (k.as_str(), depth, after));
-                        }
-                    }
-                }
-                Event::End(_) => {
-                    if let Some((name, d, open_end)) = candidate.take()
-                        && d == depth
-                    {
-                        let raw = &xml[open_end..before];
-                        if let Some(new) = self.lookup(name, raw)? {
-                            let out = out.get_or_insert_with(|| String::with_capacity(xml.len()));
-                            out.push_str(&xml[copied..open_end]);
-                            out.push_str(&escape(new));
-                            copied = before;
-                            replaced += 1;
-                        }
-                    }
-                    if parts_depth == Some(depth) {
-                        parts_depth = None;
-                        active = false;
-                    }
-                    if body_depth == Some(depth) {
-                        body_depth = None;
-                    }
-                    depth = depth.saturating_sub(1);
-                }
-                Event::Comment(_) | Event::PI(_) => candidate = None,
-                Event::Eof => break,
-                _ => {}
-            }
-        }
-        if depth > 0 {
-            return Err(PluginError::rejected(
-                "malformed XML: an element is not closed",
-            ));
-        }
-        if envelope {
-            if !seen_body {
-                return Err(PluginError::rejected("the envelope has no <Body>"));
-            }
-            if !seen_parts {
-                return Err(PluginError::rejected(
-                    "the envelope's <Body> has no <MessageParts>",
-                ));
-            }
-        }
-        Ok(match out {
-            None => (Cow::Borrowed(xml), 0),
-            Some(mut out) => {
-                out.push_str(&xml[copied..]);
-                (Cow::Owned(out), replaced)
-            }
-        })
-    }
-
-    /// The replacement of the text `raw` (as written, between the tags) of
-    /// element `element`, if any.
-    fn lookup(&self, element: &str, raw: &str) -> Result<Option<&str>, PluginError> {
-        let decoded;
-        let text = if raw.contains(['&', '<', '\r']) {
-            decoded = decode_text(raw)?;
-            decoded.as_str()
-        } else {
-            raw
-        };
+    /// The replacement of `text` (an element's text) of element
+    /// `element`, if any.
+    pub fn lookup(&self, element: &str, text: &str) -> Result<Option<&str>, PluginError> {
         let value = text.trim();
         if value.is_empty() {
             return Ok(None);
@@ -290,84 +140,54 @@ impl Plan {
             None => Ok(None),
         }
     }
-}
 
-/// The text inside an element made of text, references and CDATA only.
-fn decode_text(inner: &str) -> Result<String, PluginError> {
-    let bad = |e: String| PluginError::rejected(e);
-    let mut reader = Reader::from_str(inner);
-    let mut out = String::new();
-    loop {
-        match reader
-            .read_event()
-            .map_err(|e| bad(format!("malformed XML text: {e}")))?
-        {
-            Event::Text(t) => out.push_str(&t.xml10_content()),
-            Event::CData(c) => out.push_str(&c.xml10_content()),
-            Event::GeneralRef(r) => {
-                if let Some(ch) = r
-                    .resolve_char_ref()
-                    .map_err(|e| bad(format!("bad character reference: {e}")))?
-                {
-                    out.push(ch);
-                } else {
-                    let name = r.xml10_content();
-                    let value = quick_xml::escape::resolve_predefined_entity(&name)
-                        .ok_or_else(|| bad(format!("unknown entity &{name};")))?;
-                    out.push_str(value);
+    /// Map `doc`: the elements of every mapped name (in an envelope, those
+    /// of its body), by edits. Returns how many values were replaced.
+    pub fn map(&self, doc: &Document) -> Result<usize, PluginError> {
+        let mut edits = Vec::new();
+        let mut found = false;
+        for element in self.tables.keys() {
+            for e in doc.elements(element)? {
+                found = true;
+                let Some(text) = &e.text else { continue };
+                if let Some(new) = self.lookup(element, text)? {
+                    edits.push((e, new));
                 }
             }
-            Event::Eof => break,
-            _ => {}
         }
-    }
-    Ok(out)
-}
-
-/// The plan for the current configuration and `direction`, built once and
-/// kept across calls for as long as the configuration is the same (a
-/// sandbox's configuration never changes, so in practice: once per
-/// instance).
-fn cached_plan(direction: Direction) -> Result<Rc<Plan>, PluginError> {
-    /// The options a plan was built from, its direction, the plan.
-    type Cached = (Vec<(String, String)>, Direction, Rc<Plan>);
-    thread_local! {
-        static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
-    }
-    let options = config::config();
-    CACHE.with_borrow_mut(|cache| {
-        if let Some((o, d, plan)) = cache
-            && *d == direction
-            && *o == options
-        {
-            return Ok(plan.clone());
+        if !found && doc.is_envelope() && doc.body()?.is_none() {
+            return Err(PluginError::rejected(
+                "the envelope has no <Body> with <MessageParts>",
+            ));
         }
-        let plan = Rc::new(Plan::from_options(&options, direction)?);
-        *cache = Some((options, direction, plan.clone()));
-        Ok(plan)
-    })
+        // Edits only once every value is known to map (strict).
+        for (e, new) in &edits {
+            doc.set_text(e, new);
+        }
+        Ok(edits.len())
+    }
 }
 
 impl Rule for ValueMap {
-    fn apply(ctx: Context, doc: Document) -> Result<Document, PluginError> {
-        let plan = cached_plan(ctx.direction)?;
-        let (content, replaced) = plan.map(&doc.content, true)?;
-        let content = match content {
-            Cow::Borrowed(_) => None,
-            Cow::Owned(c) => Some(c),
-        };
-        log::debug_with(
-            "value substitution",
-            &[
-                ("document", &doc.name),
-                ("direction", ctx.direction.as_str()),
-                ("replaced", &replaced.to_string()),
-            ],
-        );
-        Ok(match content {
-            None => doc,
-            Some(c) => doc.with_content(c),
+    fn new(config: &Config) -> Result<Self, PluginError> {
+        Ok(ValueMap {
+            plan: Plan::from_options(&config.options, config.direction)?,
         })
+    }
+
+    fn apply(&self, ctx: &Context, doc: &Document) -> Result<(), PluginError> {
+        let replaced = self.plan.map(doc)?;
+        if log::enabled(ferry_plugin_sdk::Level::Debug) {
+            log::debug_with(
+                "value substitution",
+                &[
+                    ("document", &doc.name()),
+                    ("direction", ctx.direction.as_str()),
+                    ("replaced", &replaced.to_string()),
+                ],
+            );
+        }
+        Ok(())
     }
 }
 
@@ -392,8 +212,11 @@ mod tests {
         content: &str,
     ) -> Result<String, PluginError> {
         testing::reset();
-        testing::set_config(options);
-        ValueMap::apply(ctx(direction), Document::new("o.xml", content)).map(|d| d.content)
+        let mut config = testing::config(options);
+        config.direction = direction;
+        let doc = Document::new("o.xml", content);
+        ValueMap::new(&config)?.apply(&ctx(direction), &doc)?;
+        doc.result()
     }
 
     const OPTS: &[(&str, &str)] = &[
@@ -491,10 +314,17 @@ mod tests {
     fn malformed_documents_are_rejected() {
         let err = run(OPTS, Direction::Inbound, "<a><ItemId>EXT-001</a>").unwrap_err();
         assert!(matches!(err, PluginError::Rejected(_)), "{err:?}");
+        // Text with no element at all is no XML document to map.
+        let err = run(OPTS, Direction::Inbound, "plain text").unwrap_err();
+        assert!(
+            matches!(err, PluginError::Rejected(ref r) if r.contains("not XML")),
+            "{err:?}"
+        );
     }
 
-    /// The mapping as the SDK's helpers do it (several passes): the
-    /// one-pass mapping must give the same text, or the same kind of error.
+    /// The mapping as the SDK's helpers do it (several passes in the
+    /// guest): the mapping by the host's edits must give the same text, or
+    /// the same kind of error.
     fn oracle(plan: &Plan, content: &str) -> Result<String, PluginError> {
         use ferry_plugin_sdk::envelope;
         let names: Vec<&str> = plan.tables.keys().map(String::as_str).collect();
@@ -521,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn one_pass_mapping_agrees_with_the_sdk_helpers() {
+    fn mapping_by_edits_agrees_with_the_sdk_helpers() {
         let docs = [
             DOC.to_string(),
             DOC.replace("EXT-001</ItemId>", "EXT&#45;001</ItemId>"),
@@ -542,7 +372,6 @@ mod tests {
             "<a><ItemId>EXT-001</a>".to_string(),
             "<a><ItemId>EXT-001</ItemId>".to_string(),
             "<a><ItemId>&bogus;</ItemId></a>".to_string(),
-            "plain text".to_string(),
         ];
         for strict in [false, true] {
             let mut opts = OPTS.to_vec();
@@ -561,7 +390,8 @@ mod tests {
                 // document it does not change as it is.
                 let want = oracle(&plan, doc)
                     .map(|w| w.replace("<MessageParts></MessageParts>", "<MessageParts/>"));
-                let got = plan.apply_document(doc).map(|(s, _)| s);
+                let d = Document::new("o.xml", doc.as_str());
+                let got = plan.map(&d).and_then(|_| d.result());
                 match (&want, &got) {
                     (Ok(w), Ok(g)) => assert_eq!(g, w, "strict={strict} {doc}"),
                     (Err(PluginError::Rejected(_)), Err(PluginError::Rejected(_))) => {}

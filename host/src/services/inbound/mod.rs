@@ -22,12 +22,12 @@ use crate::envelope::{self, Envelope, Parsed};
 use crate::queue::{
     Direction, MessageKey, NewMessage, QueueError, QueuedMessage, Status, Transaction,
 };
-use crate::runtime::{Context, Document, ServiceHeader, ServiceRequest, Stage};
+use crate::runtime::{Document, ServiceHeader, ServiceRequest, Stage};
 
 mod parallel;
 pub(crate) mod upon_error;
 
-use super::sandboxes::{SandboxError, run_rules};
+use super::sandboxes::{SandboxError, invoke_service, run_rules};
 use super::{Gateway, Sandboxes, TaskCounts, stage};
 use upon_error::{BatchGuard, Outcome};
 
@@ -45,7 +45,7 @@ pub fn run(
 }
 
 /// Process one claimed message into its own transaction part, unless its
-/// batch stopped (see [`super::batch`]) or its port is paused: then it waits.
+/// batch stopped (see [`upon_error`]) or its port is paused: then it waits.
 pub(crate) fn handle(
     gw: &Gateway,
     port: &PortConfig,
@@ -328,11 +328,6 @@ pub(crate) fn process(
         ));
         return Ok(fail(tx, stage::SERVICE, &err));
     };
-    let ctx = Context {
-        port: port.name.clone(),
-        direction: crate::runtime::Direction::Inbound,
-        stage: Stage::Pipeline,
-    };
     let req = ServiceRequest {
         header: ServiceHeader {
             message_id: env.header.message_id.clone(),
@@ -344,19 +339,16 @@ pub(crate) fn process(
         },
         body: env.body.clone(),
     };
-    let sandbox = match sandboxes.service(gw, port, service) {
-        Ok(s) => s,
-        Err(e) => return Ok(fail(tx, stage::SERVICE, &e)),
-    };
-    let (result, sent) = match sandbox.invoke(&ctx, &req) {
-        Ok(r) => r,
-        Err(f) => return Ok(fail(tx, stage::SERVICE, &SandboxError::Plugin(f))),
-    };
+    let (plugin, result, sent) =
+        match invoke_service(gw, sandboxes, port, service, std::slice::from_ref(&req)) {
+            Ok((plugin, mut answers)) => match answers.pop().expect("one answer for one request") {
+                Ok((result, sent)) => (plugin, result, sent),
+                Err(f) => return Ok(fail(tx, stage::SERVICE, &SandboxError::Plugin(f))),
+            },
+            Err(e) => return Ok(fail(tx, stage::SERVICE, &e)),
+        };
     let respond = port.response_address.is_some();
-    let by = {
-        let p = sandbox.plugin();
-        [(p.name().to_string(), p.hash().to_string())]
-    };
+    let by = [(plugin.name().to_string(), plugin.hash().to_string())];
     let ok = match result {
         Ok(bodies) => {
             for body in bodies {
@@ -382,7 +374,6 @@ pub(crate) fn process(
             } else if port.send_faults {
                 queue_outgoing(gw, tx, &port.name, &response, &msg.name);
             }
-            let plugin = sandbox.plugin();
             tx.exception(crate::queue::NewException {
                 plugin: Some(plugin.name().to_string()),
                 plugin_hash: Some(plugin.hash().to_string()),

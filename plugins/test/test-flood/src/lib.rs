@@ -6,7 +6,8 @@
 //!
 //! | marker in the body | behaviour |
 //! |--------------------|-----------|
-//! | `FLOOD:send` | sends 4 KB documents to the outbound port `copies` through the Send API, for ever (until the host stops the call) |
+//! | `FLOOD:send-forever` | sends 4 KB documents to the outbound port `copies` through the Send API, for ever (they pile up in the guest with its answer: the memory cap stops it) |
+//! | `FLOOD:send` | sends 5,000 documents of ~30 bytes to `copies`, then answers |
 //! | `FLOOD:log` | logs 4 KB records at `error`, for ever |
 //! | `FLOOD:responses` | returns 5,000 responses of ~100 bytes |
 //! | `FLOOD:stderr` | writes 4 KB lines to stderr, for ever |
@@ -18,7 +19,9 @@
 
 use std::io::Write as _;
 
-use ferry_plugin_sdk::{Context, Request, Service, ServiceError, envelope, log, send};
+use ferry_plugin_sdk::{
+    Config, Context, PluginError, Request, Service, ServiceError, envelope, log, send,
+};
 
 /// The flooding service.
 pub struct Flood;
@@ -39,12 +42,25 @@ pub fn answer(req: &Request) -> String {
 }
 
 impl Service for Flood {
-    fn invoke(_ctx: Context, req: Request) -> Result<Vec<String>, ServiceError> {
+    fn new(_config: &Config) -> Result<Self, PluginError> {
+        Ok(Flood)
+    }
+
+    fn invoke(&self, _ctx: &Context, req: &Request) -> Result<Vec<String>, ServiceError> {
         let body = &req.body;
-        if body.contains("FLOOD:send") {
+        if body.contains("FLOOD:send-forever") {
             let doc = format!("<Copy>{}</Copy>", chunk());
             loop {
                 let _ = send("copies", &req.header.action, &doc);
+            }
+        }
+        if body.contains("FLOOD:send") {
+            for i in 0..5_000 {
+                let _ = send(
+                    "copies",
+                    &req.header.action,
+                    &format!("<Copy><N>{i}</N></Copy>"),
+                );
             }
         }
         if body.contains("FLOOD:log") {
@@ -65,6 +81,6 @@ impl Service for Flood {
                 let _ = writeln!(err, "{line}");
             }
         }
-        Ok(vec![answer(&req)])
+        Ok(vec![answer(req)])
     }
 }

@@ -3,7 +3,7 @@
 //! instantiation fails before any call. The hot-load tests install it as a
 //! "new version" that compiles and targets the right world but cannot load.
 
-use ferry_plugin_sdk::{Context, Document, PluginError, Rule};
+use ferry_plugin_sdk::{Config, Context, Document, PluginError, Rule};
 use std::hint::black_box;
 
 static TABLE: [u8; 128 << 20] = [0; 128 << 20];
@@ -14,10 +14,14 @@ pub struct Heavy;
 ferry_plugin_sdk::export_rule!(Heavy);
 
 impl Rule for Heavy {
-    fn apply(_ctx: Context, doc: Document) -> Result<Document, PluginError> {
+    fn new(_config: &Config) -> Result<Self, PluginError> {
+        Ok(Heavy)
+    }
+
+    fn apply(&self, _ctx: &Context, doc: &Document) -> Result<(), PluginError> {
         // Through black_box, so the (all-zero) table cannot be folded away.
         let table: &[u8] = black_box(&TABLE);
-        black_box(table[doc.content.len() % table.len()]);
-        Ok(doc)
+        black_box(table[doc.name().len() % table.len()]);
+        Ok(())
     }
 }

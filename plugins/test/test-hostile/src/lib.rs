@@ -13,11 +13,15 @@
 //! | `HOSTILE:panic` | `panic!("hostile panic: the document asked for it")` |
 //! | `HOSTILE:reject` | `rejected("hostile rejects")` |
 //! | `HOSTILE:fail` | `failed("hostile fails")` |
+//! | `HOSTILE:huge` | replaces the document with 20 MiB of text (past the default `max_response_mb`) |
+//! | `HOSTILE:fewer` | (any document of the batch) the batch gets one result fewer than it has documents |
+//! | `HOSTILE:more` | (any document of the batch) the batch gets one result more |
 //! | none | the document, unchanged |
 //!
-//! Options: none.
+//! The batch markers `fewer` and `more` are looked for first, in every
+//! document of a batch (`apply_batch`). Options: none.
 
-use ferry_plugin_sdk::{Context, Document, PluginError, Rule};
+use ferry_plugin_sdk::{Config, Context, Document, PluginError, Rule};
 use std::hint::black_box;
 
 /// The hostile rule.
@@ -69,11 +73,30 @@ fn allocate_gib() -> u64 {
 }
 
 impl Rule for Hostile {
-    fn apply(_ctx: Context, doc: Document) -> Result<Document, PluginError> {
-        let content = &doc.content;
+    fn new(_config: &Config) -> Result<Self, PluginError> {
+        Ok(Hostile)
+    }
+
+    fn apply_batch(&self, ctx: &Context, docs: &[Document]) -> Vec<Result<(), PluginError>> {
+        let texts: Vec<String> = docs.iter().map(Document::text).collect();
+        let mut results: Vec<Result<(), PluginError>> =
+            docs.iter().map(|d| self.apply(ctx, d)).collect();
+        if texts.iter().any(|t| t.contains("HOSTILE:fewer")) {
+            results.pop();
+        } else if texts.iter().any(|t| t.contains("HOSTILE:more")) {
+            results.push(Ok(()));
+        }
+        results
+    }
+
+    fn apply(&self, _ctx: &Context, doc: &Document) -> Result<(), PluginError> {
+        let content = &doc.text();
         if let Some(path) = open_target(content) {
             return match std::fs::read_to_string(path) {
-                Ok(text) => Ok(doc.with_content(text)),
+                Ok(text) => {
+                    doc.replace(&text);
+                    Ok(())
+                }
                 Err(e) => Err(PluginError::failed(format!("open {path}: {e}"))),
             };
         }
@@ -101,7 +124,10 @@ impl Rule for Hostile {
         if content.contains("HOSTILE:fail") {
             return Err(PluginError::failed("hostile fails"));
         }
-        Ok(doc)
+        if content.contains("HOSTILE:huge") {
+            doc.replace(&"huge ".repeat(4 << 20));
+        }
+        Ok(())
     }
 }
 
@@ -130,23 +156,30 @@ mod tests {
 
     #[test]
     fn harmless_markers() {
-        let d = Document::new("d", "<a>HOSTILE:reject</a>");
+        let run = |text: &str| {
+            let d = Document::new("d", text);
+            Hostile.apply(&ctx(), &d).and_then(|()| d.result())
+        };
         assert_eq!(
-            Hostile::apply(ctx(), d).unwrap_err(),
+            run("<a>HOSTILE:reject</a>").unwrap_err(),
             PluginError::rejected("hostile rejects")
         );
-        let d = Document::new("d", "<a>HOSTILE:fail</a>");
         assert_eq!(
-            Hostile::apply(ctx(), d).unwrap_err(),
+            run("<a>HOSTILE:fail</a>").unwrap_err(),
             PluginError::failed("hostile fails")
         );
-        let d = Document::new("d", "<a>fine</a>");
-        assert_eq!(Hostile::apply(ctx(), d.clone()).unwrap(), d);
-        let d = Document::new("d", "<a>HOSTILE:open:/definitely/not/here</a>");
-        let e = Hostile::apply(ctx(), d).unwrap_err();
+        assert_eq!(run("<a>fine</a>").unwrap(), "<a>fine</a>");
+        let e = run("<a>HOSTILE:open:/definitely/not/here</a>").unwrap_err();
         assert!(
             e.reason().starts_with("open /definitely/not/here: "),
             "{e:?}"
         );
+        let docs = [
+            Document::new("a", "<a/>"),
+            Document::new("b", "<b>HOSTILE:fewer</b>"),
+        ];
+        assert_eq!(Hostile.apply_batch(&ctx(), &docs).len(), 1);
+        let docs = [Document::new("a", "<a>HOSTILE:more</a>")];
+        assert_eq!(Hostile.apply_batch(&ctx(), &docs).len(), 2);
     }
 }

@@ -33,7 +33,9 @@
 //!
 //! (all on one line). Options: none.
 
-use ferry_plugin_sdk::{Context, Request, Service, ServiceError, envelope, log, send};
+use ferry_plugin_sdk::{
+    Config, Context, PluginError, Request, Service, ServiceError, envelope, log, send,
+};
 use std::time::Duration;
 
 /// Namespace of the probe's response document.
@@ -60,7 +62,11 @@ pub fn response(port: &str, req: &Request, file: &str, seq: &str) -> String {
 }
 
 impl Service for Probe {
-    fn invoke(ctx: Context, req: Request) -> Result<Vec<String>, ServiceError> {
+    fn new(_config: &Config) -> Result<Self, PluginError> {
+        Ok(Probe)
+    }
+
+    fn invoke(&self, ctx: &Context, req: &Request) -> Result<Vec<String>, ServiceError> {
         let body = &req.body;
         let file = envelope::element_text(body, "File").unwrap_or_default();
         let seq = envelope::element_text(body, "Seq").unwrap_or_default();
@@ -110,7 +116,7 @@ impl Service for Probe {
             if let Some(port) = envelope::element_text(body, "SendTo") {
                 send(port.trim(), &req.header.action, body)?;
             }
-            Ok(vec![response(&ctx.port, &req, &file, &seq)])
+            Ok(vec![response(&ctx.port, req, &file, &seq)])
         });
         emit("probe done", "done");
         result
@@ -139,7 +145,7 @@ mod tests {
             },
             body: body.into(),
         };
-        Probe::invoke(ctx, req)
+        ferry_plugin_sdk::service::run::<Probe>(&ctx, &req)
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! `</MessageParts>` and logs `event=stamp version=NN file=…` (the `<File>`
 //! of the document) so the tests can follow which worker used which version.
 
-use ferry_plugin_sdk::{Context, Document, PluginError, Rule, log};
+use ferry_plugin_sdk::{Config, Context, Document, PluginError, Rule, log};
 use std::hint::black_box;
 
 /// The version marker: `ferry-test-stamp-version:` and two digits.
@@ -37,14 +37,20 @@ pub fn stamp(content: &str, version: &str) -> Result<String, PluginError> {
 }
 
 impl Rule for Stamp {
-    fn apply(_ctx: Context, doc: Document) -> Result<Document, PluginError> {
+    fn new(_config: &Config) -> Result<Self, PluginError> {
+        Ok(Stamp)
+    }
+
+    fn apply(&self, _ctx: &Context, doc: &Document) -> Result<(), PluginError> {
         let v = version();
-        let file = ferry_plugin_sdk::envelope::element_text(&doc.content, "File").unwrap_or_default();
-        log::info_with("stamped", &[("event", "stamp"), ("version", &v), ("file", &file)]);
-        Ok(Document {
-            content: stamp(&doc.content, &v)?,
-            name: doc.name,
-        })
+        let text = doc.text();
+        let file = ferry_plugin_sdk::envelope::element_text(&text, "File").unwrap_or_default();
+        log::info_with(
+            "stamped",
+            &[("event", "stamp"), ("version", &v), ("file", &file)],
+        );
+        doc.replace(&stamp(&text, &v)?);
+        Ok(())
     }
 }
 

@@ -1,0 +1,446 @@
+//! The `files` interface of `wit/ferry.wit`: an adapter's granted folders,
+//! reached with many paths per call. Every path is resolved inside its
+//! grant with cap-primitives, the crate wasmtime-wasi resolves preopened
+//! folders with (`openat` beneath the grant's folder, symbolic links
+//! followed only while they stay inside it), after a stricter check of its
+//! own: no `..`, `.` or empty component and no NUL at all. The host only
+//! makes the system calls the grant allows.
+
+use std::fs;
+use std::io::{self, ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+
+use cap_primitives::fs::{FollowSymlinks, OpenOptions};
+
+use super::Grant;
+
+/// Why one path could not be served (`files.file-error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileError {
+    /// Outside the grants, malformed, or a write to a read-only grant.
+    Denied(String),
+    /// No such file or folder.
+    NotFound,
+    /// Larger than the limit asked for.
+    TooLarge(u64),
+    /// Not a regular file.
+    NotAFile,
+    /// Another error of the operating system.
+    Io(String),
+}
+
+/// What kind of entry a name is (`files.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A folder.
+    Directory,
+    /// A symbolic link (not followed).
+    Symlink,
+    /// A FIFO, socket or device.
+    Other,
+}
+
+/// One entry of a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: Kind,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The kind of an entry from its (not followed) file type.
+fn kind_of(t: cap_primitives::fs::FileType) -> Kind {
+    if t.is_symlink() {
+        Kind::Symlink
+    } else if t.is_dir() {
+        Kind::Directory
+    } else if t.is_file() {
+        Kind::File
+    } else {
+        Kind::Other
+    }
+}
+
+/// A granted folder, opened.
+#[derive(Debug)]
+struct Open {
+    guest: String,
+    host: PathBuf,
+    dir: fs::File,
+    writable: bool,
+}
+
+/// The grants of one sandbox, opened once per instance.
+#[derive(Debug, Default)]
+pub struct Grants {
+    open: Vec<Open>,
+}
+
+fn io_error(e: io::Error) -> FileError {
+    match e.kind() {
+        ErrorKind::NotFound => FileError::NotFound,
+        // Resolution that would leave the grant.
+        ErrorKind::PermissionDenied if e.to_string().contains("outside") => {
+            FileError::Denied(e.to_string())
+        }
+        _ => FileError::Io(e.to_string()),
+    }
+}
+
+/// An escape attempt cap-primitives stopped (it says "a path led outside
+/// of the filesystem") is reported as `denied`, whatever errno it carries.
+fn resolve_error(e: io::Error) -> FileError {
+    let text = e.to_string();
+    if text.contains("outside of the filesystem") || text.contains("escape") {
+        FileError::Denied(format!("the path leads out of its grant: {text}"))
+    } else {
+        io_error(e)
+    }
+}
+
+impl Grants {
+    /// Open `grants` (their host folders) for the files interface.
+    pub fn open(grants: &[Grant]) -> io::Result<Grants> {
+        let mut open = Vec::with_capacity(grants.len());
+        for g in grants {
+            let dir =
+                cap_primitives::fs::open_ambient_dir(&g.host, cap_primitives::ambient_authority())?;
+            open.push(Open {
+                guest: g.guest.trim_end_matches('/').to_string(),
+                host: g.host.clone(),
+                dir,
+                writable: g.writable,
+            });
+        }
+        Ok(Grants { open })
+    }
+
+    /// The grant `path` is in and the path relative to it, after the
+    /// checks; `write` asks for a writable grant.
+    fn resolve<'p>(&self, path: &'p str, write: bool) -> Result<(&Open, &'p str), FileError> {
+        let denied = |why: &str| Err(FileError::Denied(format!("{path:?}: {why}")));
+        if path.contains('\0') {
+            return denied("a path may not hold a NUL character");
+        }
+        if !path.starts_with('/') {
+            return denied(
+                "a path starts with a granted folder's path (e.g. /port/file.xml), not a relative name",
+            );
+        }
+        let grant = self
+            .open
+            .iter()
+            .filter(|g| {
+                path == g.guest
+                    || (path.starts_with(&g.guest) && path[g.guest.len()..].starts_with('/'))
+            })
+            .max_by_key(|g| g.guest.len());
+        let Some(grant) = grant else {
+            let granted: Vec<&str> = self.open.iter().map(|g| g.guest.as_str()).collect();
+            return denied(&format!(
+                "it is outside the folders granted to this adapter ({})",
+                if granted.is_empty() {
+                    "none".to_string()
+                } else {
+                    granted.join(", ")
+                }
+            ));
+        };
+        let rest = &path[grant.guest.len()..];
+        let rel = rest.strip_prefix('/').unwrap_or(rest);
+        if !rel.is_empty() {
+            for c in rel.split('/') {
+                match c {
+                    "" => return denied("a path may not hold an empty component (`//`)"),
+                    "." | ".." => return denied("a path may not hold `.` or `..` components"),
+                    _ => {}
+                }
+            }
+        }
+        if write && !grant.writable {
+            return denied(&format!("the grant {} is read-only", grant.guest));
+        }
+        Ok((grant, rel))
+    }
+
+    fn file_path<'p>(&self, path: &'p str, write: bool) -> Result<(&Open, &'p str), FileError> {
+        let (g, rel) = self.resolve(path, write)?;
+        if rel.is_empty() {
+            return Err(FileError::Denied(format!(
+                "{path:?} is a granted folder, not a file in it"
+            )));
+        }
+        Ok((g, rel))
+    }
+
+    /// `list-folder`.
+    pub fn list(&self, path: &str) -> Result<Vec<Entry>, FileError> {
+        let (g, rel) = self.resolve(path, false)?;
+        let entries = if rel.is_empty() {
+            cap_primitives::fs::read_base_dir(&g.dir)
+        } else {
+            cap_primitives::fs::read_dir(&g.dir, Path::new(rel))
+        }
+        .map_err(resolve_error)?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(e)),
+            };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            // Not followed: a link's own metadata.
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                // Gone since the listing began.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(e)),
+            };
+            out.push(Entry {
+                name,
+                kind: kind_of(meta.file_type()),
+                size: meta.len(),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// `stat` of one path (not followed).
+    pub fn stat(&self, path: &str) -> Result<Entry, FileError> {
+        let (g, rel) = self.resolve(path, false)?;
+        if rel.is_empty() {
+            return Ok(Entry {
+                name: String::new(),
+                kind: Kind::Directory,
+                size: g.dir.metadata().map_err(io_error)?.len(),
+            });
+        }
+        let meta = cap_primitives::fs::stat(&g.dir, Path::new(rel), FollowSymlinks::No)
+            .map_err(resolve_error)?;
+        Ok(Entry {
+            name: rel.rsplit('/').next().unwrap_or("").to_string(),
+            kind: kind_of(meta.file_type()),
+            size: meta.len(),
+        })
+    }
+
+    /// `read` of one path.
+    pub fn read(&self, path: &str, max_size: u64) -> Result<Vec<u8>, FileError> {
+        let (g, rel) = self.file_path(path, false)?;
+        let rel = Path::new(rel);
+        let meta =
+            cap_primitives::fs::stat(&g.dir, rel, FollowSymlinks::No).map_err(resolve_error)?;
+        if !meta.file_type().is_file() {
+            return Err(FileError::NotAFile);
+        }
+        if meta.len() > max_size {
+            return Err(FileError::TooLarge(meta.len()));
+        }
+        let mut options = OpenOptions::new();
+        options.read(true);
+        options._cap_fs_ext_follow(FollowSymlinks::No);
+        // Replaced by a FIFO since the stat: do not wait on it.
+        options._cap_fs_ext_nonblock(true);
+        let file = cap_primitives::fs::open(&g.dir, rel, &options).map_err(resolve_error)?;
+        let meta = file.metadata().map_err(io_error)?;
+        if !meta.is_file() {
+            return Err(FileError::NotAFile);
+        }
+        let mut content = Vec::with_capacity(meta.len().min(max_size) as usize);
+        let n = file
+            .take(max_size.saturating_add(1))
+            .read_to_end(&mut content)
+            .map_err(io_error)?;
+        if n as u64 > max_size {
+            return Err(FileError::TooLarge(n as u64));
+        }
+        Ok(content)
+    }
+
+    /// `write` of one file: a synced temporary file (`.NAME.ferry-tmp` in
+    /// the same folder) renamed into place.
+    pub fn write(&self, path: &str, content: &[u8]) -> Result<(), FileError> {
+        let (g, rel) = self.file_path(path, true)?;
+        let (folder, name) = match rel.rsplit_once('/') {
+            Some((f, n)) => (Some(f), n),
+            None => (None, rel),
+        };
+        // One temporary name per target: what a crash leaves is replaced
+        // by the next write of the same path, not left for ever.
+        let temp_name = format!(".{name}.ferry-tmp");
+        let temp = match folder {
+            Some(f) => format!("{f}/{temp_name}"),
+            None => temp_name,
+        };
+        let temp = Path::new(&temp);
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        options._cap_fs_ext_follow(FollowSymlinks::No);
+        let result = (|| {
+            let mut file =
+                cap_primitives::fs::open(&g.dir, temp, &options).map_err(resolve_error)?;
+            file.write_all(content).map_err(io_error)?;
+            file.sync_all().map_err(io_error)?;
+            cap_primitives::fs::rename(&g.dir, temp, &g.dir, Path::new(rel)).map_err(resolve_error)
+        })();
+        if result.is_err() {
+            let _ = cap_primitives::fs::remove_file(&g.dir, temp);
+        }
+        result
+    }
+
+    /// `rename` of one pair.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), FileError> {
+        let (gf, rf) = self.file_path(from, true)?;
+        let (gt, rt) = self.file_path(to, true)?;
+        cap_primitives::fs::rename(&gf.dir, Path::new(rf), &gt.dir, Path::new(rt))
+            .map_err(resolve_error)
+    }
+
+    /// `remove` of one path (a file, or a link itself).
+    pub fn remove(&self, path: &str) -> Result<(), FileError> {
+        let (g, rel) = self.file_path(path, true)?;
+        let meta = cap_primitives::fs::stat(&g.dir, Path::new(rel), FollowSymlinks::No)
+            .map_err(resolve_error)?;
+        if meta.file_type().is_dir() {
+            return Err(FileError::NotAFile);
+        }
+        cap_primitives::fs::remove_file(&g.dir, Path::new(rel)).map_err(resolve_error)
+    }
+
+    /// The host folder of a grant, for messages.
+    pub fn host_folder(&self, guest: &str) -> Option<&Path> {
+        self.open
+            .iter()
+            .find(|g| g.guest == guest)
+            .map(|g| g.host.as_path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grants(dir: &Path, writable: bool) -> Grants {
+        Grants::open(&[Grant {
+            host: dir.to_path_buf(),
+            guest: "/port".into(),
+            writable,
+        }])
+        .unwrap()
+    }
+
+    #[test]
+    fn lists_reads_writes_renames_and_removes_inside_the_grant() {
+        let tmp = tempfile::tempdir().unwrap();
+        let g = grants(tmp.path(), true);
+        g.write("/port/b.xml", b"bee").unwrap();
+        g.write("/port/a.xml", b"a").unwrap();
+        fs::create_dir(tmp.path().join("sub")).unwrap();
+        let names: Vec<(String, Kind)> = g
+            .list("/port")
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.kind))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("a.xml".into(), Kind::File),
+                ("b.xml".into(), Kind::File),
+                ("sub".into(), Kind::Directory)
+            ]
+        );
+        assert_eq!(g.read("/port/b.xml", 10).unwrap(), b"bee");
+        assert_eq!(g.stat("/port/b.xml").unwrap().kind, Kind::File);
+        assert_eq!(g.stat("/port/b.xml").unwrap().size, 3);
+        assert_eq!(g.stat("/port/sub").unwrap().kind, Kind::Directory);
+        assert_eq!(g.stat("/port").unwrap().kind, Kind::Directory);
+        assert_eq!(g.stat("/port/none"), Err(FileError::NotFound));
+        assert_eq!(g.read("/port/b.xml", 2), Err(FileError::TooLarge(3)));
+        assert_eq!(g.read("/port/none.xml", 10), Err(FileError::NotFound));
+        assert_eq!(g.read("/port/sub", 10), Err(FileError::NotAFile));
+        g.rename("/port/a.xml", "/port/sub/a.xml").unwrap();
+        assert_eq!(fs::read(tmp.path().join("sub/a.xml")).unwrap(), b"a");
+        g.remove("/port/b.xml").unwrap();
+        assert_eq!(g.remove("/port/b.xml"), Err(FileError::NotFound));
+        assert_eq!(g.list("/port/sub").unwrap().len(), 1);
+        // No temporary file is left behind.
+        assert_eq!(g.list("/port").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn escapes_are_denied_and_touch_nothing() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "s").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), tmp.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), tmp.path().join("link")).unwrap();
+        let g = grants(tmp.path(), true);
+        let secret = outside.path().join("secret");
+        let denied = |r: Result<Vec<u8>, FileError>| matches!(r, Err(FileError::Denied(_)));
+        assert!(denied(g.read("/port/../secret", 100)));
+        assert!(denied(g.read("/port/./x", 100)));
+        assert!(denied(g.read(&secret.display().to_string(), 100)));
+        assert!(denied(g.read("port/x", 100)));
+        assert!(denied(g.read("/port/a\0b", 100)));
+        assert!(denied(g.read("/other/x", 100)));
+        assert!(denied(g.read("/port//x", 100)));
+        assert!(
+            denied(g.read("/port/out/secret", 100)),
+            "{:?}",
+            g.read("/port/out/secret", 100)
+        );
+        assert!(matches!(
+            g.stat("/port/out/secret"),
+            Err(FileError::Denied(_))
+        ));
+        assert_eq!(g.stat("/port/out").unwrap().kind, Kind::Symlink);
+        // The last component is never followed.
+        assert_eq!(g.read("/port/link", 100), Err(FileError::NotAFile));
+        assert!(matches!(
+            g.write("/port/out/secret", b"x"),
+            Err(FileError::Denied(_))
+        ));
+        assert!(matches!(
+            g.write("/port/../x", b"x"),
+            Err(FileError::Denied(_))
+        ));
+        assert!(matches!(
+            g.rename("/port/link", "/port/../y"),
+            Err(FileError::Denied(_))
+        ));
+        assert!(matches!(g.list("/port/out"), Err(FileError::Denied(_))));
+        // Removing the link removes the link, not its target.
+        g.remove("/port/link").unwrap();
+        assert!(matches!(
+            g.remove("/port/out/secret"),
+            Err(FileError::Denied(_))
+        ));
+        assert_eq!(fs::read_to_string(&secret).unwrap(), "s");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_read_only_grant_refuses_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("a"), "a").unwrap();
+        let g = grants(tmp.path(), false);
+        assert_eq!(g.read("/port/a", 9).unwrap(), b"a");
+        assert!(matches!(
+            g.write("/port/b", b"b"),
+            Err(FileError::Denied(_))
+        ));
+        assert!(matches!(g.remove("/port/a"), Err(FileError::Denied(_))));
+        assert!(tmp.path().join("a").exists());
+    }
+}
