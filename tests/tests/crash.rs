@@ -216,6 +216,30 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// The part both crash tests' configurations share: data and plugin
+/// folders, the group commit, the file adapter, the ItemId rule and the
+/// sales-order service that forwards a copy to `order-copies`.
+fn config_head(group_commit: usize) -> String {
+    format!(
+        r#"data_dir = "data"
+plugin_dir = "{plugins}"
+group_commit = {group_commit}
+
+[adapters.file]
+component = "file-adapter"
+
+[rules.item-ids]
+component = "value-map"
+options = {{ elements = "ItemId", map = {{ "PARTNER-CHAIR" = "1000", "PARTNER-DESK" = "1001" }} }}
+
+[services.sales-orders]
+component = "sales-order-service"
+options = {{ forward_port = "order-copies" }}
+"#,
+        plugins = ferry_tests::plugins_dir().display()
+    )
+}
+
 /// What one killed run looked like.
 struct Run {
     delay_ms: u64,
@@ -266,21 +290,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let config = root.join("ferry.toml");
     let config_responses = root.join("ferry-responses-only.toml");
     let common = format!(
-        r#"data_dir = "data"
-plugin_dir = "{plugins}"
-group_commit = {GROUP_COMMIT}
-
-[adapters.file]
-component = "file-adapter"
-
-[rules.item-ids]
-component = "value-map"
-options = {{ elements = "ItemId", map = {{ "PARTNER-CHAIR" = "1000", "PARTNER-DESK" = "1001" }} }}
-
-[services.sales-orders]
-component = "sales-order-service"
-options = {{ forward_port = "order-copies" }}
-
+        r#"{head}
 [ports.orders-in]
 direction = "inbound"
 adapter = "file"
@@ -298,7 +308,7 @@ address = "copies"
 [jobs.aif]
 every = "100ms"
 "#,
-        plugins = ferry_tests::plugins_dir().display()
+        head = config_head(GROUP_COMMIT)
     );
     fs::write(&config, &common).unwrap();
     fs::write(
@@ -763,21 +773,7 @@ fn sigkill_at_every_step_between_two_writes_loses_and_duplicates_nothing() {
         fs::create_dir_all(d).unwrap();
     }
     let mut config_text = format!(
-        r#"data_dir = "data"
-plugin_dir = "{plugins}"
-group_commit = 7
-
-[adapters.file]
-component = "file-adapter"
-
-[rules.item-ids]
-component = "value-map"
-options = {{ elements = "ItemId", map = {{ "PARTNER-CHAIR" = "1000", "PARTNER-DESK" = "1001" }} }}
-
-[services.sales-orders]
-component = "sales-order-service"
-options = {{ forward_port = "order-copies" }}
-
+        r#"{head}
 [ports.order-copies]
 direction = "outbound"
 adapter = "file"
@@ -788,7 +784,7 @@ pipeline = ["item-ids"]
 [jobs.aif]
 every = "1h"
 "#,
-        plugins = ferry_tests::plugins_dir().display()
+        head = config_head(7)
     );
     for (port, parallel) in ports {
         fs::create_dir_all(root.join(port)).unwrap();
