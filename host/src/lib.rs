@@ -5,6 +5,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod envelope;
 pub mod failpoint;
 pub mod glob;

@@ -1,7 +1,7 @@
 //! The job commands on a running host, end to end through the real binary:
-//! `ferry run` holds the data directory, so `ferry job` hands its requests
-//! to the running host (request files in `DATA_DIR/requests/`) and prints
-//! the host's reply. With a job that recurs every hour: `hold` is answered
+//! `ferry run` holds the data directory, so `ferry job` asks the running
+//! host through its control API (`DATA_DIR/console/host.json` and a token
+//! file) and prints the host's reply. With a job that recurs every hour: `hold` is answered
 //! Withhold and `list` shows it; `run-now` on the held job is refused;
 //! `release`, then `run-now` starts an occurrence (an order dropped into the
 //! inbox is answered, an hour before the next recurrence); an unknown job is
@@ -137,13 +137,31 @@ fn job_commands_act_on_the_running_host() {
             .any(|l| l.starts_with('#') && l.contains(" Ended ") && l.contains("[run-now,")),
         "no run-now occurrence in the history:\n{history}\nlog:\n{log}"
     );
-    // Nothing is left in the requests folder.
-    let left: Vec<_> = std::fs::read_dir(root.join("data").join("requests"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    // A clean stop removes the host's address (no command tries to reach a
+    // host that is gone); the tokens stay, private to the host's user.
+    let console = root.join("data").join("console");
+    assert!(!console.join("host.json").exists());
+    use std::os::unix::fs::PermissionsExt as _;
+    for f in ["operator.token", "viewer.token"] {
+        let mode = std::fs::metadata(console.join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    // The job actions are in the audit log.
+    let audit = job_ok_stopped_cmd(&["audit", "--config", cfg]);
+    for action in ["job-hold", "job-release", "job-run-now"] {
+        assert!(audit.contains(action), "{action} not in:\n{audit}");
+    }
+}
+
+/// `ferry ARGS...` on a stopped host; its stdout.
+fn job_ok_stopped_cmd(args: &[&str]) -> String {
+    let out = ferry(args);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "ferry {args:?} failed: {stderr}");
+    stdout
 }
 
 /// `ferry job ARGS... --config CFG` on a stopped host; its stdout.

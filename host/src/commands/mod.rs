@@ -5,6 +5,8 @@ mod plugin;
 mod queue;
 mod run;
 
+pub use run::{load_config, load_for_host};
+
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -56,7 +58,9 @@ pub enum Command {
     /// Validate a configuration file and every plugin it references,
     /// without running anything.
     Check(run::CheckArgs),
-    /// The queue manager: list, show, hold, release (resubmit), delete.
+    /// The queue manager: list and search, show, diff, export, hold,
+    /// release, resubmit (with edited content), delete, bulk actions. A
+    /// running host is asked through its control API.
     #[command(subcommand)]
     Queue(queue::QueueCommand),
     /// The exception log.
@@ -66,9 +70,12 @@ pub enum Command {
     /// processed): every version kept, with stage and plugin hashes.
     History(queue::HistoryArgs),
     /// The batch jobs: list, history, hold, release, run-now, cancel (a
-    /// running host is asked through DATA_DIR/requests/).
+    /// running host is asked through its control API).
     #[command(subcommand)]
     Job(job::JobCommand),
+    /// The audit log: every operator action (who, what, which messages,
+    /// when), newest first.
+    Audit(queue::AuditArgs),
 }
 
 /// Set up tracing on stderr from `--log-level` or `RUST_LOG` (default: info).
@@ -127,5 +134,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exceptions(c) => queue::run_exceptions(c),
         Command::History(a) => queue::run_history(a),
         Command::Job(c) => job::run(c),
+        Command::Audit(a) => queue::run_audit(a),
     }
 }

@@ -159,17 +159,21 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
 /// the plugin directory when no host has written one.
 fn list_live(runtime: &Runtime, config: &Path) -> anyhow::Result<ExitCode> {
     let (config, data_dir) = super::run::load_for_host(config)?;
-    match (crate::reload::Status::read(&data_dir)?, config) {
+    let plugin_dir = config.as_ref().map(|c| c.plugin_dir.clone());
+    // The running host answers through its control API; a stopped one's
+    // last status file is read directly.
+    let target = crate::control::client::open_with(config, data_dir.clone())?;
+    match (target.manager().plugins()?, plugin_dir) {
         (Some(status), _) => {
             print!("{}", status.render());
             Ok(ExitCode::SUCCESS)
         }
-        (None, Some(config)) => {
+        (None, Some(plugin_dir)) => {
             println!(
                 "no running host has written {} yet; the plugin directory:",
                 data_dir.join(crate::reload::STATUS_FILE).display()
             );
-            list(runtime, &config.plugin_dir)
+            list(runtime, &plugin_dir)
         }
         (None, None) => anyhow::bail!(
             "the running host has not written {} yet; try again in a moment",

@@ -4,17 +4,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use anyhow::Context as _;
 use clap::Args;
 
 use crate::config::Config;
+use crate::control::ops::{self, Local};
 use crate::plugins::PluginSet;
 use crate::queue::{GatewayQueue, RedbQueue};
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::scheduler::{
-    Clock, Controls, GatewayRunner, QueueStore, Scheduler, StateStore, SystemClock, requests,
+    Clock, Controls, GatewayRunner, QueueStore, Scheduler, StateStore, SystemClock,
 };
 use crate::services::{Gateway, Sandboxes};
 
@@ -125,11 +125,9 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// `ferry run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    // Job requests written from here on are this host's; older ones are
-    // discarded (see `scheduler::requests`).
-    let started = SystemTime::now();
     let config = Arc::new(load_config(&args.config)?);
-    let queue = RedbQueue::open(&config.data_dir).context("cannot open the gateway queue")?;
+    let queue =
+        Arc::new(RedbQueue::open(&config.data_dir).context("cannot open the gateway queue")?);
     let (lease, recovered) = queue.recover(&crate::queue::default_owner())?;
     if recovered.total() > 0 {
         tracing::warn!(
@@ -138,32 +136,43 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "messages left in flight by the previous run are Ready again"
         );
     }
-    let queue: Arc<dyn GatewayQueue> = Arc::new(queue);
+    let manager: Arc<dyn crate::queue::QueueManager> = queue.clone();
+    let queue: Arc<dyn GatewayQueue> = queue;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn StateStore> = Arc::new(QueueStore(queue.clone()));
     let jobs: Vec<_> = config.jobs.values().cloned().collect();
-    let mut scheduler = Scheduler::new(jobs, clock.clone(), store.clone())
-        .context("cannot load the batch jobs' state")?;
-    // `ferry job` on this data directory: answered from now on (actions are
-    // applied once the scheduler runs, after the plugins are loaded).
-    let requests = requests::start(
-        &config.data_dir,
-        requests::Host {
+    let mut scheduler =
+        Scheduler::new(jobs, clock.clone(), store).context("cannot load the batch jobs' state")?;
+    // The control API (the CLI's and the console's way in): answered from
+    // now on; job actions are applied once the scheduler runs, after the
+    // plugins are loaded.
+    let console = crate::control::start(
+        &config.console,
+        Local {
+            queue: manager,
             jobs: scheduler.jobs().to_vec(),
-            store,
-            controls: scheduler.controls(),
-            clock,
+            data_dir: config.data_dir.clone(),
+            scheduler: Some(ops::Scheduler {
+                controls: scheduler.controls(),
+                clock,
+            }),
         },
-        started,
-    )
-    .context("cannot start answering job requests")?;
-    let finish = |requests: requests::RequestWatch, controls: Controls| {
-        drop(requests);
+    )?;
+    // Requests not applied yet are answered first, so the console's
+    // threads are free when it stops.
+    let finish = |console: Option<crate::control::ControlServer>, controls: Controls| {
         controls.abandon();
+        drop(console);
     };
 
     let runtime = runtime_for(&config)?;
     let plugins = Arc::new(load_plugins(&runtime, &config)?);
+    // With the console on, the services' queue is counted for /metrics.
+    let queue: Arc<dyn GatewayQueue> = if console.is_some() {
+        Arc::new(crate::control::metrics::MeteredQueue::new(queue))
+    } else {
+        queue
+    };
     let gw = Arc::new(Gateway::new(config.clone(), queue, runtime, plugins, lease));
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -179,7 +188,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     if args.once {
         let reports = scheduler.run_once(&mut runner, &stopped);
-        finish(requests, scheduler.controls());
+        finish(console, scheduler.controls());
         let reports = reports.context("cannot record the batch jobs' state")?;
         let ok = reports.iter().all(|r| r.ended());
         return Ok(if ok {
@@ -197,7 +206,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let _input = crate::input::start(gw.clone(), scheduler.jobs().to_vec(), scheduler.signals());
     tracing::info!(config = %args.config.display(), ports = config.ports.len(), "ferry is running; Ctrl-C to stop");
     scheduler.run_forever(&mut runner, &stopped);
-    finish(requests, scheduler.controls());
+    finish(console, scheduler.controls());
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

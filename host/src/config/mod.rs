@@ -19,6 +19,9 @@ pub mod recurrence;
 
 pub use recurrence::{End, Recurrence, Start};
 
+mod console;
+pub use console::{ConsoleConfig, DEFAULT_LISTEN, NamedToken, Role};
+
 /// A configuration file that could not be used: every problem found, each
 /// with file, line and key.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,8 @@ pub struct Config {
     pub ports: BTreeMap<String, PortConfig>,
     /// Batch jobs by name.
     pub jobs: BTreeMap<String, JobConfig>,
+    /// `[console]`: the control API and web console.
+    pub console: ConsoleConfig,
 }
 
 /// A plugin with its options.
@@ -388,6 +393,7 @@ struct RawConfig {
     ports: BTreeMap<String, Spanned<RawPort>>,
     #[serde(default)]
     jobs: BTreeMap<String, Spanned<RawJob>>,
+    console: Option<Spanned<console::RawConsole>>,
 }
 
 #[derive(Deserialize)]
@@ -808,6 +814,7 @@ impl Config {
             );
         }
 
+        let console = console::parse(raw.console, &mut problem);
         if raw.workers == Some(0) {
             problems.push(format!("{file}: workers: must be at least 1"));
         }
@@ -830,6 +837,7 @@ impl Config {
             services,
             ports,
             jobs,
+            console,
         })
     }
 
@@ -851,6 +859,8 @@ impl Config {
                 "[ports.a]\nservices = [{ __probe__ = 1 }]",
             ),
             ("jobs.NAME", "[jobs.a]\n__probe__ = 1"),
+            ("console", "[console]\n__probe__ = 1"),
+            ("console.tokens.NAME", "[console.tokens.a]\n__probe__ = 1"),
             ("jobs.NAME.tasks", "[jobs.a]\ntasks = [{ __probe__ = 1 }]"),
             (
                 "jobs.NAME.tasks.after",

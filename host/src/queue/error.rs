@@ -168,8 +168,11 @@ impl QueueError {
             }
             Status::MalformedXml => {
                 "its content is not a valid message: see why with `ferry queue show ID`, \
-                 fix the source and put it in the port's folder again, then delete this \
-                 copy with `ferry queue delete ID`"
+                 then correct it with `ferry queue resubmit ID --content FILE` (or delete \
+                 it with `ferry queue delete ID`)"
+            }
+            Status::Ready if action == "resubmit" => {
+                "it is waiting already; hold it first to edit it"
             }
             Status::Ready => "only held or failed messages can be released",
             Status::Hold | Status::Error => "this action does not apply to it",

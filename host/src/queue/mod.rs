@@ -20,6 +20,7 @@
 //! batch file, then in order of arrival.
 
 mod error;
+pub mod manage;
 mod redb;
 pub mod rules;
 mod wake;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use error::{ParseError, QueueError};
+pub use manage::QueueManager;
 pub use redb::RedbQueue;
 pub use wake::WorkSignal;
 

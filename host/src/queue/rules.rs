@@ -1,7 +1,7 @@
 //! The rules every backend applies, decided here, once, above the backends:
 //!
 //! - the operator's transitions — which status may become which when an
-//!   operator holds, releases or deletes a message ([`operator`]);
+//!   operator holds, releases, resubmits or deletes a message ([`operator`]);
 //! - the fencing of claimed messages — which transaction may change a
 //!   message in flight ([`fence`], [`settable`]).
 //!
@@ -20,6 +20,9 @@ pub enum OperatorAction {
     Release,
     /// Remove a message from the queue.
     Delete,
+    /// Send a failed, malformed or held message through processing again
+    /// (Ready), usually with edited content (edit-and-resubmit).
+    Resubmit,
 }
 
 impl OperatorAction {
@@ -29,6 +32,7 @@ impl OperatorAction {
             OperatorAction::Hold => "hold",
             OperatorAction::Release => "release",
             OperatorAction::Delete => "delete",
+            OperatorAction::Resubmit => "resubmit",
         }
     }
 }
@@ -60,6 +64,9 @@ pub fn operator(
             Ok(Transition::To(Status::Ready))
         }
         (OperatorAction::Release, Status::Ready) => Ok(Transition::Unchanged),
+        (OperatorAction::Resubmit, Status::Hold | Status::Error | Status::MalformedXml) => {
+            Ok(Transition::To(Status::Ready))
+        }
         (OperatorAction::Delete, s) if !s.is_in_flight() => Ok(Transition::Remove),
         _ => refused(),
     }
@@ -114,7 +121,7 @@ pub fn settable(key: MessageKey, status: Status) -> Result<(), QueueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use OperatorAction::{Delete, Hold, Release};
+    use OperatorAction::{Delete, Hold, Release, Resubmit};
 
     #[test]
     fn only_the_holder_of_a_claim_changes_a_message_in_flight() {
@@ -166,11 +173,12 @@ mod tests {
                 (Hold, Ready | Error) => Some(Transition::To(Held)),
                 (Hold, Held) | (Release, Ready) => Some(Transition::Unchanged),
                 (Release, Held | Error) => Some(Transition::To(Ready)),
+                (Resubmit, Held | Error | MalformedXml) => Some(Transition::To(Ready)),
                 (Delete, Ready | Held | Error | MalformedXml) => Some(Transition::Remove),
                 _ => None,
             }
         };
-        for action in [Hold, Release, Delete] {
+        for action in [Hold, Release, Delete, Resubmit] {
             for status in all {
                 let got = operator(action, 7, status);
                 match want(action, status) {

@@ -326,8 +326,33 @@ impl Sandbox {
     /// Run one call on the live instance (instantiating it first if needed).
     /// `items`: how many items the call carries (the log quota is per
     /// item). A trap discards the instance (keeping a rule call's documents
-    /// in `salvaged`); a guest-reported error keeps it.
+    /// in `salvaged`); a guest-reported error keeps it. Each call is counted
+    /// and timed for the metrics (`ferry_plugin_calls_total`,
+    /// `ferry_plugin_call_duration_seconds`, `ferry_plugin_traps_total`).
     fn call<R>(
+        &mut self,
+        function: &'static str,
+        items: usize,
+        f: impl FnOnce(&mut Store<HostState>, &Bindings) -> wasmtime::Result<Result<R, PluginError>>,
+    ) -> Result<R, PluginFailure> {
+        let started = Instant::now();
+        let result = self.call_once(function, items, f);
+        let plugin = self.plugin.name().to_string();
+        let outcome = result.as_ref().err().map_or("ok", |e| e.kind.label());
+        metrics::histogram!("ferry_plugin_call_duration_seconds", "plugin" => plugin.clone(), "function" => function)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("ferry_plugin_calls_total", "plugin" => plugin.clone(), "function" => function, "outcome" => outcome)
+            .increment(1);
+        if let Err(e) = &result
+            && e.kind.poisons()
+        {
+            metrics::counter!("ferry_plugin_traps_total", "plugin" => plugin, "kind" => e.kind.label())
+                .increment(1);
+        }
+        result
+    }
+
+    fn call_once<R>(
         &mut self,
         function: &'static str,
         items: usize,

@@ -16,8 +16,8 @@
 //!
 //! An operator's hold, release, run-now and cancel reach a running
 //! scheduler as requests ([`Controls`]), applied before each task and at
-//! each tick; `ferry job` hands them to a running host through files in the
-//! data directory ([`requests`]).
+//! each tick; `ferry job` hands them to a running host through its control
+//! API (`crate::control`).
 //!
 //! Job state and every occurrence's history are kept in the gateway queue's
 //! state area ([`state`]); after a crash the occurrence that was executing
@@ -28,7 +28,6 @@
 
 pub mod conditions;
 pub mod report;
-pub mod requests;
 pub mod state;
 
 #[cfg(test)]

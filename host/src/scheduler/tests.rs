@@ -1185,15 +1185,16 @@ fn run_forever_runs_an_occurrence_on_a_signal_from_another_thread() {
 }
 
 // ---------------------------------------------------------------------------
-// Operator requests through files (`requests`).
+// Operator requests through the scheduler's controls (the control API's way
+// in; `control::ops::Local::job_action` waits for the answer).
 
-mod request_files {
+mod operator_requests {
     use super::*;
-    use crate::scheduler::requests::{self, Ask, Reply, Request, SubmitError};
+    use crate::scheduler::{Outcome, Responder};
+    use std::sync::Mutex;
 
-    /// A scheduler with job `j` (every hour, its first occurrence run) and
-    /// the host side of the requests folder `dir`.
-    fn setup(clock: &ManualClock) -> (Scheduler, Script, requests::Host) {
+    /// A scheduler with job `j` (every hour, its first occurrence run).
+    fn setup(clock: &ManualClock) -> (Scheduler, Script) {
         let mut s = scheduler(
             vec![job(r#"every = "1h""#)],
             clock,
@@ -1201,364 +1202,82 @@ mod request_files {
         );
         let mut run = Script::new(clock);
         assert_eq!(s.run_due(&mut run, &never).unwrap().len(), 1);
-        let host = requests::Host {
-            jobs: s.jobs().to_vec(),
-            store: s.store.clone(),
-            controls: s.controls(),
-            clock: Arc::new(clock.clone()),
-        };
-        (s, run, host)
+        (s, run)
     }
 
-    fn reply(dir: &Path, id: &str) -> Reply {
-        let path = dir.join(format!("{id}.reply"));
-        let bytes =
-            std::fs::read(&path).unwrap_or_else(|e| panic!("no reply {}: {e}", path.display()));
-        serde_json::from_slice(&bytes).unwrap()
+    type Answers = Arc<Mutex<Vec<Outcome>>>;
+
+    fn ask(s: &Scheduler, job: &str, action: Action, answers: &Answers) {
+        let a = answers.clone();
+        s.controls().request_with_reply(
+            job,
+            action,
+            Responder::new(move |o| a.lock().unwrap().push(o)),
+        );
     }
 
-    fn no_reply(dir: &Path, id: &str) -> bool {
-        !dir.join(format!("{id}.reply")).exists()
-    }
-
-    #[test]
-    fn only_a_request_put_in_place_wakes_the_request_thread() {
-        use notify::EventKind;
-        use notify::event::{
-            AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode,
-        };
-        let ev = |kind: EventKind, name: &str| {
-            Ok(notify::Event::new(kind).add_path(std::path::PathBuf::from("/d").join(name)))
-        };
-        let renamed_in = EventKind::Modify(ModifyKind::Name(RenameMode::To));
-        assert!(requests::wakes(&ev(renamed_in, "a.request")));
-        assert!(requests::wakes(&ev(
-            EventKind::Create(CreateKind::File),
-            "a.request"
-        )));
-        // The thread's own work: taking a request, writing a reply, the
-        // temporary file before the rename, listing the folder.
-        assert!(!requests::wakes(&ev(
-            EventKind::Remove(RemoveKind::File),
-            "a.request"
-        )));
-        assert!(!requests::wakes(&ev(renamed_in, "a.reply")));
-        assert!(!requests::wakes(&ev(
-            EventKind::Create(CreateKind::File),
-            ".a.reply.tmp"
-        )));
-        assert!(!requests::wakes(&ev(
-            EventKind::Create(CreateKind::File),
-            ".a.request.tmp"
-        )));
-        let opened = EventKind::Access(AccessKind::Open(AccessMode::Any));
-        assert!(!requests::wakes(&Ok(
-            notify::Event::new(opened).add_path("/d".into())
-        )));
-        assert!(!requests::wakes(&ev(
-            EventKind::Access(AccessKind::Close(AccessMode::Read)),
-            "a.request"
-        )));
-        // Lost events: look.
-        assert!(requests::wakes(&Err(notify::Error::generic("overflow"))));
-    }
-
-    #[test]
-    fn request_and_reply_files_are_compact_json() {
-        let r = Request {
-            id: "x1".into(),
-            action: Ask::RunNow,
-            job: Some("orders".into()),
-            last: None,
-        };
-        let text = serde_json::to_string(&r).unwrap();
-        assert_eq!(text, r#"{"id":"x1","action":"run-now","job":"orders"}"#);
-        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), r);
-        let list: Request = serde_json::from_str(r#"{"id":"x2","action":"list"}"#).unwrap();
-        assert_eq!((list.action, list.job), (Ask::List, None));
-        assert_eq!(Ask::from(Action::Hold).action(), Some(Action::Hold));
-        assert_eq!(Ask::History.action(), None);
-        assert_ne!(requests::new_id(), requests::new_id());
+    fn take(answers: &Answers) -> Vec<Outcome> {
+        std::mem::take(&mut *answers.lock().unwrap())
     }
 
     #[test]
     fn an_action_is_answered_when_the_scheduler_applies_it() {
-        let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(T0);
-        let (mut s, mut run, host) = setup(&clock);
-        requests::handle(
-            dir.path(),
-            "h1",
-            br#"{"id":"h1","action":"hold","job":"j"}"#,
-            &host,
-        );
+        let (mut s, mut run) = setup(&clock);
+        let answers = Answers::default();
+        ask(&s, "j", Action::Hold, &answers);
         // Not applied yet: the scheduler applies it at its next step.
-        assert!(no_reply(dir.path(), "h1"));
+        assert!(take(&answers).is_empty());
         assert_eq!(s.state("j").unwrap().status, JobStatus::Waiting);
         s.run_due(&mut run, &never).unwrap();
-        let r = reply(dir.path(), "h1");
-        assert!(r.ok, "{r:?}");
-        assert_eq!(r.status, Some(JobStatus::Withhold));
-        assert_eq!(r.text, "job j is Withhold");
+        let got = take(&answers);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].as_ref().unwrap().status, JobStatus::Withhold);
         assert_eq!(s.state("j").unwrap().status, JobStatus::Withhold);
 
         // Refused by the transition: the reason is state::apply's.
-        requests::handle(
-            dir.path(),
-            "r1",
-            br#"{"id":"r1","action":"run-now","job":"j"}"#,
-            &host,
-        );
+        ask(&s, "j", Action::RunNow, &answers);
         s.run_due(&mut run, &never).unwrap();
-        let r = reply(dir.path(), "r1");
-        assert!(!r.ok);
+        let got = take(&answers);
+        let e = got[0].as_ref().unwrap_err();
         assert!(
-            r.text
-                .contains("cannot run-now job \"j\": it is Withhold; release it first"),
-            "{}",
-            r.text
+            e.contains("cannot run-now job \"j\": it is Withhold; release it first"),
+            "{e}"
         );
 
         // Released, then run-now: Waiting, and the occurrence runs at once.
-        requests::handle(
-            dir.path(),
-            "r2",
-            br#"{"id":"r2","action":"release","job":"j"}"#,
-            &host,
-        );
-        requests::handle(
-            dir.path(),
-            "r3",
-            br#"{"id":"r3","action":"run-now","job":"j"}"#,
-            &host,
-        );
+        ask(&s, "j", Action::Release, &answers);
+        ask(&s, "j", Action::RunNow, &answers);
         let reports = s.run_due(&mut run, &never).unwrap();
-        let r = reply(dir.path(), "r2");
-        assert!(
-            r.ok && r.text.starts_with("job j is Waiting; next run: "),
-            "{r:?}"
-        );
-        let r = reply(dir.path(), "r3");
-        assert_eq!(r.status, Some(JobStatus::Waiting));
-        assert_eq!(
-            r.text,
-            "job j is Waiting; its next occurrence starts at once"
-        );
+        let got = take(&answers);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].as_ref().unwrap().status, JobStatus::Waiting);
         assert_eq!(reports.len(), 1);
         assert_eq!(reports[0].occurrence.trigger, Trigger::RunNow);
 
         // An unknown job: refused by the scheduler, naming the jobs.
-        requests::handle(
-            dir.path(),
-            "u1",
-            br#"{"id":"u1","action":"cancel","job":"nope"}"#,
-            &host,
-        );
+        ask(&s, "nope", Action::Cancel, &answers);
         s.run_due(&mut run, &never).unwrap();
-        let r = reply(dir.path(), "u1");
-        assert!(!r.ok);
         assert_eq!(
-            r.text,
+            take(&answers)[0].as_ref().unwrap_err(),
             "no job named \"nope\" in the configuration (its jobs: j)"
         );
     }
 
     #[test]
-    fn list_and_history_are_answered_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(T0);
-        let (_s, _run, host) = setup(&clock);
-        requests::handle(dir.path(), "l1", br#"{"id":"l1","action":"list"}"#, &host);
-        let r = reply(dir.path(), "l1");
-        assert!(r.ok);
-        let line = r.text.lines().nth(1).unwrap();
-        assert!(
-            line.starts_with("j ") && line.contains(" Waiting "),
-            "{}",
-            r.text
-        );
-        assert!(line.contains("2026-05-01T07:00:00Z"), "{}", r.text);
-        assert!(r.text.ends_with("1 job(s)\n"), "{}", r.text);
-
-        requests::handle(
-            dir.path(),
-            "h1",
-            br#"{"id":"h1","action":"history","job":"j","last":5}"#,
-            &host,
-        );
-        let r = reply(dir.path(), "h1");
-        assert!(r.ok);
-        assert!(r.text.starts_with("#1 Ended "), "{}", r.text);
-        assert!(r.text.contains("[schedule, "), "{}", r.text);
-        assert!(r.text.ends_with("1 occurrence(s)\n"), "{}", r.text);
-
-        requests::handle(
-            dir.path(),
-            "h2",
-            br#"{"id":"h2","action":"history","job":"nope"}"#,
-            &host,
-        );
-        let r = reply(dir.path(), "h2");
-        assert!(
-            !r.ok && r.text.starts_with("no job named \"nope\""),
-            "{r:?}"
-        );
-    }
-
-    #[test]
-    fn a_malformed_request_is_answered_with_the_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(T0);
-        let (mut s, mut run, host) = setup(&clock);
-        let cases: [(&str, &[u8], &str); 6] = [
-            (
-                "m1",
-                b"{ not json",
-                "malformed request: key must be a string",
-            ),
-            (
-                "m2",
-                br#"{"id":"m2","action":"explode","job":"j"}"#,
-                "unknown variant `explode`",
-            ),
-            (
-                "m3",
-                br#"{"id":"m3","action":"hold"}"#,
-                "malformed request: it names no job",
-            ),
-            (
-                "m4",
-                br#"{"id":"other","action":"hold","job":"j"}"#,
-                "its id \"other\" is not its file name's",
-            ),
-            (
-                "m5",
-                br#"{"id":"m5","action":"hold","job":"j","extra":1}"#,
-                "unknown field `extra`",
-            ),
-            ("m6", b"\xff\xfe\x00", "malformed request"),
-        ];
-        for (id, bytes, _) in &cases {
-            std::fs::write(dir.path().join(format!("{id}.request")), bytes).unwrap();
-        }
-        // One too large to read.
-        std::fs::write(dir.path().join("m7.request"), vec![b' '; 100 * 1024]).unwrap();
-        requests::handle_waiting(dir.path(), &host);
-        s.run_due(&mut run, &never).unwrap();
-        for (id, _, why) in &cases {
-            let r = reply(dir.path(), id);
-            assert!(!r.ok, "{id}: {r:?}");
-            assert!(r.text.contains(why), "{id}: {}", r.text);
-            assert!(
-                !dir.path().join(format!("{id}.request")).exists(),
-                "{id} taken"
-            );
-        }
-        assert!(reply(dir.path(), "m7").text.contains("larger than"));
-        // Nothing was applied.
-        assert_eq!(s.state("j").unwrap().status, JobStatus::Waiting);
-    }
-
-    #[test]
-    fn waiting_requests_are_taken_and_temporary_files_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(T0);
-        let (mut s, mut run, host) = setup(&clock);
-        let d = dir.path();
-        std::fs::write(
-            d.join(".a.request.tmp"),
-            br#"{"id":"a","action":"hold","job":"j"}"#,
-        )
-        .unwrap();
-        std::fs::write(d.join("notes.txt"), b"left alone").unwrap();
-        std::fs::write(
-            d.join("b.request"),
-            br#"{"id":"b","action":"hold","job":"j"}"#,
-        )
-        .unwrap();
-        requests::handle_waiting(d, &host);
-        assert!(!d.join("b.request").exists());
-        assert!(d.join(".a.request.tmp").exists());
-        assert!(d.join("notes.txt").exists());
-        s.run_due(&mut run, &never).unwrap();
-        assert!(reply(d, "b").ok);
-        assert!(no_reply(d, "a"));
-        // A second look handles nothing twice.
-        std::fs::remove_file(d.join("b.reply")).unwrap();
-        requests::handle_waiting(d, &host);
-        s.run_due(&mut run, &never).unwrap();
-        assert!(no_reply(d, "b"));
-    }
-
-    #[test]
-    fn requests_from_before_the_start_are_discarded() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(
-            d.join("old.request"),
-            br#"{"id":"old","action":"hold","job":"j"}"#,
-        )
-        .unwrap();
-        std::fs::write(d.join("old2.reply"), b"{}").unwrap();
-        let started = std::time::SystemTime::now() + Duration::from_secs(3600);
-        assert_eq!(requests::discard_leftovers(d, started), 1);
-        assert_eq!(std::fs::read_dir(d).unwrap().count(), 0);
-        // Written after the start: kept.
-        std::fs::write(d.join("new.request"), b"{}").unwrap();
-        let past = std::time::SystemTime::now() - Duration::from_secs(3600);
-        assert_eq!(requests::discard_leftovers(d, past), 0);
-        assert!(d.join("new.request").exists());
-    }
-
-    #[test]
     fn a_stopping_host_answers_the_requests_it_did_not_apply() {
-        let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(T0);
-        let (_s, _run, host) = setup(&clock);
-        requests::handle(
-            dir.path(),
-            "s1",
-            br#"{"id":"s1","action":"hold","job":"j"}"#,
-            &host,
-        );
-        host.controls.abandon();
-        let r = reply(dir.path(), "s1");
-        assert!(!r.ok);
+        let (s, _run) = setup(&clock);
+        let answers = Answers::default();
+        ask(&s, "j", Action::Hold, &answers);
+        s.controls().abandon();
+        let got = take(&answers);
         assert!(
-            r.text
+            got[0]
+                .as_ref()
+                .unwrap_err()
                 .contains("the host stopped before it applied the request")
         );
-    }
-
-    #[test]
-    fn submit_waits_for_the_reply_and_withdraws_an_unanswered_request() {
-        let data = tempfile::tempdir().unwrap();
-        let dir = requests::folder(data.path());
-        let clock = ManualClock::new(T0);
-        let (mut s, mut run, host) = setup(&clock);
-
-        // Nobody reads the folder: withdrawn at the deadline (here at once),
-        // nothing left behind.
-        let e =
-            requests::submit(data.path(), Ask::Hold, Some("j"), None, Duration::ZERO).unwrap_err();
-        assert!(matches!(e, SubmitError::Withdrawn { .. }), "{e}");
-        assert!(e.to_string().contains("nothing was changed"), "{e}");
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
-
-        // A host answering: the command gets the reply, which it removes.
-        let path = data.path().to_path_buf();
-        let asker = std::thread::spawn(move || {
-            requests::submit(&path, Ask::Hold, Some("j"), None, Duration::from_secs(60))
-        });
-        while !asker.is_finished() {
-            requests::handle_waiting(&dir, &host);
-            s.run_due(&mut run, &never).unwrap();
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let r = asker.join().unwrap().unwrap();
-        assert!(r.ok);
-        assert_eq!(r.status, Some(JobStatus::Withhold));
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     }
 
     #[test]
@@ -1567,7 +1286,7 @@ mod request_files {
         // is applied: only the request's wake-up ends the nap in time (the
         // stop is asked for once it is applied, so no timing is asserted).
         let clock = ManualClock::new(T0);
-        let (mut s, mut run, _host) = setup(&clock);
+        let (mut s, mut run) = setup(&clock);
         let ctl = s.controls();
         let asker = std::thread::spawn(move || ctl.request("j", Action::Hold));
         let store = s.store.clone();

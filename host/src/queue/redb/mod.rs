@@ -22,6 +22,11 @@
 //! makes recovery and listing by status independent of the other statuses;
 //! `counts` makes status summaries free. Every status change maintains all
 //! three in the same write transaction.
+//!
+//! The queue manager's search, audited actions and audit log are in
+//! `manage.rs` beside this file.
+
+mod manage;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -537,6 +542,7 @@ impl RedbQueue {
             txn.open_table(HISTORY)?;
             txn.open_table(STATE)?;
             txn.open_table(KEPT)?;
+            manage::init(&txn)?;
         }
         txn.commit()?;
         Ok(())
