@@ -185,6 +185,14 @@ pub enum QueueCommand {
         #[arg(long, value_name = "KEY@MS")]
         cutoff: Option<String>,
     },
+    /// Create the gateway queue, or bring its schema to this version of
+    /// Ferry (`ferry run` does this at start too): for a PostgreSQL queue
+    /// before the first host starts, or to see what a new version changes.
+    Migrate {
+        /// The configuration file.
+        #[arg(long, short, default_value = "ferry.toml")]
+        config: PathBuf,
+    },
 }
 
 /// Exception log commands.
@@ -495,6 +503,32 @@ fn list(
 pub fn run(cmd: QueueCommand) -> anyhow::Result<ExitCode> {
     let actor = Actor::local_user();
     match cmd {
+        QueueCommand::Migrate { config } => {
+            let config = super::run::load_config(&config)?;
+            match &config.queue.backend {
+                crate::config::QueueBackend::Redb => {
+                    crate::queue::RedbQueue::open(&config.data_dir)
+                        .context("cannot open the gateway queue")?;
+                    println!(
+                        "gateway queue {} is at format {}",
+                        config.data_dir.join(crate::queue::redb_file()).display(),
+                        crate::queue::redb_format()
+                    );
+                }
+                crate::config::QueueBackend::Postgres { schema, .. } => {
+                    drop(
+                        config
+                            .queue
+                            .open(&config.data_dir)
+                            .context("cannot open the gateway queue")?,
+                    );
+                    println!(
+                        "gateway queue schema {schema} is at version {}",
+                        crate::queue::postgres::schema::latest()
+                    );
+                }
+            }
+        }
         QueueCommand::List {
             config,
             search,

@@ -126,9 +126,12 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 /// `ferry run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = Arc::new(load_config(&args.config)?);
-    let queue =
-        Arc::new(RedbQueue::open(&config.data_dir).context("cannot open the gateway queue")?);
-    let (lease, recovered) = queue.recover(&crate::queue::default_owner())?;
+    let manager = config
+        .queue
+        .open_for_host(&config.data_dir)
+        .context("cannot open the gateway queue")?;
+    let (lease, recovered) = manager.recover(&config.queue.owner())?;
+    tracing::info!(host = %lease.owner(), lease = lease.epoch(), "gateway queue open");
     if recovered.total() > 0 {
         tracing::warn!(
             in_process = recovered.in_process,
@@ -136,10 +139,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "messages left in flight by the previous run are Ready again"
         );
     }
-    let manager: Arc<dyn crate::queue::QueueManager> = queue.clone();
-    let queue: Arc<dyn GatewayQueue> = queue;
+    let queue: Arc<dyn GatewayQueue> = manager.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store: Arc<dyn StateStore> = Arc::new(QueueStore(queue.clone()));
+    let store: Arc<dyn StateStore> = Arc::new(QueueStore(queue.clone(), config.queue.job_scope()));
     let jobs: Vec<_> = config.jobs.values().cloned().collect();
     let mut scheduler =
         Scheduler::new(jobs, clock.clone(), store).context("cannot load the batch jobs' state")?;
@@ -152,6 +154,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             queue: manager,
             jobs: scheduler.jobs().to_vec(),
             data_dir: config.data_dir.clone(),
+            job_scope: config.queue.job_scope(),
             scheduler: Some(ops::Scheduler {
                 controls: scheduler.controls(),
                 clock,
@@ -174,6 +177,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         queue
     };
     let gw = Arc::new(Gateway::new(config.clone(), queue, runtime, plugins, lease));
+    heartbeat(gw.clone(), config.queue.lease / 3);
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -209,4 +213,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     finish(console, scheduler.controls());
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Renews the host's lease every `every` (a third of the lease), and with
+/// it, on a shared queue, hands the work of hosts whose lease expired to
+/// the others. A queue that does not answer is reported, and tried again
+/// at the next beat.
+fn heartbeat(gw: Arc<Gateway>, every: std::time::Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("ferry-heartbeat".into())
+        .spawn(move || {
+            let mut failing = false;
+            loop {
+                std::thread::sleep(every);
+                match gw.heartbeat() {
+                    Ok(_) if failing => {
+                        tracing::info!("the gateway queue answers again; lease renewed");
+                        failing = false;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!("cannot renew this host's lease: {e}");
+                        failing = true;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the lease heartbeat: {e}");
+    }
 }

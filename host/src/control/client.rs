@@ -78,11 +78,34 @@ pub fn open_with(cfg: Option<Config>, data_dir: PathBuf) -> anyhow::Result<Targe
     let Some(cfg) = cfg else {
         return Ok(Target::Remote(Remote::discover(&data_dir)?));
     };
+    if !matches!(cfg.queue.backend, crate::config::QueueBackend::Redb) {
+        // A shared database is never locked to a host: ask the host that
+        // runs on this data directory, if one does (its scheduler applies
+        // job actions at once), or work on the database directly.
+        if let Some(host) = HostFile::read(&data_dir)?
+            && Path::new(&format!("/proc/{}", host.pid)).exists()
+            && let Ok(remote) = Remote::discover(&data_dir)
+        {
+            return Ok(Target::Remote(remote));
+        }
+        let queue = cfg
+            .queue
+            .open(&data_dir)
+            .context("cannot open the gateway queue")?;
+        return Ok(Target::Local(Box::new(Local {
+            queue,
+            jobs: cfg.jobs.values().cloned().collect(),
+            data_dir,
+            job_scope: cfg.queue.job_scope(),
+            scheduler: None,
+        })));
+    }
     match RedbQueue::open(&data_dir) {
         Ok(queue) => Ok(Target::Local(Box::new(Local {
             queue: std::sync::Arc::new(queue),
             jobs: cfg.jobs.values().cloned().collect(),
             data_dir,
+            job_scope: cfg.queue.job_scope(),
             scheduler: None,
         }))),
         Err(QueueError::InUse { .. }) => {

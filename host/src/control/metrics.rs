@@ -310,6 +310,10 @@ impl GatewayQueue for MeteredQueue {
         self.inner.renew(lease)
     }
 
+    fn lead(&self, lease: &Lease, task: &str, port: &str) -> Result<bool, QueueError> {
+        self.inner.lead(lease, task, port)
+    }
+
     fn work_signal(&self) -> &crate::queue::WorkSignal {
         self.inner.work_signal()
     }

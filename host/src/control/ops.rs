@@ -449,6 +449,9 @@ pub struct Local {
     pub jobs: Vec<JobConfig>,
     /// The data directory (the hot-loading status file).
     pub data_dir: PathBuf,
+    /// The scope of this host's job state in the queue's state area
+    /// ([`crate::config::QueueConfig::job_scope`]).
+    pub job_scope: String,
     /// The running scheduler, inside `ferry run`; `None` on a stopped host
     /// (job actions change the stored state, applied at the next start).
     pub scheduler: Option<Scheduler>,
@@ -461,7 +464,7 @@ fn now_ms() -> u64 {
 impl Local {
     fn store(&self) -> QueueStore {
         let q: Arc<dyn crate::queue::GatewayQueue> = self.queue.clone();
-        QueueStore(q)
+        QueueStore(q, self.job_scope.clone())
     }
 
     fn job(&self, name: &str) -> Result<&JobConfig, OpError> {

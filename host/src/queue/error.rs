@@ -134,6 +134,17 @@ pub enum QueueError {
     /// A change to a message in flight (or meant for one) was refused:
     /// another owner holds its claim, the claim was lost, or the change
     /// tried to set a status only claiming gives.
+    #[error(
+        "PostgreSQL gateway queue: {0}; check that the database server runs and is \
+         reachable (the host keeps retrying)"
+    )]
+    Database(String),
+
+    /// A conflict between two transactions (a deadlock, a serialization
+    /// failure): nothing was applied and running it again may succeed.
+    #[error("PostgreSQL gateway queue: {0}; nothing was applied, the transaction is retried")]
+    Retry(String),
+
     #[error("message {key}: {reason}")]
     Claim {
         /// The message.

@@ -21,6 +21,7 @@
 
 mod error;
 pub mod manage;
+pub mod postgres;
 mod redb;
 pub mod rules;
 mod wake;
@@ -36,7 +37,18 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{ParseError, QueueError};
 pub use manage::QueueManager;
+pub use postgres::{PgOptions, PgQueue};
 pub use redb::RedbQueue;
+
+/// The redb queue's file name in the data directory.
+pub fn redb_file() -> &'static str {
+    redb::DB_FILE
+}
+
+/// The redb queue's format version this build writes.
+pub fn redb_format() -> u64 {
+    redb::DB_FORMAT
+}
 pub use wake::WorkSignal;
 
 /// Identifies a message in the queue. Assigned by the queue; strictly
@@ -868,6 +880,15 @@ pub trait GatewayQueue: Send + Sync {
 
     /// The queue's wake-up: bumped whenever a commit makes work Ready.
     fn work_signal(&self) -> &WorkSignal;
+
+    /// Whether `lease` may run `task` (e.g. `"receive"`) for `port` now:
+    /// with several hosts on one queue, one owner at a time leads it, so
+    /// two hosts never receive the same file. The leader keeps it while its
+    /// lease lives. A backend that one host opens at a time always says yes.
+    fn lead(&self, lease: &Lease, task: &str, port: &str) -> Result<bool, QueueError> {
+        let _ = (task, port);
+        self.renew(lease).map(|()| true)
+    }
 
     /// The highest key assigned so far (0 if none): a snapshot of "received
     /// up to now" for `max_key`.

@@ -343,26 +343,41 @@ pub trait StateStore: Send + Sync {
     fn write(&self, puts: Vec<(String, Vec<u8>)>, deletes: Vec<String>) -> Result<(), QueueError>;
 }
 
-/// The gateway queue's state area as a [`StateStore`].
+/// The gateway queue's state area as a [`StateStore`], under a scope:
+/// the keys of one host's jobs when several hosts share the queue
+/// (`host/NAME/`), none on a queue of one host.
 #[derive(Clone)]
-pub struct QueueStore(pub Arc<dyn GatewayQueue>);
+pub struct QueueStore(pub Arc<dyn GatewayQueue>, pub String);
+
+impl QueueStore {
+    /// The whole state area (one host).
+    pub fn new(queue: Arc<dyn GatewayQueue>) -> QueueStore {
+        QueueStore(queue, String::new())
+    }
+}
 
 impl StateStore for QueueStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, QueueError> {
-        self.0.get_state(key)
+        self.0.get_state(&format!("{}{key}", self.1))
     }
 
     fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, QueueError> {
-        self.0.state_keys(prefix)
+        let scope = self.1.len();
+        Ok(self
+            .0
+            .state_keys(&format!("{}{prefix}", self.1))?
+            .into_iter()
+            .map(|(k, v)| (k[scope..].to_string(), v))
+            .collect())
     }
 
     fn write(&self, puts: Vec<(String, Vec<u8>)>, deletes: Vec<String>) -> Result<(), QueueError> {
         let mut tx = Transaction::new();
         for (k, v) in puts {
-            tx.put_state(k, v);
+            tx.put_state(format!("{}{k}", self.1), v);
         }
         for k in deletes {
-            tx.delete_state(k);
+            tx.delete_state(format!("{}{k}", self.1));
         }
         if tx.is_empty() {
             return Ok(());

@@ -824,7 +824,11 @@ fn a_crash_during_an_occurrence_is_recorded_as_error_and_the_job_goes_on() {
     let clock = ManualClock::new(T0);
     {
         let queue: Arc<dyn GatewayQueue> = Arc::new(RedbQueue::open(dir.path()).unwrap());
-        let mut s = scheduler(vec![j.clone()], &clock, Arc::new(QueueStore(queue.clone())));
+        let mut s = scheduler(
+            vec![j.clone()],
+            &clock,
+            Arc::new(QueueStore::new(queue.clone())),
+        );
         // The host "dies" in the middle of inbound processing.
         let mut run = Script::new(&clock).counts("gateway-receive", 5, 0);
         run.during = Some(Box::new(|t: &str| {
@@ -836,7 +840,7 @@ fn a_crash_during_an_occurrence_is_recorded_as_error_and_the_job_goes_on() {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.run_due(&mut run, &never)));
         assert!(crashed.is_err());
         // What the disk says: Executing, with the running task.
-        let store = QueueStore(queue);
+        let store = QueueStore::new(queue);
         let saved = state::load_state(&store, "j").unwrap().unwrap();
         assert_eq!(
             (saved.status, saved.executing),
@@ -857,7 +861,7 @@ fn a_crash_during_an_occurrence_is_recorded_as_error_and_the_job_goes_on() {
     // Restart a minute later.
     clock.set(T0 + 60 * SEC);
     let queue: Arc<dyn GatewayQueue> = Arc::new(RedbQueue::open(dir.path()).unwrap());
-    let store = Arc::new(QueueStore(queue));
+    let store = Arc::new(QueueStore::new(queue));
     let mut s = scheduler(vec![j], &clock, store.clone());
     let o = state::load_occurrence(store.as_ref(), "j", 1)
         .unwrap()

@@ -41,8 +41,9 @@ pub struct Gateway {
     /// The gateway queue.
     pub queue: Arc<dyn GatewayQueue>,
     /// This host's lease: what it claims, it claims under it, and it
-    /// commits the results under it.
-    pub lease: Lease,
+    /// commits the results under it. Replaced when the host lost it (see
+    /// [`Gateway::heartbeat`]).
+    lease: ArcSwap<Lease>,
     /// The component runtime.
     pub runtime: Runtime,
     /// Sources refused by an adapter that were already reported, so a file
@@ -121,28 +122,68 @@ impl Gateway {
         Gateway {
             live: ArcSwap::from_pointee(Live { config, plugins }),
             queue,
-            lease,
+            lease: ArcSwap::from_pointee(lease),
             runtime,
             reported_refusals: Mutex::new(HashSet::new()),
             reported_pauses: Mutex::new(HashSet::new()),
         }
     }
 
-    /// Claims messages under this host's lease.
-    pub fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<QueuedMessage>, QueueError> {
-        self.queue.claim(&self.lease, request)
+    /// This host's lease now.
+    pub fn lease(&self) -> Arc<Lease> {
+        self.lease.load_full()
     }
 
-    /// Commits `tx` — the results of messages this host claimed — under
-    /// this host's lease.
+    /// Claims messages under this host's lease.
+    pub fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<QueuedMessage>, QueueError> {
+        self.queue.claim(&self.lease(), request)
+    }
+
+    /// Commits `tx` — the results of messages this host claimed, or what
+    /// it received — under this host's lease.
     pub fn settle(&self, mut tx: Transaction) -> Result<Vec<MessageKey>, QueueError> {
-        tx.set_lease(self.lease.clone());
+        tx.set_lease((*self.lease()).clone());
         self.queue.commit(tx)
     }
 
     /// Returns claimed messages to Ready without a result.
     pub fn give_back(&self, keys: &[MessageKey]) -> Result<(), QueueError> {
-        self.queue.give_back(&self.lease, keys)
+        self.queue.give_back(&self.lease(), keys)
+    }
+
+    /// Whether this host leads `task` of `port` now (one host at a time
+    /// receives from a port's folder when several share the queue).
+    pub fn lead(&self, task: &str, port: &str) -> Result<bool, QueueError> {
+        self.queue.lead(&self.lease(), task, port)
+    }
+
+    /// Renews this host's lease (and, on a shared queue, returns the work
+    /// of hosts whose lease expired to Ready). When the lease was lost —
+    /// the host was stopped or cut off from the database for longer than
+    /// the lease, and another host took its work — the host starts again
+    /// under a new lease: what it was doing under the old one cannot be
+    /// committed and is done again. Returns whether the lease was renewed
+    /// (false: a new one replaced it).
+    pub fn heartbeat(&self) -> Result<bool, QueueError> {
+        let lease = self.lease();
+        match self.queue.renew(&lease) {
+            Ok(()) => Ok(true),
+            Err(QueueError::StaleLease { .. }) => {
+                let (fresh, report) = self.queue.recover(lease.owner())?;
+                tracing::warn!(
+                    host = %lease.owner(),
+                    old = lease.epoch(),
+                    new = fresh.epoch(),
+                    returned = report.total(),
+                    "this host lost its lease (it was stopped or could not reach the queue for \
+                     longer than the lease, and other hosts took its work); it goes on under \
+                     a new lease, and results of the old one are not committed"
+                );
+                self.lease.store(Arc::new(fresh));
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The configuration in force.

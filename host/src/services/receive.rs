@@ -52,6 +52,11 @@ pub fn run(
     if port.direction != PortDirection::Inbound {
         return Ok(counts);
     }
+    // Hosts sharing a queue: one of them receives from a port at a time.
+    if !gw.lead("receive", &port.name)? {
+        tracing::debug!(port = %port.name, "another host receives from this port");
+        return Ok(counts);
+    }
     let adapter_failed = |gw: &Gateway,
                           text: String,
                           plugin: Option<&crate::runtime::PluginFailure>| {
@@ -153,7 +158,9 @@ pub fn run(
                 }
             }
             counts.add(accept_all(gw, port, sandboxes, &mut tx, to_accept));
-            gw.queue.commit(tx)?;
+            // Under the lease: a host that lost it (another host may be
+            // receiving the same files now) queues nothing.
+            gw.settle(tx)?;
             failpoint::point("receive.after-commit");
             let sandbox = sandboxes
                 .adapter(gw, port, Side::Receive)

@@ -82,7 +82,7 @@ pub const DB_FILE: &str = "ferry.redb";
 /// was received as refers to the message's content record (`kept_contents`),
 /// which outlives the message. A format-1 file is read as it is and marked
 /// format 2 when opened: its records stay valid.
-const DB_FORMAT: u64 = 2;
+pub(crate) const DB_FORMAT: u64 = 2;
 
 /// redb's page cache (reads and the write buffer). redb's default, 1 GiB,
 /// lets the host's memory grow with the queue: a backlog of 1M messages of

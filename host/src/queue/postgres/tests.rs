@@ -1,0 +1,210 @@
+//! Tests of [`PgQueue`]: the conformance suite, and what is particular to a
+//! queue several hosts share (two `PgQueue`s on one schema: claims by
+//! unit, fencing, failover after a lease expires, leaders of a task).
+//!
+//! They need a PostgreSQL server: `FERRY_TEST_POSTGRES_URL`, or one on
+//! 127.0.0.1:5432 as the user `postgres`. `scripts/test` finds or starts
+//! one and sets the variable. Each test works in a schema of its own,
+//! dropped at the end.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::super::conformance::{Backend, conformance_suite, inbound, insert_all, keys};
+use super::super::*;
+use super::{PgOptions, PgQueue};
+
+/// Where the tests' database is.
+pub(crate) fn test_url() -> String {
+    std::env::var("FERRY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// Drops the test's schema at the end.
+pub(crate) struct Schema {
+    name: String,
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = ::postgres::Client::connect(&test_url(), ::postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
+}
+
+impl Backend for PgQueue {
+    fn check_invariants(&self) {
+        let mut c = self.pool.get().unwrap();
+        // In flight if and only if claimed (also a CHECK of the table).
+        let bad: i64 = c
+            .query_one(
+                "SELECT count(*) FROM messages WHERE (status IN (2, 5)) <> (owner IS NOT NULL)",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(bad, 0, "in-flight status without a claim, or the reverse");
+    }
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh schema's options (`lease` as given).
+pub(crate) fn options(lease: Duration) -> (Schema, PgOptions) {
+    let name = format!(
+        "ferry_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut o = PgOptions::new(test_url());
+    o.schema = name.clone();
+    o.lease = lease;
+    o.pool_size = 2;
+    (Schema { name }, o)
+}
+
+fn open(o: &PgOptions) -> PgQueue {
+    PgQueue::open(o.clone()).unwrap_or_else(|e| {
+        panic!(
+            "the PostgreSQL tests need a server (FERRY_TEST_POSTGRES_URL, or 127.0.0.1:5432; \
+             scripts/test starts one): {e}"
+        )
+    })
+}
+
+fn fresh() -> (Schema, PgQueue) {
+    let (schema, o) = options(Duration::from_secs(30));
+    let q = open(&o);
+    (schema, q)
+}
+
+conformance_suite!(fresh());
+
+#[test]
+fn a_second_open_finds_the_schema_migrated_and_a_newer_one_is_refused() {
+    let (_schema, o) = options(Duration::from_secs(30));
+    let a = open(&o);
+    let k = insert_all(&a, [inbound("p", "a")]);
+    let b = open(&o);
+    assert_eq!(keys(&b.list(&Filter::default()).unwrap()), k);
+    let mut c = a.pool.get().unwrap();
+    c.execute(
+        "INSERT INTO ferry_schema (version, applied_ms) VALUES (99, 0)",
+        &[],
+    )
+    .unwrap();
+    let e = PgQueue::open(o.clone()).unwrap_err().to_string();
+    assert!(e.contains("has version 99"), "{e}");
+}
+
+#[test]
+fn a_bad_url_or_schema_is_reported_clearly() {
+    let mut o = PgOptions::new("postgres://nobody@127.0.0.1:1/none");
+    o.schema = "Bad-Name".into();
+    let e = PgQueue::open(o.clone()).unwrap_err().to_string();
+    assert!(e.contains("cannot name the gateway queue's schema"), "{e}");
+    o.schema = "ferry".into();
+    let e = PgQueue::open(o).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "cannot connect to the gateway queue's database postgres://nobody@127.0.0.1:1/none"
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        super::redact("postgres://u:secret@h:5432/d"),
+        "postgres://u@h:5432/d"
+    );
+    assert_eq!(
+        super::redact("host=h user=u password=secret"),
+        "host=h user=u"
+    );
+}
+
+/// Two hosts on one schema: units, fencing, failover.
+#[test]
+fn two_hosts_share_units_and_a_lost_lease_cannot_commit() {
+    let (_schema, o) = options(Duration::from_millis(300));
+    let a = open(&o);
+    let b = open(&o);
+    let conv = |name: &str, c: &str| {
+        let mut m = inbound("par", name);
+        m.conversation_id = Some(c.to_string());
+        m
+    };
+    let k = insert_all(&a, [conv("1", "A"), conv("2", "A"), conv("3", "B")]);
+    let (la, _) = a.recover("host-a").unwrap();
+    let (lb, _) = b.recover("host-b").unwrap();
+    let by_conv =
+        |limit| ClaimRequest::new(Direction::Inbound, "par", limit).units(UnitBy::Conversation);
+    assert_eq!(keys(&a.claim(&la, &by_conv(1)).unwrap()), vec![k[0]]);
+    // B skips conversation A, held by host A, and takes B's.
+    assert_eq!(keys(&b.claim(&lb, &by_conv(10)).unwrap()), vec![k[2]]);
+    // Host A stops heartbeating; B's heartbeat, past A's lease, takes its
+    // work back to Ready and fences A off.
+    std::thread::sleep(Duration::from_millis(400));
+    b.renew(&lb).unwrap();
+    assert_eq!(b.get(k[0]).unwrap().unwrap().status, Status::Ready);
+    assert_eq!(b.get(k[0]).unwrap().unwrap().attempts, 1);
+    let mut tx = Transaction::under(la.clone());
+    tx.remove(k[0]);
+    let e = a.commit(tx).unwrap_err();
+    assert!(matches!(e, QueueError::StaleLease { .. }), "{e}");
+    assert!(matches!(
+        a.renew(&la).unwrap_err(),
+        QueueError::StaleLease { .. }
+    ));
+    // B now takes conversation A in order.
+    assert_eq!(keys(&b.claim(&lb, &by_conv(10)).unwrap()), vec![k[0], k[1]]);
+    // A starts again with a new lease and finds nothing of its own.
+    let (la2, report) = a.recover("host-a").unwrap();
+    assert_eq!(report.total(), 0);
+    assert!(la2.epoch() > la.epoch());
+    assert!(a.claim(&la2, &by_conv(10)).unwrap().is_empty());
+    b.check_invariants();
+}
+
+#[test]
+fn one_host_at_a_time_leads_a_task_of_a_port() {
+    let (_schema, o) = options(Duration::from_millis(300));
+    let a = open(&o);
+    let b = open(&o);
+    let (la, _) = a.recover("host-a").unwrap();
+    let (lb, _) = b.recover("host-b").unwrap();
+    assert!(a.lead(&la, "receive", "orders").unwrap());
+    assert!(a.lead(&la, "receive", "orders").unwrap());
+    assert!(!b.lead(&lb, "receive", "orders").unwrap());
+    assert!(b.lead(&lb, "receive", "other").unwrap());
+    // A's lease expires: B takes over its folder.
+    std::thread::sleep(Duration::from_millis(400));
+    b.renew(&lb).unwrap();
+    assert!(b.lead(&lb, "receive", "orders").unwrap());
+    assert!(matches!(
+        a.lead(&la, "receive", "orders").unwrap_err(),
+        QueueError::StaleLease { .. }
+    ));
+}
+
+#[test]
+fn the_listener_turns_another_hosts_commit_into_a_wake_up() {
+    let (_schema, o) = options(Duration::from_secs(30));
+    let a = open(&o);
+    let b = open(&o);
+    b.listen(Duration::from_secs(60));
+    let signal = b.work_signal();
+    // The listener bumps once when it starts listening.
+    let mut seen = signal.wait(signal.seq(), Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut woken = false;
+    while std::time::Instant::now() < deadline {
+        insert_all(&a, [inbound("p", "x")]);
+        let now = signal.wait(seen, Duration::from_millis(500));
+        if now > seen {
+            woken = true;
+            break;
+        }
+        seen = now;
+    }
+    assert!(woken, "no wake-up reached the other queue");
+}

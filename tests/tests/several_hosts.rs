@@ -1,0 +1,460 @@
+//! Several `ferry run` hosts on one PostgreSQL gateway queue, through the
+//! real binary: they share the work of one inbox, every request is answered
+//! once, each conversation's messages run one at a time in file-name order
+//! whichever host runs them, and a sequential port keeps its order across
+//! hosts. A host killed with SIGKILL loses nothing: its lease expires, the
+//! others take its unfinished work.
+//!
+//! The `test-probe` service logs `event=invoke` / `event=done` with the
+//! file name; the hosts' JSON logs (one clock: one machine) give the order.
+//! Needs PostgreSQL: `FERRY_TEST_POSTGRES_URL` or 127.0.0.1:5432 (the README's
+//! test command finds or starts one).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use ferry_tests::{ferry_bin, plugins_dir};
+
+const ACTION: &str = "urn:test/ProbeService/run";
+const DEADLINE: Duration = Duration::from_secs(180);
+
+fn pg_url() -> String {
+    std::env::var("FERRY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A schema of its own for the test, dropped at the end.
+struct Schema(String);
+
+impl Schema {
+    fn new() -> Schema {
+        static N: AtomicU32 = AtomicU32::new(0);
+        Schema(format!(
+            "ferry_e2e_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&pg_url(), postgres::NoTls).unwrap_or_else(|e| {
+            panic!(
+                "these tests need PostgreSQL (FERRY_TEST_POSTGRES_URL, or 127.0.0.1:5432; \
+                 scripts/test starts one): {e}"
+            )
+        })
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        let sql = sql.replace("SCHEMA", &self.0);
+        self.client().query_one(&sql, &[]).unwrap().get(0)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&pg_url(), postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0));
+        }
+    }
+}
+
+/// One host's configuration: its own data directory, the shared queue,
+/// the shared folders.
+fn host_config(root: &Path, schema: &Schema, host: &str) -> PathBuf {
+    let dir = root.join(host);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+data_dir = "data"
+plugin_dir = "{plugins}"
+workers = 2
+group_commit = 4
+
+[queue]
+backend = "postgres"
+url = "{url}"
+schema = "{schema}"
+host_id = "{host}"
+lease = "2s"
+
+[console]
+listen = ""
+
+[adapters.file]
+component = "file-adapter"
+
+[services.probe]
+component = "test-probe"
+
+[ports.in]
+direction = "inbound"
+adapter = "file"
+address = "{root}/inbox"
+response_address = "{root}/outbox"
+services = [{{ action = "*", service = "probe" }}]
+parallel = true
+logging = "off"
+log_rate = 1000000
+
+[ports.seq]
+direction = "inbound"
+adapter = "file"
+address = "{root}/inbox-seq"
+response_address = "{root}/outbox"
+services = [{{ action = "*", service = "probe" }}]
+parallel = false
+logging = "off"
+log_rate = 1000000
+
+[jobs.all]
+every = "1s"
+"#,
+            plugins = plugins_dir().display(),
+            url = pg_url(),
+            schema = schema.0,
+            root = root.display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+struct Host {
+    name: String,
+    config: PathBuf,
+    child: Option<Child>,
+    logs: Vec<PathBuf>,
+}
+
+impl Host {
+    fn new(name: &str, config: PathBuf) -> Host {
+        Host {
+            name: name.to_string(),
+            config,
+            child: None,
+            logs: Vec::new(),
+        }
+    }
+
+    fn start(&mut self) {
+        let log = self
+            .config
+            .with_file_name(format!("ferry-{}.log", self.logs.len()));
+        let child = Command::new(ferry_bin())
+            .args(["run", "--log-format", "json", "--log-level"])
+            .arg("warn,ferry::plugin=info,ferry::commands=info")
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("cannot start ferry run");
+        self.logs.push(log);
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        self.logs
+            .iter()
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(c) = self.child.as_mut()
+            && let Some(status) = c.try_wait().unwrap()
+        {
+            panic!("host {} exited ({status}):\n{}", self.name, self.log());
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn message(dir: &Path, file: &str, n: u32, conversation: Option<&str>, delay_ms: u32) {
+    let conv = conversation
+        .map(|c| format!("<ConversationId>{c}</ConversationId>"))
+        .unwrap_or_default();
+    let xml = format!(
+        "<Envelope xmlns=\"http://schemas.microsoft.com/dynamics/2011/01/documents/Message\">\
+         <Header><MessageId>{{00000000-0000-4000-8000-{n:012}}}</MessageId><Action>{ACTION}</Action>{conv}</Header>\
+         <Body><MessageParts><Probe><File>{file}</File><DelayMs>{delay_ms}</DelayMs></Probe></MessageParts></Body></Envelope>"
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let tmp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, xml).unwrap();
+    std::fs::rename(tmp, dir.join(file)).unwrap();
+}
+
+/// (time in µs of the day, invoke?, file, host run) of every probe record;
+/// a host run is `name#n`, its n-th start.
+fn events(hosts: &[Host]) -> Vec<(u64, bool, String, String)> {
+    let mut out = Vec::new();
+    for h in hosts {
+        for (run, log) in h.logs.iter().enumerate() {
+            for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                let fields = v["fields"]["fields"].as_str().unwrap_or_default();
+                let get = |k: &str| {
+                    fields
+                        .split(' ')
+                        .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                        .map(str::to_string)
+                };
+                let Some(event) = get("event") else { continue };
+                let ts = v["timestamp"].as_str().unwrap();
+                let time = &ts[11..ts.len() - 1];
+                let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+                let mut parts = hms.split(':').map(|p| p.parse::<u64>().unwrap());
+                let secs = parts.next().unwrap() * 3600
+                    + parts.next().unwrap() * 60
+                    + parts.next().unwrap();
+                let frac_us: u64 = format!("{frac:0<6}")[..6].parse().unwrap();
+                out.push((
+                    secs * 1_000_000 + frac_us,
+                    event == "invoke",
+                    get("file").unwrap_or_default(),
+                    format!("{}#{run}", h.name),
+                ));
+            }
+        }
+    }
+    // A `done` before an `invoke` of the same microsecond: no overlap.
+    out.sort_by_key(|e| (e.0, e.1));
+    out
+}
+
+/// The unit of a file: `c07-…` → conversation 7; `s-…` → the sequential
+/// port; `f-…` → free (no conversation).
+fn unit(file: &str) -> Option<String> {
+    let (prefix, _) = file.split_once('-')?;
+    (prefix != "f").then(|| prefix.to_string())
+}
+
+fn host_of(run: &str) -> String {
+    run.split('#').next().unwrap_or(run).to_string()
+}
+
+fn responses(root: &Path) -> usize {
+    std::fs::read_dir(root.join("outbox")).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .count()
+    })
+}
+
+/// Writes the orders: `conversations` × `per` in conversations (file names
+/// in their order), `free` without one, `sequential` on the sequential port.
+/// Returns every file name.
+fn write_orders(
+    root: &Path,
+    conversations: u32,
+    per: u32,
+    free: u32,
+    sequential: u32,
+) -> BTreeSet<String> {
+    let mut files = BTreeSet::new();
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    for i in 0..per {
+        for c in 0..conversations {
+            let file = format!("c{c:02}-{i:03}.xml");
+            message(
+                &root.join("inbox"),
+                &file,
+                next(),
+                Some(&format!("conv-{c}")),
+                5 + (i * 7 + c * 3) % 20,
+            );
+            files.insert(file);
+        }
+    }
+    for i in 0..free {
+        let file = format!("f-{i:03}.xml");
+        message(&root.join("inbox"), &file, next(), None, 5);
+        files.insert(file);
+    }
+    for i in 0..sequential {
+        let file = format!("s-{i:03}.xml");
+        message(&root.join("inbox-seq"), &file, next(), None, 5);
+        files.insert(file);
+    }
+    files
+}
+
+fn wait_for(hosts: &mut [Host], root: &Path, n: usize) {
+    let deadline = Instant::now() + DEADLINE;
+    while responses(root) < n {
+        for h in hosts.iter_mut() {
+            h.assert_running();
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = hosts
+                .iter()
+                .map(|h| format!("--- {}:\n{}", h.name, h.log()))
+                .collect();
+            panic!(
+                "{} of {n} responses after {DEADLINE:?}\n{}",
+                responses(root),
+                logs.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Checks the probe's records: each unit's messages one at a time, in
+/// file-name order, across all hosts; returns who processed how many.
+/// Without `once`, hosts were killed: a message whose run was cut short by
+/// a kill (or whose result was lost with it) runs again.
+fn check_order(hosts: &[Host], files: &BTreeSet<String>, once: bool) -> BTreeMap<String, usize> {
+    let killed = |run: &str| !once && run.starts_with("ferry-a#");
+    let events = events(hosts);
+    let mut running: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut last_done: BTreeMap<String, String> = BTreeMap::new();
+    let mut invoked: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_host: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, invoke, file, host) in &events {
+        let Some(u) = unit(file) else {
+            if *invoke {
+                *invoked.entry(file.clone()).or_default() += 1;
+                *by_host.entry(host_of(host)).or_default() += 1;
+            }
+            continue;
+        };
+        if *invoke {
+            *invoked.entry(file.clone()).or_default() += 1;
+            *by_host.entry(host_of(host)).or_default() += 1;
+            if let Some((other, on)) = running.get(&u)
+                && !killed(on)
+            {
+                panic!("{file} started on {host} while {other} of the same unit ran on {on}");
+            }
+            if let Some(prev) = last_done.get(&u) {
+                assert!(
+                    prev < file || (!once && prev == file),
+                    "{file} ran after {prev}: not in file-name order ({host})"
+                );
+            }
+            running.insert(u, (file.clone(), host.clone()));
+        } else if running.get(&u).is_some_and(|(f, _)| f == file) {
+            running.remove(&u);
+            last_done.insert(u, file.clone());
+        }
+    }
+    let seen: BTreeSet<String> = invoked.keys().cloned().collect();
+    assert_eq!(&seen, files, "every message was processed");
+    if once {
+        let twice: Vec<_> = invoked.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "processed more than once: {twice:?}");
+    }
+    by_host
+}
+
+#[test]
+fn three_hosts_share_one_queue_and_keep_every_order() {
+    let schema = Schema::new();
+    let root = tempfile::tempdir().unwrap();
+    let mut hosts: Vec<Host> = ["ferry-a", "ferry-b", "ferry-c"]
+        .iter()
+        .map(|h| Host::new(h, host_config(root.path(), &schema, h)))
+        .collect();
+    for h in &mut hosts {
+        h.start();
+    }
+    let files = write_orders(root.path(), 10, 12, 20, 30);
+    wait_for(&mut hosts, root.path(), files.len());
+    let by_host = check_order(&hosts, &files, true);
+    // The work was shared: every host processed some of it.
+    assert_eq!(by_host.len(), 3, "work per host: {by_host:?}");
+    // Nothing left in the queue, each request logged once, none failed.
+    let sleep_until_empty = Instant::now() + Duration::from_secs(30);
+    while schema.count("SELECT count(*) FROM SCHEMA.messages") > 0
+        && Instant::now() < sleep_until_empty
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.messages"), 0);
+    // Requests and their responses: each MessageId once.
+    assert_eq!(
+        schema.count("SELECT count(*) FROM SCHEMA.message_log"),
+        files.len() as i64
+    );
+    assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.exceptions"), 0);
+    assert_eq!(responses(root.path()), files.len());
+}
+
+#[test]
+fn a_killed_host_loses_nothing_and_the_others_take_its_work() {
+    let schema = Schema::new();
+    let root = tempfile::tempdir().unwrap();
+    let mut hosts: Vec<Host> = ["ferry-a", "ferry-b"]
+        .iter()
+        .map(|h| Host::new(h, host_config(root.path(), &schema, h)))
+        .collect();
+    for h in &mut hosts {
+        h.start();
+    }
+    let files = write_orders(root.path(), 6, 15, 10, 20);
+    // Kill host A at a few moments while it works; restart it twice, and
+    // the last time leave it dead: host B finishes (after A's lease ends).
+    for round in 0..3 {
+        let target = (round + 1) * files.len() / 5;
+        let deadline = Instant::now() + DEADLINE;
+        while responses(root.path()) < target && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        hosts[0].kill();
+        if round < 2 {
+            std::thread::sleep(Duration::from_millis(300));
+            hosts[0].start();
+        }
+    }
+    wait_for(&mut hosts[1..], root.path(), files.len());
+    // Order holds across the kills (a message whose work was lost runs
+    // again, after its unit was freed).
+    check_order(&hosts, &files, false);
+    let until = Instant::now() + Duration::from_secs(30);
+    while schema.count("SELECT count(*) FROM SCHEMA.messages") > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.messages"), 0);
+    // Every request processed once and every response sent once: the
+    // message log has each MessageId once (a second commit of either would
+    // have been refused and redone, not logged twice).
+    assert_eq!(
+        schema.count("SELECT count(*) FROM SCHEMA.message_log"),
+        files.len() as i64
+    );
+    assert_eq!(responses(root.path()), files.len());
+    let b = hosts[1].log();
+    assert!(
+        b.contains("did not renew its lease in time"),
+        "host B took over A's work:\n{b}"
+    );
+}
