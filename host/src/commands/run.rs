@@ -16,7 +16,7 @@ use crate::runtime::{Runtime, RuntimeOptions};
 use crate::scheduler::{
     Clock, Controls, GatewayRunner, QueueStore, Scheduler, StateStore, SystemClock,
 };
-use crate::services::{Gateway, Sandboxes};
+use crate::services::{Gateway, LeaseKeeper, Sandboxes};
 
 /// Options of `ferry run`.
 #[derive(Debug, Args)]
@@ -140,6 +140,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let queue: Arc<dyn GatewayQueue> = manager.clone();
+    // The lease is kept from now on: loading the plugins may take longer
+    // than a lease, and other hosts would take it meanwhile.
+    let keeper = LeaseKeeper::new(queue.clone(), lease);
+    heartbeat(keeper.clone(), config.queue.lease / 3);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn StateStore> = Arc::new(QueueStore(queue.clone(), config.queue.job_scope()));
     let jobs: Vec<_> = config.jobs.values().cloned().collect();
@@ -176,8 +180,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         queue
     };
-    let gw = Arc::new(Gateway::new(config.clone(), queue, runtime, plugins, lease));
-    heartbeat(gw.clone(), config.queue.lease / 3);
+    let gw = Arc::new(Gateway::with_keeper(
+        config.clone(),
+        queue,
+        runtime,
+        plugins,
+        keeper,
+    ));
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -219,14 +228,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// it, on a shared queue, hands the work of hosts whose lease expired to
 /// the others. A queue that does not answer is reported, and tried again
 /// at the next beat.
-fn heartbeat(gw: Arc<Gateway>, every: std::time::Duration) {
+fn heartbeat(keeper: Arc<LeaseKeeper>, every: std::time::Duration) {
     let spawned = std::thread::Builder::new()
         .name("ferry-heartbeat".into())
         .spawn(move || {
             let mut failing = false;
             loop {
                 std::thread::sleep(every);
-                match gw.heartbeat() {
+                match keeper.heartbeat() {
                     Ok(_) if failing => {
                         tracing::info!("the gateway queue answers again; lease renewed");
                         failing = false;

@@ -42,8 +42,8 @@ pub struct Gateway {
     pub queue: Arc<dyn GatewayQueue>,
     /// This host's lease: what it claims, it claims under it, and it
     /// commits the results under it. Replaced when the host lost it (see
-    /// [`Gateway::heartbeat`]).
-    lease: ArcSwap<Lease>,
+    /// [`LeaseKeeper::heartbeat`]).
+    keeper: Arc<LeaseKeeper>,
     /// The component runtime.
     pub runtime: Runtime,
     /// Sources refused by an adapter that were already reported, so a file
@@ -51,6 +51,56 @@ pub struct Gateway {
     reported_refusals: Mutex<HashSet<(String, String, String)>>,
     /// Paused ports already reported, with the reason.
     reported_pauses: Mutex<HashSet<String>>,
+}
+
+/// This host's lease, renewed by a heartbeat and replaced when lost.
+pub struct LeaseKeeper {
+    queue: Arc<dyn GatewayQueue>,
+    lease: ArcSwap<Lease>,
+}
+
+impl LeaseKeeper {
+    /// Keeps `lease` on `queue`.
+    pub fn new(queue: Arc<dyn GatewayQueue>, lease: Lease) -> Arc<LeaseKeeper> {
+        Arc::new(LeaseKeeper {
+            queue,
+            lease: ArcSwap::from_pointee(lease),
+        })
+    }
+
+    /// The lease now.
+    pub fn lease(&self) -> Arc<Lease> {
+        self.lease.load_full()
+    }
+
+    /// Renews this host's lease (and, on a shared queue, returns the work
+    /// of hosts whose lease expired to Ready). When the lease was lost —
+    /// the host was stopped or cut off from the database for longer than
+    /// the lease, and another host took its work — the host starts again
+    /// under a new lease: what it was doing under the old one cannot be
+    /// committed and is done again. Returns whether the lease was renewed
+    /// (false: a new one replaced it).
+    pub fn heartbeat(&self) -> Result<bool, QueueError> {
+        let lease = self.lease();
+        match self.queue.renew(&lease) {
+            Ok(()) => Ok(true),
+            Err(QueueError::StaleLease { .. }) => {
+                let (fresh, report) = self.queue.recover(lease.owner())?;
+                tracing::warn!(
+                    host = %lease.owner(),
+                    old = lease.epoch(),
+                    new = fresh.epoch(),
+                    returned = report.total(),
+                    "this host lost its lease (it was stopped or could not reach the queue for \
+                     longer than the lease, and other hosts took its work); it goes on under \
+                     a new lease, and results of the old one are not committed"
+                );
+                self.lease.store(Arc::new(fresh));
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// A configuration and the plugins loaded for it.
@@ -119,10 +169,23 @@ impl Gateway {
         plugins: Arc<PluginSet>,
         lease: Lease,
     ) -> Gateway {
+        let keeper = LeaseKeeper::new(queue.clone(), lease);
+        Gateway::with_keeper(config, queue, runtime, plugins, keeper)
+    }
+
+    /// [`Gateway::new`] with a lease already kept by a heartbeat (started
+    /// before the plugins load, which may take longer than a lease).
+    pub fn with_keeper(
+        config: Arc<Config>,
+        queue: Arc<dyn GatewayQueue>,
+        runtime: Runtime,
+        plugins: Arc<PluginSet>,
+        keeper: Arc<LeaseKeeper>,
+    ) -> Gateway {
         Gateway {
             live: ArcSwap::from_pointee(Live { config, plugins }),
             queue,
-            lease: ArcSwap::from_pointee(lease),
+            keeper,
             runtime,
             reported_refusals: Mutex::new(HashSet::new()),
             reported_pauses: Mutex::new(HashSet::new()),
@@ -131,7 +194,7 @@ impl Gateway {
 
     /// This host's lease now.
     pub fn lease(&self) -> Arc<Lease> {
-        self.lease.load_full()
+        self.keeper.lease()
     }
 
     /// Claims messages under this host's lease.
@@ -155,35 +218,6 @@ impl Gateway {
     /// receives from a port's folder when several share the queue).
     pub fn lead(&self, task: &str, port: &str) -> Result<bool, QueueError> {
         self.queue.lead(&self.lease(), task, port)
-    }
-
-    /// Renews this host's lease (and, on a shared queue, returns the work
-    /// of hosts whose lease expired to Ready). When the lease was lost —
-    /// the host was stopped or cut off from the database for longer than
-    /// the lease, and another host took its work — the host starts again
-    /// under a new lease: what it was doing under the old one cannot be
-    /// committed and is done again. Returns whether the lease was renewed
-    /// (false: a new one replaced it).
-    pub fn heartbeat(&self) -> Result<bool, QueueError> {
-        let lease = self.lease();
-        match self.queue.renew(&lease) {
-            Ok(()) => Ok(true),
-            Err(QueueError::StaleLease { .. }) => {
-                let (fresh, report) = self.queue.recover(lease.owner())?;
-                tracing::warn!(
-                    host = %lease.owner(),
-                    old = lease.epoch(),
-                    new = fresh.epoch(),
-                    returned = report.total(),
-                    "this host lost its lease (it was stopped or could not reach the queue for \
-                     longer than the lease, and other hosts took its work); it goes on under \
-                     a new lease, and results of the old one are not committed"
-                );
-                self.lease.store(Arc::new(fresh));
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
     }
 
     /// The configuration in force.
