@@ -7,6 +7,7 @@
 //! interleaved (A B C A B C ...), so a slow moment of the machine hits all
 //! cases alike.
 
+mod hosts;
 mod native;
 mod orders;
 mod pipeline;
@@ -39,6 +40,9 @@ enum Cmd {
     Run(RunArgs),
     /// Throughput and RSS with 10k, 100k, 1M messages already queued.
     Scale(ScaleArgs),
+    /// Several hosts on one PostgreSQL gateway queue beside one host on
+    /// redb: msg/s, the hosts' and the database's CPU per message.
+    Hosts(HostsArgs),
     /// `run --smoke` then `scale --smoke`: everything at a tiny size, no
     /// timing checked (CI).
     Smoke {
@@ -164,6 +168,31 @@ struct ScaleArgs {
     json: Option<PathBuf>,
 }
 
+#[derive(Args, Clone)]
+struct HostsArgs {
+    /// Orders per case.
+    #[arg(long, short = 'n', default_value_t = 5_000)]
+    messages: usize,
+    /// Host counts on PostgreSQL.
+    #[arg(long, value_delimiter = ',', default_values = ["1", "2", "3"])]
+    hosts: Vec<usize>,
+    /// Rounds (cases interleaved); figures are medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long, default_value_t = 2048)]
+    size: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The database (default: FERRY_TEST_POSTGRES_URL, or 127.0.0.1:5432).
+    #[arg(long)]
+    url: Option<String>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct NativeResult {
     messages: u64,
@@ -177,6 +206,7 @@ fn main() -> Result<()> {
         None => run(cli.run),
         Some(Cmd::Run(a)) => run(a),
         Some(Cmd::Scale(a)) => scale(a),
+        Some(Cmd::Hosts(a)) => hosts_cmd(a),
         Some(Cmd::Smoke { dir }) => {
             let mut r = Cli::parse_from(["ferry-bench"]).run;
             r.smoke = true;
@@ -875,5 +905,69 @@ fn scale(mut a: ScaleArgs) -> Result<()> {
         fs::write(path, serde_json::to_string_pretty(&results)?)?;
     }
     let _ = fs::remove_dir_all(&base);
+    Ok(())
+}
+
+/// `ferry-bench hosts`.
+fn hosts_cmd(a: HostsArgs) -> Result<()> {
+    let ferry = ferry_binary()?;
+    let base = base_dir(&a.dir)?;
+    let url = a.url.clone().unwrap_or_else(|| {
+        std::env::var("FERRY_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+    });
+    let o = hosts::Options {
+        ferry: &ferry,
+        base: &base,
+        url: &url,
+        messages: a.messages,
+        size: a.size,
+        seed: a.seed,
+    };
+    let mut cases = vec![(false, 1)];
+    cases.extend(a.hosts.iter().map(|&h| (true, h)));
+    let mut results: Vec<Vec<hosts::HostsResult>> = vec![Vec::new(); cases.len()];
+    for round in 0..a.runs.max(1) {
+        for (i, &(pg, h)) in cases.iter().enumerate() {
+            let r = hosts::case(&o, pg, h, round)?;
+            eprintln!(
+                "round {round}: {} x{}: {:.0} msg/s",
+                r.queue, r.hosts, r.msg_per_s
+            );
+            results[i].push(r);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let base_rate = median(&mut results[0].iter().map(|r| r.msg_per_s).collect());
+    println!(
+        "{} orders of {} bytes, {} round(s), medians; ratios against one host on redb",
+        a.messages, a.size, a.runs
+    );
+    println!(
+        "| queue | hosts | msg/s | vs redb | host CPU/msg | database CPU/msg | transactions/msg |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut all = Vec::new();
+    for rs in &results {
+        let pick = |f: fn(&hosts::HostsResult) -> f64| median(&mut rs.iter().map(f).collect());
+        let rate = pick(|r| r.msg_per_s);
+        println!(
+            "| {} | {} | {:.0} | {:.2}x | {:.0} µs | {:.0} µs | {:.2} |",
+            rs[0].queue,
+            rs[0].hosts,
+            rate,
+            rate / base_rate,
+            pick(|r| r.host_cpu_us),
+            pick(|r| r.db_cpu_us),
+            pick(|r| r.db_xacts),
+        );
+        all.extend(rs.iter().cloned());
+    }
+    if let Some(path) = a.json {
+        fs::write(path, serde_json::to_string_pretty(&all)?)?;
+    }
     Ok(())
 }

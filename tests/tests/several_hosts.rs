@@ -505,3 +505,248 @@ fn a_killed_host_loses_nothing_and_the_others_take_its_work() {
         "host B took over A's work:\n{b}"
     );
 }
+
+#[test]
+fn a_host_stopped_past_its_lease_cannot_commit_its_stale_work() {
+    let schema = Schema::new();
+    let root = tempfile::tempdir().unwrap();
+    let mut hosts: Vec<Host> = ["ferry-a", "ferry-b"]
+        .iter()
+        .map(|h| Host::new(h, host_config(root.path(), &schema, h)))
+        .collect();
+    for h in &mut hosts {
+        h.start();
+    }
+    let files = write_orders(root.path(), 6, 15, 10, 20);
+    let deadline = Instant::now() + DEADLINE;
+    while responses(root.path()) < files.len() / 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Host A freezes for longer than its lease (2s), then goes on.
+    let pid = hosts[0].child.as_ref().unwrap().id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for(&mut hosts, root.path(), files.len());
+    let until = Instant::now() + Duration::from_secs(30);
+    while schema.count("SELECT count(*) FROM SCHEMA.messages") > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Whatever A was doing when it froze was done again by B, and A's
+    // results of it were refused: each MessageId is in the message log
+    // once, every request answered, nothing left.
+    assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.messages"), 0);
+    assert_eq!(
+        schema.count("SELECT count(*) FROM SCHEMA.message_log"),
+        files.len() as i64
+    );
+    assert_eq!(responses(root.path()), files.len());
+    // Poll for A's heartbeat after it woke (a third of its lease).
+    let until = Instant::now() + Duration::from_secs(10);
+    while !hosts[0].log().contains("this host lost its lease") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        hosts[0].log().contains("this host lost its lease"),
+        "host A noticed:\n{}",
+        hosts[0].log()
+    );
+    assert!(
+        hosts[1]
+            .log()
+            .contains("host ferry-a did not renew its lease in time"),
+        "host B fenced A off:\n{}",
+        hosts[1].log()
+    );
+    for h in &mut hosts {
+        h.assert_running();
+    }
+}
+
+/// A PostgreSQL cluster of the test's own, in a temporary folder, on a
+/// free port: the test restarts it. Stopped when dropped.
+struct Cluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").is_file())
+            .expect(
+                "this test needs PostgreSQL's server binaries (Debian: apt-get install \
+                 postgresql; scripts/test installs them when it can)",
+            );
+        let dir = tempfile::tempdir().unwrap();
+        let root = unsafe_is_root();
+        if root {
+            assert!(
+                Command::new("chown")
+                    .args(["-R", "postgres"])
+                    .arg(dir.path())
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Cluster { bin, dir, port };
+        let data = c.dir.path().join("data");
+        c.pg("initdb", |cmd| {
+            cmd.arg("-D")
+                .arg(&data)
+                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"]);
+        });
+        c.ctl("start");
+        c
+    }
+
+    fn pg(&self, tool: &str, args: impl FnOnce(&mut Command)) {
+        let mut cmd = if unsafe_is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            c
+        } else {
+            Command::new(self.bin.join(tool))
+        };
+        args(&mut cmd);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{tool} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn ctl(&self, action: &str) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("server.log");
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        self.pg("pg_ctl", |cmd| {
+            cmd.arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-w", "-t", "60", "-m", "fast", "-o", &opts, action]);
+        });
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let mut cmd = if unsafe_is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"));
+            c
+        } else {
+            Command::new(self.bin.join("pg_ctl"))
+        };
+        let _ = cmd
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// Whether this process runs as root (initdb refuses to).
+fn unsafe_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+#[test]
+fn the_database_restarted_under_load_loses_nothing() {
+    let cluster = Cluster::start();
+    let url = cluster.url();
+    let schema = Schema::new();
+    let root = tempfile::tempdir().unwrap();
+    let mut hosts: Vec<Host> = ["ferry-a", "ferry-b"]
+        .iter()
+        .map(|h| {
+            let config = host_config(root.path(), &schema, h);
+            let text = std::fs::read_to_string(&config)
+                .unwrap()
+                .replace(&pg_url(), &url);
+            std::fs::write(&config, text).unwrap();
+            Host::new(h, config)
+        })
+        .collect();
+    for h in &mut hosts {
+        h.start();
+    }
+    let files = write_orders(root.path(), 6, 15, 10, 20);
+    let deadline = Instant::now() + DEADLINE;
+    while responses(root.path()) < files.len() / 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.ctl("restart");
+    wait_for(&mut hosts, root.path(), files.len());
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let count = |c: &mut postgres::Client, sql: &str| -> i64 {
+        c.query_one(&sql.replace("SCHEMA", &schema.0), &[])
+            .unwrap()
+            .get(0)
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    while count(&mut c, "SELECT count(*) FROM SCHEMA.messages") > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM SCHEMA.messages"),
+        0,
+        "left in the queue"
+    );
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM SCHEMA.message_log"),
+        files.len() as i64
+    );
+    assert_eq!(responses(root.path()), files.len());
+    // The hosts said what happened, and went on.
+    let logs: String = hosts.iter().map(Host::log).collect();
+    assert!(
+        logs.contains("PostgreSQL gateway queue:"),
+        "the restart was reported:\n{logs}"
+    );
+    for h in &mut hosts {
+        h.assert_running();
+    }
+}

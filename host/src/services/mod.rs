@@ -57,6 +57,10 @@ pub struct Gateway {
 pub struct LeaseKeeper {
     queue: Arc<dyn GatewayQueue>,
     lease: ArcSwap<Lease>,
+    /// A task ended on a queue error: messages it had claimed may still
+    /// be held under the lease (a commit that failed, e.g. while the
+    /// database restarted). The next task returns them to Ready first.
+    unsure: std::sync::atomic::AtomicBool,
 }
 
 impl LeaseKeeper {
@@ -65,7 +69,35 @@ impl LeaseKeeper {
         Arc::new(LeaseKeeper {
             queue,
             lease: ArcSwap::from_pointee(lease),
+            unsure: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// A task ended on a queue error: what it claimed may be held still.
+    pub fn after_failure(&self) {
+        self.unsure.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Before a task: after a failed one, this host's messages still in
+    /// flight go back to Ready under a new lease (nothing of this host runs
+    /// between two tasks, so none of them is being worked on).
+    pub fn make_sure(&self) -> Result<(), QueueError> {
+        if !self.unsure.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let lease = self.lease();
+        let (fresh, report) = self.queue.recover(lease.owner())?;
+        if report.total() > 0 {
+            tracing::warn!(
+                in_process = report.in_process,
+                in_transport_process = report.in_transport_process,
+                "messages taken by a task that failed are Ready again"
+            );
+        }
+        self.lease.store(Arc::new(fresh));
+        self.unsure
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// The lease now.
@@ -245,6 +277,21 @@ impl Gateway {
     /// Run one of the four services over `ports` (all ports when empty),
     /// using `sandboxes` for plugin calls.
     pub fn run_task(
+        &self,
+        kind: TaskKind,
+        ports: &[String],
+        sandboxes: &mut Sandboxes,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<TaskCounts, QueueError> {
+        self.keeper.make_sure()?;
+        let result = self.run_ports(kind, ports, sandboxes, stop);
+        if result.is_err() {
+            self.keeper.after_failure();
+        }
+        result
+    }
+
+    fn run_ports(
         &self,
         kind: TaskKind,
         ports: &[String],

@@ -283,6 +283,7 @@ impl PgQueue {
         }
         let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
+            .error_handler(Box::new(ConnectionErrors::default()))
             .max_size(options.pool_size.max(1))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(15))
@@ -509,6 +510,29 @@ impl PgQueue {
                 .map_err(sql_error)?;
             Ok(row.is_some())
         })
+    }
+}
+
+/// What the pool says when a connection fails (the database restarts, the
+/// network drops): one warning per burst, in the queue's words, instead of
+/// a line per connection.
+#[derive(Debug, Default)]
+struct ConnectionErrors {
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl r2d2::HandleError<postgres::Error> for ConnectionErrors {
+    fn handle_error(&self, error: postgres::Error) {
+        let now = now_ms();
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 5_000 {
+            self.last_ms.store(now, Ordering::Relaxed);
+            tracing::warn!(
+                "PostgreSQL gateway queue: a connection to the database failed ({}); \
+                 reconnecting, work goes on when it answers",
+                describe(&error)
+            );
+        }
     }
 }
 
