@@ -454,6 +454,27 @@ fn three_hosts_share_one_queue_and_keep_every_order() {
     );
     assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.exceptions"), 0);
     assert_eq!(responses(root.path()), files.len());
+    // The operator's commands work on the shared queue from any host's
+    // configuration (no console here: straight to the database).
+    let config = hosts[2].config.clone();
+    let c = config.to_str().unwrap();
+    let out = ferry_tests::ferry(&["queue", "migrate", "--config", c]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "gateway queue schema {} is at version",
+            schema.0
+        )),
+        "{out:?}"
+    );
+    let out = ferry_tests::ferry(&["history", "{00000000-0000-4000-8000-000000000001}", "--config", c]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("processed:  yes"),
+        "{out:?}"
+    );
+    let out = ferry_tests::ferry(&["queue", "list", "--config", c]);
+    assert!(out.status.success(), "{out:?}");
 }
 
 #[test]
