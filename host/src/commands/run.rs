@@ -137,6 +137,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let manager: Arc<dyn crate::queue::QueueManager> = queue.clone();
+    let pruned: Arc<dyn crate::queue::QueueManager> = queue.clone();
     let queue: Arc<dyn GatewayQueue> = queue;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn StateStore> = Arc::new(QueueStore(queue.clone()));
@@ -156,6 +157,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 controls: scheduler.controls(),
                 clock,
             }),
+            ports: ops::PortInfo::of(&config),
         },
     )?;
     // Requests not applied yet are answered first, so the console's
@@ -197,6 +199,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         });
     }
+    // Retention: old log records pruned in the background, in small steps.
+    let _pruner = crate::queue::retention::Pruner::start(
+        pruned,
+        config.retention.policy,
+        config.retention.every,
+    )
+    .context("cannot start the retention thread")?;
     // Hot loading: plugin files and the configuration (on change or SIGHUP).
     let hangup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())

@@ -21,6 +21,8 @@ pub use recurrence::{End, Recurrence, Start};
 
 mod console;
 pub use console::{ConsoleConfig, DEFAULT_LISTEN, NamedToken, Role};
+mod retention;
+pub use retention::RetentionConfig;
 
 /// A configuration file that could not be used: every problem found, each
 /// with file, line and key.
@@ -67,6 +69,8 @@ pub struct Config {
     pub jobs: BTreeMap<String, JobConfig>,
     /// `[console]`: the control API and web console.
     pub console: ConsoleConfig,
+    /// `[retention]`: how long the queue keeps its logs.
+    pub retention: RetentionConfig,
 }
 
 /// A plugin with its options.
@@ -394,6 +398,7 @@ struct RawConfig {
     #[serde(default)]
     jobs: BTreeMap<String, Spanned<RawJob>>,
     console: Option<Spanned<console::RawConsole>>,
+    retention: Option<Spanned<retention::RawRetention>>,
 }
 
 #[derive(Deserialize)]
@@ -815,6 +820,7 @@ impl Config {
         }
 
         let console = console::parse(raw.console, &mut problem);
+        let retention = retention::parse(raw.retention, &mut problem);
         if raw.workers == Some(0) {
             problems.push(format!("{file}: workers: must be at least 1"));
         }
@@ -838,6 +844,7 @@ impl Config {
             ports,
             jobs,
             console,
+            retention,
         })
     }
 
@@ -861,6 +868,7 @@ impl Config {
             ("jobs.NAME", "[jobs.a]\n__probe__ = 1"),
             ("console", "[console]\n__probe__ = 1"),
             ("console.tokens.NAME", "[console.tokens.a]\n__probe__ = 1"),
+            ("retention", "[retention]\n__probe__ = 1"),
             ("jobs.NAME.tasks", "[jobs.a]\ntasks = [{ __probe__ = 1 }]"),
             (
                 "jobs.NAME.tasks.after",

@@ -22,6 +22,7 @@
 mod error;
 pub mod manage;
 mod redb;
+pub mod retention;
 pub mod rules;
 mod wake;
 
