@@ -121,15 +121,23 @@ fn retention_under_load_loses_no_queued_message() {
     let root = dir.path();
     let cfg = config(root);
     let (inbox, outbox, data) = (root.join("inbox"), root.join("outbox"), root.join("data"));
+    let staging = root.join("staging");
     std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::create_dir_all(&staging).unwrap();
+    // Written aside and renamed into place: the host never reads a
+    // half-written file.
+    let drop_file = |name: String, content: String| {
+        std::fs::write(staging.join(&name), content).unwrap();
+        std::fs::rename(staging.join(&name), inbox.join(&name)).unwrap();
+    };
     let write_wave = |w: u32| {
         for i in 0..ORDERS {
             let n = w * 10_000 + i + 1;
-            std::fs::write(inbox.join(format!("order-{n}.xml")), order(n)).unwrap();
+            drop_file(format!("order-{n}.xml"), order(n));
         }
         for i in 0..FAILING {
             let n = w * 10_000 + 9_000 + i;
-            std::fs::write(inbox.join(format!("unknown-{n}.xml")), unknown_action(n)).unwrap();
+            drop_file(format!("unknown-{n}.xml"), unknown_action(n));
         }
     };
     write_wave(0);
