@@ -133,7 +133,7 @@ pub(super) async fn page(
                         tr {
                             td {
                                 a href={"/console/queue?port=" (encode(&p.name)) "&direction=" (p.direction)} { (p.name) }
-                                @if paused.iter().any(|x| x.starts_with(p.name.as_str())) {
+                                @if paused.iter().any(|x| x.starts_with(&format!("port {} is paused", p.name))) {
                                     " " span.paused { "paused" }
                                 }
                             }
