@@ -461,13 +461,16 @@ fn three_hosts_share_one_queue_and_keep_every_order() {
     let out = ferry_tests::ferry(&["queue", "migrate", "--config", c]);
     assert!(out.status.success(), "{out:?}");
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&format!(
-            "gateway queue schema {} is at version",
-            schema.0
-        )),
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("gateway queue schema {} is at version", schema.0)),
         "{out:?}"
     );
-    let out = ferry_tests::ferry(&["history", "{00000000-0000-4000-8000-000000000001}", "--config", c]);
+    let out = ferry_tests::ferry(&[
+        "history",
+        "{00000000-0000-4000-8000-000000000001}",
+        "--config",
+        c,
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.contains("processed:  yes"),

@@ -144,6 +144,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // than a lease, and other hosts would take it meanwhile.
     let keeper = LeaseKeeper::new(queue.clone(), lease);
     heartbeat(keeper.clone(), config.queue.lease / 3);
+    let pruned: Arc<dyn crate::queue::QueueManager> = manager.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn StateStore> = Arc::new(QueueStore(queue.clone(), config.queue.job_scope()));
     let jobs: Vec<_> = config.jobs.values().cloned().collect();
@@ -163,6 +164,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 controls: scheduler.controls(),
                 clock,
             }),
+            ports: ops::PortInfo::of(&config),
         },
     )?;
     // Requests not applied yet are answered first, so the console's
@@ -210,6 +212,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         });
     }
+    // Retention: old log records pruned in the background, in small steps.
+    let _pruner = crate::queue::retention::Pruner::start(
+        pruned,
+        config.retention.policy,
+        config.retention.every,
+    )
+    .context("cannot start the retention thread")?;
     // Hot loading: plugin files and the configuration (on change or SIGHUP).
     let hangup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())

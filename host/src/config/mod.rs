@@ -23,6 +23,8 @@ mod console;
 mod queue;
 pub use console::{ConsoleConfig, DEFAULT_LISTEN, NamedToken, Role};
 pub use queue::{QueueBackend, QueueConfig};
+mod retention;
+pub use retention::RetentionConfig;
 
 /// A configuration file that could not be used: every problem found, each
 /// with file, line and key.
@@ -71,6 +73,8 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// `[queue]`: where the gateway queue is kept.
     pub queue: QueueConfig,
+    /// `[retention]`: how long the queue keeps its logs.
+    pub retention: RetentionConfig,
 }
 
 /// A plugin with its options.
@@ -399,6 +403,7 @@ struct RawConfig {
     jobs: BTreeMap<String, Spanned<RawJob>>,
     console: Option<Spanned<console::RawConsole>>,
     queue: Option<Spanned<queue::RawQueue>>,
+    retention: Option<Spanned<retention::RawRetention>>,
 }
 
 #[derive(Deserialize)]
@@ -821,6 +826,7 @@ impl Config {
 
         let console = console::parse(raw.console, &mut problem);
         let queue = queue::parse(raw.queue, &mut problem);
+        let retention = retention::parse(raw.retention, &mut problem);
         if raw.workers == Some(0) {
             problems.push(format!("{file}: workers: must be at least 1"));
         }
@@ -845,6 +851,7 @@ impl Config {
             jobs,
             console,
             queue,
+            retention,
         })
     }
 
@@ -869,6 +876,7 @@ impl Config {
             ("console", "[console]\n__probe__ = 1"),
             ("console.tokens.NAME", "[console.tokens.a]\n__probe__ = 1"),
             ("queue", "[queue]\n__probe__ = 1"),
+            ("retention", "[retention]\n__probe__ = 1"),
             ("jobs.NAME.tasks", "[jobs.a]\ntasks = [{ __probe__ = 1 }]"),
             (
                 "jobs.NAME.tasks.after",

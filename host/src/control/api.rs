@@ -140,21 +140,33 @@ async fn blocking<T: Send + 'static>(
 
 /// The query of a search, as text (parsed here so every mistake gets a
 /// clear message).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    direction: Option<String>,
-    port: Option<String>,
-    status: Option<String>,
-    conversation: Option<String>,
-    message_id: Option<String>,
-    name: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    error: Option<String>,
-    after: Option<String>,
-    limit: Option<String>,
-    max_key: Option<String>,
+    /// `inbound` or `outbound`.
+    pub direction: Option<String>,
+    /// A port's name.
+    pub port: Option<String>,
+    /// A status (`error`, `malformed-xml`, ...).
+    pub status: Option<String>,
+    /// A `ConversationId`.
+    pub conversation: Option<String>,
+    /// A `MessageId`.
+    pub message_id: Option<String>,
+    /// Part of a file name.
+    pub name: Option<String>,
+    /// Received at or after (RFC 3339 or ms).
+    pub from: Option<String>,
+    /// Received before (RFC 3339 or ms).
+    pub to: Option<String>,
+    /// Part of the error text.
+    pub error: Option<String>,
+    /// The page after this key.
+    pub after: Option<String>,
+    /// The page's length.
+    pub limit: Option<String>,
+    /// Only keys up to this.
+    pub max_key: Option<String>,
 }
 
 fn nonempty(v: &Option<String>) -> Option<&str> {

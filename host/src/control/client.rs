@@ -21,7 +21,7 @@ use super::api::USER_HEADER;
 use super::auth;
 use super::ops::{
     ActionReply, Actor, BulkReport, BulkRequest, ExceptionQuery, HistoryView, JobReply, Local,
-    Manager, MessageView, OpError, local_user_name,
+    Manager, MessageView, OpError, PortInfo, local_user_name,
 };
 use crate::config::{Config, Role};
 use crate::queue::manage::{AuditEntry, MessageSummary, Page, PageRequest, Search};
@@ -98,6 +98,7 @@ pub fn open_with(cfg: Option<Config>, data_dir: PathBuf) -> anyhow::Result<Targe
             data_dir,
             job_scope: cfg.queue.job_scope(),
             scheduler: None,
+            ports: PortInfo::of(&cfg),
         })));
     }
     match RedbQueue::open(&data_dir) {
@@ -107,6 +108,7 @@ pub fn open_with(cfg: Option<Config>, data_dir: PathBuf) -> anyhow::Result<Targe
             data_dir,
             job_scope: cfg.queue.job_scope(),
             scheduler: None,
+            ports: PortInfo::of(&cfg),
         }))),
         Err(QueueError::InUse { .. }) => {
             tracing::debug!(data_dir = %data_dir.display(), "a host runs on the data directory; asking it");

@@ -17,6 +17,7 @@
 //! | `ferry_plugin_traps_total` | counter | `plugin`, `kind` — calls that discarded the instance |
 //! | `ferry_queue_depth` | gauge | `direction`, `port`, `status` — at the scrape |
 //! | `ferry_queue_oldest_message_age_seconds` | gauge | `status` — at the scrape |
+//! | `ferry_retention_pruned_total` | counter | `log` (`message_log`, `history`, `exceptions`, `audit`) — records pruned (`queue/retention.rs`) |
 //!
 //! No label ever holds a `MessageId`, a `ConversationId` or a file name:
 //! labels are the configuration's names and fixed words, so the number of
@@ -27,6 +28,7 @@
 //! remembered (port, direction, when) until the commit that finishes it.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -140,6 +142,17 @@ impl Gauges {
     }
 }
 
+/// Messages taken by a service and finished (any outcome but returned)
+/// since the host started: the console's messages per second.
+static FINISHED: AtomicU64 = AtomicU64::new(0);
+
+/// How many messages the services have finished since the host started
+/// (those counted by `ferry_messages_processed_total` with an outcome of
+/// `done` or `error`).
+pub fn finished_total() -> u64 {
+    FINISHED.load(Ordering::Relaxed)
+}
+
 /// A claimed message: which way, which port, since when.
 type Claimed = (Direction, String, Instant);
 
@@ -174,6 +187,9 @@ impl MeteredQueue {
         let mut claimed = self.claims();
         let mut finish = |key: MessageKey, outcome: &'static str| {
             if let Some((d, port, since)) = claimed.remove(&key) {
+                if outcome != "returned" {
+                    FINISHED.fetch_add(1, Ordering::Relaxed);
+                }
                 metrics::counter!("ferry_messages_processed_total", "direction" => direction_label(d), "port" => port.clone(), "outcome" => outcome)
                     .increment(1);
                 metrics::histogram!("ferry_processing_duration_seconds", "stage" => stage_label(d))

@@ -1,7 +1,7 @@
 //! The control plane of a running host: the HTTP API (`api.rs`) that the
-//! CLI and the console use, who may use it (`auth.rs`), the operations
-//! behind it (`ops.rs`, shared with the CLI on a stopped host), and the
-//! CLI's client (`client.rs`).
+//! CLI uses, the web console (`console/`), who may use them (`auth.rs`),
+//! the operations behind both (`ops.rs`, shared with the CLI on a stopped
+//! host), the CLI's client (`client.rs`) and the metrics (`metrics.rs`).
 //!
 //! `ferry run` serves it on `[console] listen` (default
 //! [`crate::config::DEFAULT_LISTEN`], loopback only; `listen = ""` turns it
@@ -14,6 +14,7 @@
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod console;
 pub mod metrics;
 pub mod ops;
 
@@ -71,6 +72,9 @@ pub struct ServerState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// The queue gauges, set at each scrape.
     pub gauges: Arc<metrics::Gauges>,
+    /// The console overview's last look at the finished-message counter
+    /// (when, how many): its messages per second are since then.
+    pub rate: Arc<std::sync::Mutex<(std::time::Instant, u64)>>,
 }
 
 /// The running control server; dropping it stops it (in-flight requests
@@ -164,8 +168,12 @@ pub fn start(config: &ConsoleConfig, ops: Local) -> anyhow::Result<Option<Contro
         tokens: Arc::new(tokens),
         metrics: handle.clone(),
         gauges: Arc::new(metrics::Gauges::default()),
+        rate: Arc::new(std::sync::Mutex::new((
+            std::time::Instant::now(),
+            metrics::finished_total(),
+        ))),
     };
-    let app = api::routes().with_state(state);
+    let app = api::routes().merge(console::routes()).with_state(state);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()

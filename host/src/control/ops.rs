@@ -455,6 +455,40 @@ pub struct Local {
     /// The running scheduler, inside `ferry run`; `None` on a stopped host
     /// (job actions change the stored state, applied at the next start).
     pub scheduler: Option<Scheduler>,
+    /// The configuration's ports (the console's overview lists them).
+    pub ports: Vec<PortInfo>,
+}
+
+/// A configured port, as the console's overview lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortInfo {
+    /// Its name.
+    pub name: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// Its adapter.
+    pub adapter: String,
+    /// Its address (a folder for the file adapter).
+    pub address: String,
+}
+
+impl PortInfo {
+    /// The ports of a configuration.
+    pub fn of(config: &crate::config::Config) -> Vec<PortInfo> {
+        config
+            .ports
+            .values()
+            .map(|p| PortInfo {
+                name: p.name.clone(),
+                direction: match p.direction {
+                    crate::config::PortDirection::Inbound => "inbound".into(),
+                    crate::config::PortDirection::Outbound => "outbound".into(),
+                },
+                adapter: p.adapter.clone(),
+                address: p.address.display().to_string(),
+            })
+            .collect()
+    }
 }
 
 fn now_ms() -> u64 {
@@ -550,7 +584,8 @@ impl Local {
     }
 }
 
-fn describe(search: &Search) -> String {
+/// A search in words, as the audit log records it (`port=in status=error`).
+pub fn describe(search: &Search) -> String {
     let mut parts = Vec::new();
     if let Some(d) = search.direction {
         parts.push(format!("direction={d}"));

@@ -24,6 +24,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::retention::{PruneCursor, Pruned, Retention};
 use super::rules::OperatorAction;
 use super::{Direction, GatewayQueue, HistoryEntry, MessageKey, QueueError, QueuedMessage, Status};
 
@@ -306,4 +307,18 @@ pub trait QueueManager: GatewayQueue {
     /// was queued (ms since the epoch) — the age of the oldest waiting
     /// message for metrics and the console's overview.
     fn oldest(&self) -> Result<Vec<(Status, MessageKey, u64)>, QueueError>;
+
+    /// One step of a pruning pass (see [`super::retention`]): in one short
+    /// transaction, looks at no more than `budget` records of the log
+    /// `cursor` is at, from where it stopped, removes those `policy` says
+    /// are too old (or too many) at `now_ms` and that are about no message
+    /// still in the queue, and moves `cursor` on (to the next log when this
+    /// one is done). Call it again until `cursor.done()`.
+    fn prune(
+        &self,
+        policy: &Retention,
+        now_ms: u64,
+        cursor: &mut PruneCursor,
+        budget: usize,
+    ) -> Result<Pruned, QueueError>;
 }

@@ -23,6 +23,7 @@ mod error;
 pub mod manage;
 pub mod postgres;
 mod redb;
+pub mod retention;
 pub mod rules;
 mod wake;
 

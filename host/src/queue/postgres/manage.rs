@@ -313,4 +313,14 @@ impl QueueManager for PgQueue {
         }
         Ok(out)
     }
+
+    fn prune(
+        &self,
+        policy: &crate::queue::retention::Retention,
+        now_ms: u64,
+        cursor: &mut crate::queue::retention::PruneCursor,
+        budget: usize,
+    ) -> Result<crate::queue::retention::Pruned, QueueError> {
+        self.prune_step(policy, now_ms, cursor, budget)
+    }
 }

@@ -31,6 +31,7 @@
 //! serialization failure is run again (it applied nothing).
 
 mod manage;
+mod retention;
 pub mod schema;
 #[cfg(test)]
 mod tests;

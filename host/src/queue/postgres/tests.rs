@@ -208,3 +208,40 @@ fn the_listener_turns_another_hosts_commit_into_a_wake_up() {
     }
     assert!(woken, "no wake-up reached the other queue");
 }
+
+#[test]
+fn pruning_removes_old_records_and_keeps_what_is_about_a_queued_message() {
+    use super::super::retention::{Retention, pass};
+    let (_schema, q) = fresh();
+    let queued = insert_all(&q, [inbound("p", "a")])[0];
+    let mut tx = Transaction::new();
+    tx.log_processed("OLD", "p");
+    let mut about_queued = super::super::conformance::exception("p", None, "kept");
+    about_queued.message_key = Some(queued);
+    let mut gone = super::super::conformance::exception("p", None, "gone");
+    gone.message_key = Some(999_999);
+    tx.exception(about_queued).exception(gone);
+    let mut h = super::super::conformance::history("OLD", "service");
+    h.message_key = None;
+    tx.history(h);
+    q.commit(tx).unwrap();
+    let policy = Retention {
+        message_log: Some(0),
+        history: Some(0),
+        exceptions: Some(0),
+        exceptions_max: None,
+        audit: Some(0),
+        audit_max: None,
+    };
+    // Everything was written before "now + 1 s": old enough for an age of 0.
+    let now = super::now_ms() + 1_000;
+    let pruned = pass(&q, &policy, now, &|| false).unwrap();
+    assert_eq!(pruned.message_log, 1);
+    assert_eq!(pruned.history, 1);
+    assert_eq!(pruned.exceptions, 1);
+    assert!(!q.is_processed("OLD").unwrap());
+    assert!(q.history("OLD").unwrap().is_empty());
+    let left = q.exceptions(&ExceptionFilter::default()).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].text, "kept");
+}

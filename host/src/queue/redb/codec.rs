@@ -366,6 +366,12 @@ pub(in crate::queue) fn encode_processed(time_ms: u64, port: &str) -> Vec<u8> {
     w.finish()
 }
 
+/// A message log record's time (ms since the epoch).
+pub(in crate::queue) fn decode_processed_time(bytes: &[u8]) -> Result<u64> {
+    let mut r = Reader::new(bytes)?;
+    r.varint()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ use super::super::manage::{
     AuditEntry, Chunk, Edit, MAX_PAGE, MessageSummary, NewAudit, Page, PageRequest, QueueManager,
     SCAN_BUDGET, Search,
 };
+use super::super::retention::{PruneCursor, Pruned, Retention};
 use super::super::rules::{self, OperatorAction, Transition};
 use super::claims::Claims;
 use super::codec::{self, DecodeError, MessageMeta};
@@ -68,7 +69,7 @@ fn encode_audit(e: &AuditEntry) -> Vec<u8> {
     w.finish()
 }
 
-fn decode_audit(id: u64, bytes: &[u8]) -> Result<AuditEntry, DecodeError> {
+pub(super) fn decode_audit(id: u64, bytes: &[u8]) -> Result<AuditEntry, DecodeError> {
     let mut r = codec::Reader::new(bytes)?;
     let time_ms = r.varint()?;
     let who = r.str()?;
@@ -392,6 +393,16 @@ impl QueueManager for RedbQueue {
             }
         }
         Ok(out)
+    }
+
+    fn prune(
+        &self,
+        policy: &Retention,
+        now_ms: u64,
+        cursor: &mut PruneCursor,
+        budget: usize,
+    ) -> Result<Pruned, QueueError> {
+        self.prune_step(policy, now_ms, cursor, budget)
     }
 
     fn message_audit(&self, key: MessageKey) -> Result<Vec<AuditEntry>, QueueError> {

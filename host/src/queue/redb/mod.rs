@@ -41,6 +41,7 @@ use redb::{
 
 mod claims;
 mod codec;
+mod retention;
 #[cfg(test)]
 mod tests;
 
