@@ -252,3 +252,71 @@ impl QueueConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> (QueueConfig, Vec<String>) {
+        #[derive(Deserialize)]
+        struct File {
+            queue: Option<Spanned<RawQueue>>,
+        }
+        let f: File = toml::from_str(text).unwrap();
+        let mut problems = Vec::new();
+        let c = parse(f.queue, &mut |_, k, m| problems.push(format!("{k}: {m}")));
+        (c, problems)
+    }
+
+    #[test]
+    fn defaults_a_postgres_queue_and_every_bad_field() {
+        assert_eq!(read("").0, QueueConfig::default());
+        let (c, p) = read(
+            "[queue]\nbackend = \"postgres\"\nurl = \"postgres://u@h/db\"\n\
+             host_id = \"ferry-a\"\nlease = \"10s\"",
+        );
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(
+            c.backend,
+            QueueBackend::Postgres {
+                url: "postgres://u@h/db".into(),
+                schema: DEFAULT_SCHEMA.into()
+            }
+        );
+        assert_eq!(c.owner(), "ferry-a");
+        assert_eq!(c.job_scope(), "host/ferry-a/");
+        assert_eq!(c.lease, Duration::from_secs(10));
+        for (text, want) in [
+            (
+                "backend = \"mysql\"",
+                "queue.backend: \"mysql\" is not a queue backend",
+            ),
+            (
+                "backend = \"postgres\"",
+                "queue: backend = \"postgres\" needs url",
+            ),
+            (
+                "backend = \"postgres\"\nurl = \"x\"\nurl_env = \"Y\"",
+                "queue.url: give url or url_env, not both",
+            ),
+            (
+                "backend = \"postgres\"\nurl_env = \"FERRY_TEST_UNSET_VARIABLE_42\"",
+                "queue.url_env: the environment variable FERRY_TEST_UNSET_VARIABLE_42 is not set",
+            ),
+            (
+                "backend = \"postgres\"\nurl = \"x\"\nschema = \"Bad-Name\"",
+                "queue.schema: use lower-case letters",
+            ),
+            (
+                "url = \"x\"",
+                "queue.url: applies to backend = \"postgres\" only",
+            ),
+            ("lease = \"100ms\"", "queue.lease: must be at least 1s"),
+            ("lease = \"soon\"", "queue.lease: "),
+            ("host_id = \"\"", "queue.host_id: must be a non-empty name"),
+        ] {
+            let (_, p) = read(&format!("[queue]\n{text}"));
+            assert!(p.iter().any(|m| m.starts_with(want)), "{text}: {p:?}");
+        }
+    }
+}

@@ -78,6 +78,17 @@ pub fn open_with(cfg: Option<Config>, data_dir: PathBuf) -> anyhow::Result<Targe
     let Some(cfg) = cfg else {
         return Ok(Target::Remote(Remote::discover(&data_dir)?));
     };
+    // Both backends: the configuration's queue, worked on directly.
+    let local = |queue: std::sync::Arc<dyn crate::queue::QueueManager>| {
+        Target::Local(Box::new(Local {
+            queue,
+            jobs: cfg.jobs.values().cloned().collect(),
+            data_dir: data_dir.clone(),
+            job_scope: cfg.queue.job_scope(),
+            scheduler: None,
+            ports: PortInfo::of(&cfg),
+        }))
+    };
     if !matches!(cfg.queue.backend, crate::config::QueueBackend::Redb) {
         // A shared database is never locked to a host: ask the host that
         // runs on this data directory, if one does (its scheduler applies
@@ -92,24 +103,10 @@ pub fn open_with(cfg: Option<Config>, data_dir: PathBuf) -> anyhow::Result<Targe
             .queue
             .open(&data_dir)
             .context("cannot open the gateway queue")?;
-        return Ok(Target::Local(Box::new(Local {
-            queue,
-            jobs: cfg.jobs.values().cloned().collect(),
-            data_dir,
-            job_scope: cfg.queue.job_scope(),
-            scheduler: None,
-            ports: PortInfo::of(&cfg),
-        })));
+        return Ok(local(queue));
     }
     match RedbQueue::open(&data_dir) {
-        Ok(queue) => Ok(Target::Local(Box::new(Local {
-            queue: std::sync::Arc::new(queue),
-            jobs: cfg.jobs.values().cloned().collect(),
-            data_dir,
-            job_scope: cfg.queue.job_scope(),
-            scheduler: None,
-            ports: PortInfo::of(&cfg),
-        }))),
+        Ok(queue) => Ok(local(std::sync::Arc::new(queue))),
         Err(QueueError::InUse { .. }) => {
             tracing::debug!(data_dir = %data_dir.display(), "a host runs on the data directory; asking it");
             Ok(Target::Remote(Remote::discover(&data_dir)?))

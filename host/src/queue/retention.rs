@@ -106,6 +106,23 @@ impl PruneCursor {
         self.table == PruneTable::Done
     }
 
+    /// Moves past the logs `policy` keeps for ever (nothing to prune in
+    /// them), to the next one it prunes or to the end.
+    pub fn skip_kept(&mut self, policy: &Retention) {
+        let kept = |t: PruneTable| match t {
+            PruneTable::MessageLog => policy.message_log.is_none(),
+            PruneTable::History => policy.history.is_none(),
+            PruneTable::Exceptions => {
+                policy.exceptions.is_none() && policy.exceptions_max.is_none()
+            }
+            PruneTable::Audit => policy.audit.is_none() && policy.audit_max.is_none(),
+            PruneTable::Done => false,
+        };
+        while kept(self.table) {
+            self.next_table();
+        }
+    }
+
     /// Moves on to the next log.
     pub fn next_table(&mut self) {
         self.table = match self.table {

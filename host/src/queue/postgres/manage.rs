@@ -16,8 +16,8 @@ use super::super::manage::{
 };
 use super::super::rules::OperatorAction;
 use super::{
-    PgQueue, SUMMARY_COLS, Tx, apply_operator, key_i64, message, now_ms, sql_error, status_of,
-    stmt_error,
+    Equals, PgQueue, SUMMARY_COLS, Tx, apply_operator, apply_transition, key_i64, message, now_ms,
+    sql_error, status_of, stmt_error,
 };
 use crate::queue::{MessageKey, QueueError, Status};
 
@@ -74,25 +74,14 @@ impl QueueManager for PgQueue {
             next: None,
             scanned: 0,
         };
-        let direction = search.direction.map(|d| i16::from(d.code()));
-        let status = search.status.map(|s| i16::from(s.code()));
         let mut sql = format!("SELECT {SUMMARY_COLS} FROM messages WHERE key > $1 AND key <= $2");
-        let conditions: [(&str, Option<&(dyn ToSql + Sync)>); 4] = [
-            ("direction", direction.as_ref().map(|d| d as _)),
-            ("port", search.port.as_ref().map(|p| p as _)),
-            ("status", status.as_ref().map(|s| s as _)),
-            (
-                "conversation_id",
-                search.conversation_id.as_ref().map(|c| c as _),
-            ),
-        ];
-        let mut fixed: Vec<&(dyn ToSql + Sync)> = Vec::new();
-        for (column, value) in conditions {
-            if let Some(value) = value {
-                fixed.push(value);
-                let _ = write!(sql, " AND {column} = ${}", fixed.len() + 2);
-            }
-        }
+        let equals = Equals::new(
+            search.direction,
+            &search.port,
+            search.status,
+            &search.conversation_id,
+        );
+        let fixed = equals.write(&mut sql, 2);
         if let Some(from) = search.from_ms {
             let _ = write!(sql, " AND created_ms >= {}", from.min(i64::MAX as u64));
         }
@@ -234,8 +223,8 @@ impl QueueManager for PgQueue {
                 let status = status_of(key, code)?;
                 match super::super::rules::operator(action, key, status) {
                     Ok(super::super::rules::Transition::Unchanged) => chunk.unchanged.push(key),
-                    Ok(_) => {
-                        released |= apply_operator(t, key, status, action)?;
+                    Ok(transition) => {
+                        released |= apply_transition(t, key, transition)?;
                         chunk.done.push(key);
                     }
                     Err(e @ QueueError::NotAllowed { .. }) => {

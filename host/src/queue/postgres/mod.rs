@@ -230,6 +230,53 @@ fn claim_of(row: &Row, at: usize) -> Option<Lease> {
     Some(Lease::new(owner?, epoch? as u64))
 }
 
+/// The equality filters of a list or a search (direction, port, status,
+/// conversation): written as SQL once for both.
+pub(crate) struct Equals {
+    direction: Option<i16>,
+    port: Option<String>,
+    status: Option<i16>,
+    conversation_id: Option<String>,
+}
+
+impl Equals {
+    pub(crate) fn new(
+        direction: Option<Direction>,
+        port: &Option<String>,
+        status: Option<Status>,
+        conversation_id: &Option<String>,
+    ) -> Equals {
+        Equals {
+            direction: direction.map(|d| i16::from(d.code())),
+            port: port.clone(),
+            status: status.map(|s| i16::from(s.code())),
+            conversation_id: conversation_id.clone(),
+        }
+    }
+
+    /// Appends ` AND column = $n` for each given field to `sql`, numbered
+    /// after the `before` parameters already in it; returns their values.
+    pub(crate) fn write(&self, sql: &mut String, before: usize) -> Vec<&(dyn ToSql + Sync)> {
+        let fields: [(&str, Option<&(dyn ToSql + Sync)>); 4] = [
+            ("direction", self.direction.as_ref().map(|d| d as _)),
+            ("port", self.port.as_ref().map(|p| p as _)),
+            ("status", self.status.as_ref().map(|s| s as _)),
+            (
+                "conversation_id",
+                self.conversation_id.as_ref().map(|c| c as _),
+            ),
+        ];
+        let mut values = Vec::new();
+        for (column, value) in fields {
+            if let Some(value) = value {
+                values.push(value);
+                let _ = write!(sql, " AND {column} = ${}", before + values.len());
+            }
+        }
+        values
+    }
+}
+
 /// The database's clock, in ms (leases expire by one clock for all hosts).
 const DB_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
@@ -588,7 +635,17 @@ fn apply_operator(
     status: Status,
     action: OperatorAction,
 ) -> Result<bool, QueueError> {
-    match rules::operator(action, key, status)? {
+    apply_transition(t, key, rules::operator(action, key, status)?)
+}
+
+/// Applies a transition [`rules::operator`] decided to a locked message.
+/// Returns whether it became Ready.
+fn apply_transition(
+    t: &mut Tx<'_>,
+    key: MessageKey,
+    transition: Transition,
+) -> Result<bool, QueueError> {
+    match transition {
         Transition::Unchanged => Ok(false),
         Transition::Remove => {
             t.execute("DELETE FROM messages WHERE key = $1", &[&key_i64(key)])
@@ -1110,27 +1167,16 @@ impl GatewayQueue for PgQueue {
 
     fn list(&self, filter: &Filter) -> Result<Vec<QueuedMessage>, QueueError> {
         let mut sql = format!("SELECT {COLS} FROM messages WHERE true");
-        let direction = filter.direction.map(|d| i16::from(d.code()));
-        let status = filter.status.map(|s| i16::from(s.code()));
         let limit = filter
             .limit
             .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let conditions: [(&str, Option<&(dyn ToSql + Sync)>); 4] = [
-            ("direction", direction.as_ref().map(|d| d as _)),
-            ("port", filter.port.as_ref().map(|p| p as _)),
-            ("status", status.as_ref().map(|s| s as _)),
-            (
-                "conversation_id",
-                filter.conversation_id.as_ref().map(|c| c as _),
-            ),
-        ];
-        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
-        for (column, value) in conditions {
-            if let Some(value) = value {
-                params.push(value);
-                let _ = write!(sql, " AND {column} = ${}", params.len());
-            }
-        }
+        let equals = Equals::new(
+            filter.direction,
+            &filter.port,
+            filter.status,
+            &filter.conversation_id,
+        );
+        let mut params = equals.write(&mut sql, 0);
         params.push(&limit);
         let _ = write!(sql, " ORDER BY key LIMIT ${}", params.len());
         let rows = self.read(|c| c.query(&sql, &params))?;

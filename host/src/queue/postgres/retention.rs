@@ -149,18 +149,7 @@ impl PgQueue {
         cursor: &mut PruneCursor,
         budget: usize,
     ) -> Result<Pruned, QueueError> {
-        let off = |t: PruneTable| match t {
-            PruneTable::MessageLog => policy.message_log.is_none(),
-            PruneTable::History => policy.history.is_none(),
-            PruneTable::Exceptions => {
-                policy.exceptions.is_none() && policy.exceptions_max.is_none()
-            }
-            PruneTable::Audit => policy.audit.is_none() && policy.audit_max.is_none(),
-            PruneTable::Done => false,
-        };
-        while off(cursor.table) {
-            cursor.next_table();
-        }
+        cursor.skip_kept(policy);
         if cursor.done() {
             return Ok(Pruned::default());
         }

@@ -34,19 +34,7 @@ impl RedbQueue {
     ) -> Result<Pruned, QueueError> {
         let budget = budget.max(1);
         let mut pruned = Pruned::default();
-        // The logs of which nothing is ever pruned are skipped.
-        let off = |t: PruneTable| match t {
-            PruneTable::MessageLog => policy.message_log.is_none(),
-            PruneTable::History => policy.history.is_none(),
-            PruneTable::Exceptions => {
-                policy.exceptions.is_none() && policy.exceptions_max.is_none()
-            }
-            PruneTable::Audit => policy.audit.is_none() && policy.audit_max.is_none(),
-            PruneTable::Done => false,
-        };
-        while off(cursor.table) {
-            cursor.next_table();
-        }
+        cursor.skip_kept(policy);
         if cursor.done() {
             return Ok(pruned);
         }
