@@ -41,6 +41,11 @@ pub struct HostsResult {
     pub db_cpu_us: f64,
     /// Database transactions per order (0 for redb).
     pub db_xacts: f64,
+    /// Rows written (inserted, updated, deleted) per order (0 for redb).
+    pub db_rows_written: f64,
+    /// Table scans (index and sequential) per order: about the statements
+    /// that read or changed rows (0 for redb).
+    pub db_scans: f64,
 }
 
 /// The case's options.
@@ -96,7 +101,20 @@ fn db_xacts(url: &str) -> Result<i64> {
     Ok(row.get(0))
 }
 
-fn drop_schema(url: &str, schema: &str) {
+/// (rows written, scans) of the tables of `schema` so far.
+fn db_tables(url: &str, schema: &str) -> Result<(i64, i64)> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls)
+        .with_context(|| format!("cannot connect to {url}"))?;
+    let row = c.query_one(
+        "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint, \
+                coalesce(sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0)), 0)::bigint \
+         FROM pg_stat_user_tables WHERE schemaname = $1",
+        &[&schema],
+    )?;
+    Ok((row.get(0), row.get(1)))
+}
+
+pub fn drop_schema(url: &str, schema: &str) {
     if let Ok(mut c) = postgres::Client::connect(url, postgres::NoTls) {
         let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
     }
@@ -204,6 +222,11 @@ pub fn case(o: &Options<'_>, postgres: bool, hosts: usize, round: usize) -> Resu
     run_once(o.ferry, &receive)?;
     let cpu0 = db_cpu();
     let x0 = if postgres { db_xacts(o.url)? } else { 0 };
+    let tables0 = if postgres {
+        db_tables(o.url, &schema)?
+    } else {
+        (0, 0)
+    };
     let t = Instant::now();
     let children: Vec<_> = configs
         .iter()
@@ -233,6 +256,14 @@ pub fn case(o: &Options<'_>, postgres: bool, hosts: usize, round: usize) -> Resu
     let seconds = t.elapsed().as_secs_f64();
     let db = if postgres { db_cpu() - cpu0 } else { 0.0 };
     let xacts = if postgres { db_xacts(o.url)? - x0 } else { 0 };
+    let tables = if postgres {
+        // The hosts' backends report their counts when they end.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let (w, s) = db_tables(o.url, &schema)?;
+        (w - tables0.0, s - tables0.1)
+    } else {
+        (0, 0)
+    };
     let answered = fs::read_dir(case.join("outbox")).map_or(0, |d| d.count());
     ensure!(
         answered == o.messages,
@@ -254,5 +285,7 @@ pub fn case(o: &Options<'_>, postgres: bool, hosts: usize, round: usize) -> Resu
         host_cpu_us: host_cpu / n * 1e6,
         db_cpu_us: db / n * 1e6,
         db_xacts: xacts as f64 / n,
+        db_rows_written: tables.0 as f64 / n,
+        db_scans: tables.1 as f64 / n,
     })
 }

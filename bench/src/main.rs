@@ -11,6 +11,7 @@ mod hosts;
 mod native;
 mod orders;
 mod pipeline;
+mod search;
 
 use std::collections::HashMap;
 use std::fs;
@@ -43,6 +44,10 @@ enum Cmd {
     /// Several hosts on one PostgreSQL gateway queue beside one host on
     /// redb: msg/s, the hosts' and the database's CPU per message.
     Hosts(HostsArgs),
+    /// The queue manager at a million queued messages, through the
+    /// running host's control API: each search's pages, on redb and on
+    /// PostgreSQL.
+    Search(SearchArgs),
     /// `run --smoke` then `scale --smoke`: everything at a tiny size, no
     /// timing checked (CI).
     Smoke {
@@ -193,6 +198,30 @@ struct HostsArgs {
     json: Option<PathBuf>,
 }
 
+#[derive(Args, Clone)]
+struct SearchArgs {
+    /// Messages queued.
+    #[arg(long, short = 'n', default_value_t = 1_000_000)]
+    messages: u64,
+    /// Size of one message in bytes (about).
+    #[arg(long, default_value_t = 2048)]
+    size: usize,
+    /// Times each search is asked; figures are medians.
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Backends: redb, postgres.
+    #[arg(long, value_delimiter = ',', default_values = ["redb", "postgres"])]
+    queues: Vec<String>,
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The database (default: FERRY_TEST_POSTGRES_URL, or 127.0.0.1:5432).
+    #[arg(long)]
+    url: Option<String>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct NativeResult {
     messages: u64,
@@ -207,11 +236,21 @@ fn main() -> Result<()> {
         Some(Cmd::Run(a)) => run(a),
         Some(Cmd::Scale(a)) => scale(a),
         Some(Cmd::Hosts(a)) => hosts_cmd(a),
+        Some(Cmd::Search(a)) => search_cmd(a),
         Some(Cmd::Smoke { dir }) => {
             let mut r = Cli::parse_from(["ferry-bench"]).run;
             r.smoke = true;
             r.dir = dir.clone();
             run(r)?;
+            search_cmd(SearchArgs {
+                messages: 3_000,
+                size: 512,
+                reps: 1,
+                queues: vec!["redb".into()],
+                dir: dir.clone(),
+                url: None,
+                json: None,
+            })?;
             scale(ScaleArgs {
                 backlogs: vec![],
                 measure: 0,
@@ -909,13 +948,59 @@ fn scale(mut a: ScaleArgs) -> Result<()> {
 }
 
 /// `ferry-bench hosts`.
+/// The database of the PostgreSQL cases.
+fn database_url(given: &Option<String>) -> String {
+    given.clone().unwrap_or_else(|| {
+        std::env::var("FERRY_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+    })
+}
+
+fn search_cmd(a: SearchArgs) -> Result<()> {
+    let ferry = ferry_binary()?;
+    let base = base_dir(&a.dir)?;
+    let url = database_url(&a.url);
+    let o = search::Options {
+        ferry: &ferry,
+        base: &base,
+        url: &url,
+        messages: a.messages,
+        size: a.size,
+        reps: a.reps,
+    };
+    let mut all = Vec::new();
+    for q in &a.queues {
+        let postgres = match q.as_str() {
+            "redb" => false,
+            "postgres" => true,
+            other => bail!("{other:?} is not a queue backend: redb or postgres"),
+        };
+        all.push(search::case(&o, postgres)?);
+    }
+    for r in &all {
+        println!(
+            "{}: {} messages of ~{} bytes queued (filled in {:.0} s); medians of {} asks",
+            r.queue, r.messages, a.size, r.fill_seconds, a.reps
+        );
+        println!("| search | requests | found | slowest request | whole search |");
+        println!("|---|---|---|---|---|");
+        for row in &r.rows {
+            println!(
+                "| {} | {} | {} | {:.1} ms | {:.1} ms |",
+                row.what, row.requests, row.found, row.slowest_page_ms, row.search_ms
+            );
+        }
+    }
+    if let Some(path) = a.json {
+        fs::write(path, serde_json::to_string_pretty(&all)?)?;
+    }
+    Ok(())
+}
+
 fn hosts_cmd(a: HostsArgs) -> Result<()> {
     let ferry = ferry_binary()?;
     let base = base_dir(&a.dir)?;
-    let url = a.url.clone().unwrap_or_else(|| {
-        std::env::var("FERRY_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-    });
+    let url = database_url(&a.url);
     let o = hosts::Options {
         ferry: &ferry,
         base: &base,
@@ -947,15 +1032,15 @@ fn hosts_cmd(a: HostsArgs) -> Result<()> {
         a.messages, a.size, a.runs
     );
     println!(
-        "| queue | hosts | msg/s | vs redb | host CPU/msg | database CPU/msg | transactions/msg |"
+        "| queue | hosts | msg/s | vs redb | host CPU/msg | database CPU/msg | transactions/msg | rows written/msg | table scans/msg |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut all = Vec::new();
     for rs in &results {
         let pick = |f: fn(&hosts::HostsResult) -> f64| median(&mut rs.iter().map(f).collect());
         let rate = pick(|r| r.msg_per_s);
         println!(
-            "| {} | {} | {:.0} | {:.2}x | {:.0} µs | {:.0} µs | {:.2} |",
+            "| {} | {} | {:.0} | {:.2}x | {:.0} µs | {:.0} µs | {:.2} | {:.1} | {:.1} |",
             rs[0].queue,
             rs[0].hosts,
             rate,
@@ -963,6 +1048,8 @@ fn hosts_cmd(a: HostsArgs) -> Result<()> {
             pick(|r| r.host_cpu_us),
             pick(|r| r.db_cpu_us),
             pick(|r| r.db_xacts),
+            pick(|r| r.db_rows_written),
+            pick(|r| r.db_scans),
         );
         all.extend(rs.iter().cloned());
     }

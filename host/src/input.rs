@@ -25,6 +25,12 @@
 //!   checked against the configuration in force every [`RESYNC`]. A signal
 //!   that arrives while the job is executing is kept: the job runs again
 //!   afterwards.
+//! - **Several hosts.** On a gateway queue several hosts share, work that
+//!   another host made Ready — or a dead host's work this one took over —
+//!   signals every job with `on_input` too (the queue's
+//!   [`foreign_work_signal`](crate::queue::GatewayQueue::foreign_work_signal),
+//!   fed by `LISTEN/NOTIFY`), so the hosts share the processing of what
+//!   one of them received.
 //! - **[`Signals`]** is all the scheduler sees: the set of signalled jobs,
 //!   and a wake-up for its nap, so an occurrence starts within milliseconds
 //!   of the event.
@@ -125,16 +131,16 @@ pub fn folders(config: &Config, jobs: &[JobConfig]) -> BTreeMap<PathBuf, BTreeSe
     out
 }
 
-/// The running input thread; dropping it stops the thread.
+/// The running input threads; dropping it stops them.
 pub struct InputWatch {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Drop for InputWatch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -148,15 +154,44 @@ pub fn start(gw: Arc<Gateway>, jobs: Vec<JobConfig>, signals: Signals) -> Option
         return None;
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    if gw.queue.foreign_work_signal().is_some() {
+        let (gw, flag, signals) = (gw.clone(), stop.clone(), signals.clone());
+        let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
+        threads.push(
+            std::thread::Builder::new()
+                .name("ferry-input-queue".into())
+                .spawn(move || foreign_work(&gw, &names, &signals, &flag))
+                .expect("cannot start the input thread"),
+        );
+    }
     let flag = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name("ferry-input".into())
-        .spawn(move || run(&gw, &jobs, &signals, &flag))
-        .expect("cannot start the input thread");
-    Some(InputWatch {
-        stop,
-        thread: Some(thread),
-    })
+    threads.push(
+        std::thread::Builder::new()
+            .name("ferry-input".into())
+            .spawn(move || run(&gw, &jobs, &signals, &flag))
+            .expect("cannot start the input thread"),
+    );
+    Some(InputWatch { stop, threads })
+}
+
+/// On a queue several hosts share, work another host made Ready (or a
+/// dead host's work taken over) is input too: it signals every job with
+/// `on_input`, so the hosts share what one of them received.
+fn foreign_work(gw: &Gateway, jobs: &[String], signals: &Signals, stop: &AtomicBool) {
+    let Some(work) = gw.queue.foreign_work_signal() else {
+        return;
+    };
+    let mut seen = work.seq();
+    while !stop.load(Ordering::Relaxed) {
+        let now = work.wait(seen, Duration::from_millis(250));
+        if now != seen {
+            seen = now;
+            for job in jobs {
+                signals.raise(job);
+            }
+        }
+    }
 }
 
 type Seen = (notify::Result<notify::Event>, Backend);

@@ -6,6 +6,7 @@
 //! `test-hostile.wasm`, `test-wrong-world.wasm`, `test-probe.wasm`).
 //! These functions find them.
 
+pub mod api;
 pub mod running;
 
 use std::path::{Path, PathBuf};

@@ -7,6 +7,9 @@
 //!
 //! This once failed: the job-request thread woke on the access events its
 //! own listing of the requests folder raised, and kept a core busy for ever.
+//! And once more on a PostgreSQL gateway queue: the thread listening for
+//! the other hosts' wake-ups waited on a timer that, once expired, never
+//! waited again. Both queue backends are checked.
 //! The bound is generous (an occurrence per second of the recurring job
 //! costs well under 1 %), so a loaded machine does not make it flaky: CPU
 //! time is what the host consumed, not how long anything took.
@@ -140,10 +143,36 @@ fn write_orders(dir: &Path, from: u32, to: u32) {
 
 #[test]
 fn an_idle_host_uses_almost_no_cpu() {
+    idle_host("");
+}
+
+/// The same on a PostgreSQL gateway queue (`FERRY_TEST_POSTGRES_URL`, or
+/// 127.0.0.1:5432: the README's test command finds or starts one).
+#[test]
+fn an_idle_host_on_postgresql_uses_almost_no_cpu() {
+    let url = std::env::var("FERRY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let schema = format!("ferry_idle_{}", std::process::id());
+    struct Dropped(String, String);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            if let Ok(mut c) = postgres::Client::connect(&self.0, postgres::NoTls) {
+                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.1));
+            }
+        }
+    }
+    let _drop = Dropped(url.clone(), schema.clone());
+    idle_host(&format!(
+        "\n[queue]\nbackend = \"postgres\"\nurl = \"{url}\"\nschema = \"{schema}\"\n"
+    ));
+}
+
+/// An idle host with the demo-like configuration and `extra` appended.
+fn idle_host(extra: &str) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let config = root.join("ferry.toml");
-    std::fs::write(&config, demo_like_config()).unwrap();
+    std::fs::write(&config, demo_like_config() + extra).unwrap();
     let (inbox, events) = (root.join("inbox"), root.join("events"));
     write_orders(&inbox, 1, 1);
     std::fs::create_dir_all(&events).unwrap();

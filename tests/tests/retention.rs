@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ferry_tests::api::Api;
 use ferry_tests::plugins_dir;
 use ferry_tests::running::{DEADLINE, Host, ORDER_ACTION, order, wait_for_responses};
 
@@ -59,55 +60,6 @@ every = "1s"
     let path = root.join("ferry.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-struct Api {
-    base: String,
-    token: String,
-    agent: ureq::Agent,
-}
-
-impl Api {
-    fn new(data: &Path) -> Api {
-        let host: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(data.join("console").join("host.json")).unwrap())
-                .unwrap();
-        Api {
-            base: host["url"].as_str().unwrap().to_string(),
-            token: std::fs::read_to_string(data.join("console").join("operator.token"))
-                .unwrap()
-                .trim()
-                .to_string(),
-            agent: ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_secs(60)))
-                .build()
-                .into(),
-        }
-    }
-
-    fn get(&self, path: &str) -> serde_json::Value {
-        let text = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .body_mut()
-            .read_to_string()
-            .unwrap();
-        serde_json::from_str(&text).unwrap()
-    }
-
-    fn text(&self, path: &str) -> String {
-        self.agent
-            .get(format!("{}{path}", self.base))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_to_string()
-            .unwrap()
-    }
 }
 
 /// Order `n`'s `MessageId`, braces percent-encoded for a query.

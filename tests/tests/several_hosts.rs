@@ -52,6 +52,12 @@ impl Schema {
         let sql = sql.replace("SCHEMA", &self.0);
         self.client().query_one(&sql, &[]).unwrap().get(0)
     }
+
+    /// `count`, or 0 while the hosts have not created the schema yet.
+    fn count_once_created(&self, sql: &str) -> i64 {
+        let sql = sql.replace("SCHEMA", &self.0);
+        self.client().query_one(&sql, &[]).map_or(0, |r| r.get(0))
+    }
 }
 
 impl Drop for Schema {
@@ -491,19 +497,48 @@ fn a_killed_host_loses_nothing_and_the_others_take_its_work() {
     for h in &mut hosts {
         h.start();
     }
-    let files = write_orders(root.path(), 6, 15, 10, 20);
-    // Kill host A at a few moments while it works; restart it twice, and
-    // the last time leave it dead: host B finishes (after A's lease ends).
-    for round in 0..3 {
-        let target = (round + 1) * files.len() / 5;
+    let files = write_orders(root.path(), 6, 25, 20, 30);
+    // Kill host A ten times at random moments while it works (the seed is
+    // printed; FERRY_TEST_SEED repeats a run): restarted at once as the
+    // same host (it recovers its own claims), once only after its lease
+    // has run out (B takes its work over), and the last time left dead.
+    let seed = std::env::var("FERRY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+        });
+    eprintln!("FERRY_TEST_SEED={seed}");
+    let mut state = seed | 1;
+    let mut random = |below: u64| {
+        // xorshift64
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    const KILLS: usize = 10;
+    for round in 0..KILLS {
+        let target = (round + 1) * files.len() / (KILLS + 2);
         let deadline = Instant::now() + DEADLINE;
         while responses(root.path()) < target && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
+        std::thread::sleep(Duration::from_millis(random(250)));
         hosts[0].kill();
-        if round < 2 {
-            std::thread::sleep(Duration::from_millis(300));
-            hosts[0].start();
+        match round {
+            r if r + 1 == KILLS => {}
+            4 => {
+                std::thread::sleep(Duration::from_millis(3_500));
+                hosts[0].start();
+            }
+            _ => {
+                std::thread::sleep(Duration::from_millis(50 + random(500)));
+                hosts[0].start();
+            }
         }
     }
     wait_for(&mut hosts[1..], root.path(), files.len());
@@ -527,6 +562,61 @@ fn a_killed_host_loses_nothing_and_the_others_take_its_work() {
     assert!(
         b.contains("did not renew its lease in time"),
         "host B took over A's work:\n{b}"
+    );
+}
+
+/// The event-driven mode across hosts: host B's only job runs on input
+/// (and otherwise once an hour) and reads a folder nobody writes to; host A
+/// only receives, from the shared inbox. What A queues wakes B through the
+/// database, and B answers every order.
+#[test]
+fn an_event_driven_job_runs_for_work_another_host_received() {
+    let schema = Schema::new();
+    let root = tempfile::tempdir().unwrap();
+    let rewrite = |host: &str, f: &dyn Fn(String) -> String| {
+        let config = host_config(root.path(), &schema, host);
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, f(text)).unwrap();
+        Host::new(host, config)
+    };
+    let jobs = "[jobs.all]\nevery = \"1s\"\n";
+    let mut a = rewrite("ferry-a", &|t| {
+        t.replace(
+            jobs,
+            "[jobs.receive]\nevery = \"100ms\"\ntasks = [{ service = \"gateway-receive\" }]\n",
+        )
+    });
+    let quiet = root.path().join("inbox-b");
+    std::fs::create_dir_all(&quiet).unwrap();
+    let b = rewrite("ferry-b", &|t| {
+        t.replace(
+            &format!("address = \"{}/inbox\"", root.path().display()),
+            &format!("address = \"{}\"", quiet.display()),
+        )
+        .replace(jobs, "[jobs.all]\nevery = \"1h\"\non_input = true\n")
+    });
+    // A leads the receiving of both ports before B starts.
+    a.start();
+    let deadline = Instant::now() + DEADLINE;
+    while schema.count_once_created("SELECT count(*) FROM SCHEMA.leaders WHERE owner = 'ferry-a'")
+        < 2
+    {
+        a.assert_running();
+        assert!(Instant::now() < deadline, "A never received:\n{}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut hosts = vec![a, b];
+    hosts[1].start();
+    // B's occurrence at its start (its folder newly watched) finds nothing.
+    std::thread::sleep(Duration::from_secs(2));
+    let files = write_orders(root.path(), 0, 0, 20, 0);
+    wait_for(&mut hosts, root.path(), files.len());
+    assert_eq!(responses(root.path()), files.len());
+    let by = events(&hosts);
+    assert_eq!(by.len(), 2 * files.len(), "an invoke and a done per order");
+    assert!(
+        by.iter().all(|e| host_of(&e.3) == "ferry-b"),
+        "only B processes: {by:?}"
     );
 }
 

@@ -4,7 +4,9 @@
 //! ```toml
 //! [retention]
 //! message_log = "30d"     # duplicate detection's window
+//! message_log_max = 0     # 0: no limit by count
 //! history = "30d"
+//! history_max = 0
 //! exceptions = "30d"
 //! exceptions_max = 100000
 //! audit = "365d"
@@ -48,7 +50,9 @@ impl Default for RetentionConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRetention {
     message_log: Option<Spanned<String>>,
+    message_log_max: Option<u64>,
     history: Option<Spanned<String>>,
+    history_max: Option<u64>,
     exceptions: Option<Spanned<String>>,
     exceptions_max: Option<u64>,
     audit: Option<Spanned<String>>,
@@ -111,7 +115,9 @@ pub(crate) fn parse(
     let d = Retention::default();
     out.policy = Retention {
         message_log: age("message_log", raw.message_log, d.message_log, problem),
+        message_log_max: count(raw.message_log_max, d.message_log_max),
         history: age("history", raw.history, d.history, problem),
+        history_max: count(raw.history_max, d.history_max),
         exceptions: age("exceptions", raw.exceptions, d.exceptions, problem),
         exceptions_max: count(raw.exceptions_max, d.exceptions_max),
         audit: age("audit", raw.audit, d.audit, problem),
@@ -153,7 +159,7 @@ mod tests {
         assert_eq!(read("").0, RetentionConfig::default());
         let (c, p) = read(
             "[retention]\nmessage_log = \"7d\"\nhistory = \"forever\"\nexceptions_max = 0\n\
-             audit_max = 50\nevery = \"30s\"",
+             audit_max = 50\nmessage_log_max = 1000000\nhistory_max = 0\nevery = \"30s\"",
         );
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(c.policy.message_log, Some(7 * 86_400_000));
@@ -161,6 +167,8 @@ mod tests {
         assert_eq!(c.policy.exceptions, Retention::default().exceptions);
         assert_eq!(c.policy.exceptions_max, None);
         assert_eq!(c.policy.audit_max, Some(50));
+        assert_eq!(c.policy.message_log_max, Some(1_000_000));
+        assert_eq!(c.policy.history_max, None);
         assert_eq!(c.every, Duration::from_secs(30));
         let (_, p) = read("[retention]\naudit = \"soon\"\nhistory = \"0s\"\nevery = \"1ms\"");
         assert_eq!(p.len(), 3, "{p:?}");

@@ -334,6 +334,10 @@ impl GatewayQueue for MeteredQueue {
         self.inner.work_signal()
     }
 
+    fn foreign_work_signal(&self) -> Option<&crate::queue::WorkSignal> {
+        self.inner.foreign_work_signal()
+    }
+
     fn hold(&self, key: MessageKey) -> Result<(), QueueError> {
         self.inner.hold(key)
     }

@@ -1285,3 +1285,57 @@ pub(crate) fn a_message_id_is_logged_once<Q: Backend>(q: &Tq<Q>) {
     );
     q.check_invariants();
 }
+
+/// Retention by count, on any backend that prunes: the message log keeps
+/// its newest `MessageId`s, the history the `MessageId`s whose newest
+/// version is newest — and never one about a message still queued.
+pub(crate) fn counts_keep_the_newest(q: &dyn super::QueueManager) {
+    use super::retention::{Retention, pass};
+    for i in 0..5 {
+        let mut tx = Transaction::new();
+        tx.log_processed(format!("LOG-{i}"), "p");
+        q.commit(tx).unwrap();
+        // Each logged at a later millisecond.
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    let old = 1_000_000;
+    let mut tx = Transaction::new();
+    // About a queued message, and the oldest of all: kept.
+    let mut about_queued = history("QUEUED", "received");
+    about_queued.time_ms = old - 100;
+    about_queued.message_key = None;
+    tx.insert(inbound("p", "queued"))
+        .history_of_inserted(about_queued);
+    for i in 0..5u64 {
+        for v in 0..2 {
+            let mut h = history(&format!("H-{i}"), "service");
+            h.message_key = None;
+            h.time_ms = old + 10 * i + v;
+            tx.history(h);
+        }
+    }
+    q.commit(tx).unwrap();
+    let policy = Retention {
+        message_log_max: Some(2),
+        history_max: Some(2),
+        ..Retention::FOREVER
+    };
+    let pruned = pass(q, &policy, old + 1_000, &|| false).unwrap();
+    assert_eq!(pruned.message_log, 3, "{pruned:?}");
+    let logged: Vec<bool> = (0..5)
+        .map(|i| q.is_processed(&format!("LOG-{i}")).unwrap())
+        .collect();
+    assert_eq!(logged, [false, false, false, true, true]);
+    // Six MessageIds, two kept by the count: H-3 and H-4 whole; QUEUED
+    // because its message is queued.
+    assert_eq!(pruned.history, 6, "{pruned:?}");
+    for i in 0..3 {
+        assert!(q.history(&format!("H-{i}")).unwrap().is_empty(), "H-{i}");
+    }
+    for i in 3..5 {
+        assert_eq!(q.history(&format!("H-{i}")).unwrap().len(), 2, "H-{i}");
+    }
+    assert_eq!(q.history("QUEUED").unwrap().len(), 1);
+    // Within the counts now: a second pass removes nothing.
+    assert_eq!(pass(q, &policy, old + 1_000, &|| false).unwrap().total(), 0);
+}

@@ -882,6 +882,14 @@ pub trait GatewayQueue: Send + Sync {
     /// The queue's wake-up: bumped whenever a commit makes work Ready.
     fn work_signal(&self) -> &WorkSignal;
 
+    /// On a queue several hosts share: bumped when work became Ready that
+    /// this process did not commit — another host's commit, a dead host's
+    /// work taken over — so the event-driven jobs run for it. `None` on a
+    /// queue one host opens at a time.
+    fn foreign_work_signal(&self) -> Option<&WorkSignal> {
+        None
+    }
+
     /// Whether `lease` may run `task` (e.g. `"receive"`) for `port` now:
     /// with several hosts on one queue, one owner at a time leads it, so
     /// two hosts never receive the same file. The leader keeps it while its

@@ -25,9 +25,17 @@ pub struct Retention {
     /// The message log's entries older than this (ms) are pruned: the
     /// window of duplicate detection.
     pub message_log: Option<u64>,
+    /// At most this many `MessageId`s are kept in the message log (the
+    /// oldest go first): the window of duplicate detection is also bounded
+    /// by this count.
+    pub message_log_max: Option<u64>,
     /// A `MessageId`'s history is pruned when its newest version is older
     /// than this (ms) and no message in the queue has it.
     pub history: Option<u64>,
+    /// The histories of at most this many `MessageId`s are kept (those
+    /// whose newest version is oldest go first; never one about a message
+    /// still in the queue).
+    pub history_max: Option<u64>,
     /// Exceptions older than this (ms) are pruned.
     pub exceptions: Option<u64>,
     /// At most this many exceptions are kept (the oldest go first).
@@ -46,7 +54,9 @@ impl Default for Retention {
     fn default() -> Self {
         Retention {
             message_log: Some(30 * DAY_MS),
+            message_log_max: None,
             history: Some(30 * DAY_MS),
+            history_max: None,
             exceptions: Some(30 * DAY_MS),
             exceptions_max: Some(100_000),
             audit: Some(365 * DAY_MS),
@@ -59,7 +69,9 @@ impl Retention {
     /// Keeps everything (no pruning).
     pub const FOREVER: Retention = Retention {
         message_log: None,
+        message_log_max: None,
         history: None,
+        history_max: None,
         exceptions: None,
         exceptions_max: None,
         audit: None,
@@ -98,6 +110,12 @@ pub struct PruneCursor {
     pub after_text: Option<String>,
     /// The last id looked at (exceptions, audit log).
     pub after_id: Option<u64>,
+    /// The message log and the history, keyed by `MessageId` in no order
+    /// of time, turn a count limit into a time: what is older than this
+    /// (ms) is beyond the count. Worked out when the pass reaches the log
+    /// (`None` then: not yet).
+    #[serde(default)]
+    pub count_cut: Option<u64>,
 }
 
 impl PruneCursor {
@@ -110,8 +128,10 @@ impl PruneCursor {
     /// them), to the next one it prunes or to the end.
     pub fn skip_kept(&mut self, policy: &Retention) {
         let kept = |t: PruneTable| match t {
-            PruneTable::MessageLog => policy.message_log.is_none(),
-            PruneTable::History => policy.history.is_none(),
+            PruneTable::MessageLog => {
+                policy.message_log.is_none() && policy.message_log_max.is_none()
+            }
+            PruneTable::History => policy.history.is_none() && policy.history_max.is_none(),
             PruneTable::Exceptions => {
                 policy.exceptions.is_none() && policy.exceptions_max.is_none()
             }
@@ -133,7 +153,56 @@ impl PruneCursor {
         };
         self.after_text = None;
         self.after_id = None;
+        self.count_cut = None;
     }
+
+    /// The time before which a log keyed by `MessageId` is pruned: the
+    /// older of the age's cutoff and the count's (`count_cut`), `None` if
+    /// neither applies. `count_cut` gives the time, or `None` when the log
+    /// holds no more than `max`, once per pass of the log.
+    pub fn cutoff_by_age_and_count<E>(
+        &mut self,
+        now_ms: u64,
+        age: Option<u64>,
+        max: Option<u64>,
+        count_cut: impl FnOnce(u64) -> Result<Option<u64>, E>,
+    ) -> Result<Option<u64>, E> {
+        if let Some(max) = max
+            && self.count_cut.is_none()
+            && self.after_text.is_none()
+        {
+            // The start of the log's pass; `Some(0)` when within the count.
+            self.count_cut = Some(count_cut(max)?.unwrap_or(0));
+        }
+        let by_age = age.map(|a| now_ms.saturating_sub(a));
+        Ok(match (by_age, self.count_cut.filter(|&c| c > 0)) {
+            (Some(a), Some(c)) => Some(a.max(c)),
+            (a, c) => a.or(c),
+        })
+    }
+}
+
+/// The time that keeps at most `max` of `times` (newest first): one past
+/// the newest of those beyond the count, or `None` when there are no more
+/// than `max`. Holds no more than `max + 1` times at once.
+pub fn count_cut(times: impl Iterator<Item = u64>, max: u64) -> Option<u64> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let keep = usize::try_from(max).unwrap_or(usize::MAX);
+    // The newest `max + 1`, the oldest of them on top.
+    let mut newest: BinaryHeap<Reverse<u64>> = BinaryHeap::new();
+    for t in times {
+        if newest.len() <= keep {
+            newest.push(Reverse(t));
+        } else if newest.peek().is_some_and(|Reverse(o)| t > *o) {
+            newest.pop();
+            newest.push(Reverse(t));
+        }
+    }
+    if newest.len() <= keep {
+        return None;
+    }
+    newest.peek().map(|Reverse(t)| t.saturating_add(1))
 }
 
 /// What pruning removed.
@@ -273,5 +342,60 @@ impl Drop for Pruner {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_becomes_the_time_of_the_first_beyond_it() {
+        let times = [5, 1, 9, 7, 3];
+        assert_eq!(count_cut(times.into_iter(), 5), None);
+        assert_eq!(count_cut(times.into_iter(), 9), None);
+        // Keep 9 and 7: what is older than 5 + 1 goes.
+        assert_eq!(count_cut(times.into_iter(), 2), Some(6));
+        assert_eq!(count_cut(times.into_iter(), 4), Some(2));
+        // Ties at the boundary go too: never more than the count.
+        assert_eq!(count_cut([4, 4, 4, 2].into_iter(), 2), Some(5));
+        assert_eq!(count_cut(std::iter::empty(), 1), None);
+    }
+
+    #[test]
+    fn age_and_count_the_stricter_wins_and_the_count_is_worked_out_once() {
+        let mut cursor = PruneCursor::default();
+        let asked = std::cell::Cell::new(0);
+        let ask = |cut| {
+            asked.set(asked.get() + 1);
+            Ok::<_, ()>(cut)
+        };
+        // Age alone.
+        assert_eq!(
+            cursor.cutoff_by_age_and_count(100, Some(30), None, |_| ask(None)),
+            Ok(Some(70))
+        );
+        // The count cuts later than the age: it wins; asked once a pass.
+        assert_eq!(
+            cursor.cutoff_by_age_and_count(100, Some(30), Some(3), |_| ask(Some(80))),
+            Ok(Some(80))
+        );
+        cursor.after_text = Some("next".into());
+        assert_eq!(
+            cursor.cutoff_by_age_and_count(100, Some(30), Some(3), |_| ask(Some(1))),
+            Ok(Some(80))
+        );
+        assert_eq!(asked.get(), 1);
+        // Within the count: the age alone; no age: nothing.
+        cursor.next_table();
+        assert_eq!(
+            cursor.cutoff_by_age_and_count(100, Some(30), Some(3), |_| ask(None)),
+            Ok(Some(70))
+        );
+        cursor.next_table();
+        assert_eq!(
+            cursor.cutoff_by_age_and_count(100, None, Some(3), |_| ask(None)),
+            Ok(None)
+        );
     }
 }

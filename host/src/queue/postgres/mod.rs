@@ -113,6 +113,13 @@ pub struct PgQueue {
     /// Bumped when a commit of this process makes work Ready, and by the
     /// listener when another host's does.
     signal: Arc<WorkSignal>,
+    /// Bumped by the listener when another host's commit makes work Ready,
+    /// and when this host takes over a dead host's work: what this process
+    /// did not do itself, for the event-driven jobs.
+    foreign: Arc<WorkSignal>,
+    /// This queue's name in its wake-ups (`NOTIFY` payload), so the
+    /// listener tells its own commits from the other hosts'.
+    instance: String,
     /// Tells the listener thread to stop.
     stop: Arc<AtomicBool>,
 }
@@ -129,6 +136,19 @@ impl Drop for PgQueue {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// A name no other open queue has: process, time, and a counter.
+fn instance_name() -> String {
+    static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}-{nanos:x}-{}",
+        std::process::id(),
+        OPENED.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -349,6 +369,8 @@ impl PgQueue {
             options,
             config,
             signal: Arc::new(WorkSignal::default()),
+            foreign: Arc::new(WorkSignal::default()),
+            instance: instance_name(),
             stop: Arc::new(AtomicBool::new(false)),
         };
         let schema = queue.options.schema.clone();
@@ -424,7 +446,13 @@ impl PgQueue {
         let config = self.config.clone();
         let channel = self.notify_channel();
         let signal = self.signal.clone();
+        let foreign = self.foreign.clone();
+        let instance = self.instance.clone();
         let stop = self.stop.clone();
+        let bump = move || {
+            signal.bump();
+            foreign.bump();
+        };
         let spawned = std::thread::Builder::new()
             .name("ferry-queue-listen".into())
             .spawn(move || {
@@ -442,7 +470,7 @@ impl PgQueue {
                                 );
                                 reported = true;
                             }
-                            signal.bump();
+                            bump();
                             std::thread::sleep(poll);
                             continue;
                         }
@@ -457,15 +485,23 @@ impl PgQueue {
                         reported = false;
                     }
                     // Work that was made Ready while nobody listened.
-                    signal.bump();
-                    let mut notes = client.notifications();
-                    let mut iter = notes.timeout_iter(Duration::from_secs(1));
+                    bump();
                     loop {
                         if stop.load(Ordering::Relaxed) {
                             return;
                         }
-                        match iter.next() {
-                            Ok(Some(_)) => signal.bump(),
+                        // A new wait each time: a `TimeoutIter` that timed
+                        // out once returns at once ever after (until a
+                        // notification), which made this loop spin.
+                        let next = client
+                            .notifications()
+                            .timeout_iter(Duration::from_secs(1))
+                            .next();
+                        match next {
+                            // Our own commits bumped `signal` already.
+                            Ok(Some(n)) if n.payload() == instance => {}
+                            Ok(Some(_)) => bump(),
+                            Ok(None) if client.is_closed() => break,
                             Ok(None) => {}
                             Err(_) => break,
                         }
@@ -501,8 +537,11 @@ impl PgQueue {
     }
 
     fn notify(&self, t: &mut Tx<'_>) -> Result<(), QueueError> {
-        t.execute("SELECT pg_notify($1, '')", &[&self.notify_channel()])
-            .map_err(sql_error)?;
+        t.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&self.notify_channel(), &self.instance],
+        )
+        .map_err(sql_error)?;
         Ok(())
     }
 
@@ -533,6 +572,7 @@ impl PgQueue {
         })?;
         if report.is_some_and(|r| r.total() > 0) {
             self.signal.bump();
+            self.foreign.bump();
         }
         Ok(report)
     }
@@ -1147,6 +1187,10 @@ impl GatewayQueue for PgQueue {
 
     fn work_signal(&self) -> &WorkSignal {
         &self.signal
+    }
+
+    fn foreign_work_signal(&self) -> Option<&WorkSignal> {
+        Some(&self.foreign)
     }
 
     fn last_key(&self) -> Result<MessageKey, QueueError> {

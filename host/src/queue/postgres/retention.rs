@@ -18,6 +18,19 @@ fn cut(now_ms: u64, age: Option<u64>) -> Option<i64> {
     age.map(|a| now_ms.saturating_sub(a).min(i64::MAX as u64) as i64)
 }
 
+/// A cutoff as the schema stores times (`None`: nothing is older).
+fn as_i64(cutoff: Option<u64>) -> i64 {
+    cutoff.map_or(i64::MIN, |c| c.min(i64::MAX as u64) as i64)
+}
+
+/// The time that keeps at most `max` of the times `newest_first` lists
+/// (newest first, `OFFSET $1 LIMIT 1`): one past the first beyond.
+fn count_cut(t: &mut Tx<'_>, newest_first: &str, max: u64) -> Result<Option<u64>, QueueError> {
+    let offset = i64::try_from(max).unwrap_or(i64::MAX);
+    let row = t.query_opt(newest_first, &[&offset]).map_err(stmt_error)?;
+    Ok(row.map(|r| (r.get::<_, i64>(0).max(0) as u64).saturating_add(1)))
+}
+
 fn prune_log(
     t: &mut Tx<'_>,
     cutoff: i64,
@@ -160,12 +173,36 @@ impl PgQueue {
             let mut pruned = Pruned::default();
             match cursor.table {
                 PruneTable::MessageLog => {
-                    let c = cut(now_ms, policy.message_log).unwrap_or(i64::MIN);
-                    pruned.message_log = prune_log(t, c, cursor, budget)?;
+                    let c = cursor.cutoff_by_age_and_count(
+                        now_ms,
+                        policy.message_log,
+                        policy.message_log_max,
+                        |max| {
+                            count_cut(
+                                t,
+                                "SELECT time_ms FROM message_log \
+                                 ORDER BY time_ms DESC OFFSET $1 LIMIT 1",
+                                max,
+                            )
+                        },
+                    )?;
+                    pruned.message_log = prune_log(t, as_i64(c), cursor, budget)?;
                 }
                 PruneTable::History => {
-                    let c = cut(now_ms, policy.history).unwrap_or(i64::MIN);
-                    pruned.history = prune_history(t, c, cursor, budget)?;
+                    let c = cursor.cutoff_by_age_and_count(
+                        now_ms,
+                        policy.history,
+                        policy.history_max,
+                        |max| {
+                            count_cut(
+                                t,
+                                "SELECT max(time_ms) AS t FROM history GROUP BY message_id \
+                                 ORDER BY t DESC OFFSET $1 LIMIT 1",
+                                max,
+                            )
+                        },
+                    )?;
+                    pruned.history = prune_history(t, as_i64(c), cursor, budget)?;
                 }
                 PruneTable::Exceptions => {
                     pruned.exceptions = prune_ordered(

@@ -227,7 +227,9 @@ fn pruning_removes_old_records_and_keeps_what_is_about_a_queued_message() {
     q.commit(tx).unwrap();
     let policy = Retention {
         message_log: Some(0),
+        message_log_max: None,
         history: Some(0),
+        history_max: None,
         exceptions: Some(0),
         exceptions_max: None,
         audit: Some(0),
@@ -244,4 +246,10 @@ fn pruning_removes_old_records_and_keeps_what_is_about_a_queued_message() {
     let left = q.exceptions(&ExceptionFilter::default()).unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].text, "kept");
+}
+
+#[test]
+fn retention_counts_keep_the_newest() {
+    let (_schema, q) = fresh();
+    super::super::conformance::counts_keep_the_newest(&q);
 }

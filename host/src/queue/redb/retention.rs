@@ -9,14 +9,17 @@
 
 use std::ops::Bound;
 
-use redb::{Durability, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{
+    Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    WriteTransaction,
+};
 
 use super::manage::{AUDIT, AUDIT_BY_MESSAGE, decode_audit};
 use super::{
     CONTENTS, EXCEPTIONS, HISTORY, KEPT, MESSAGE_LOG, MESSAGES, RedbQueue, codec, corrupt,
 };
 use crate::queue::QueueError;
-use crate::queue::retention::{PruneCursor, PruneTable, Pruned, Retention};
+use crate::queue::retention::{self, PruneCursor, PruneTable, Pruned, Retention};
 
 /// Whether message `key` is in the queue.
 fn queued(messages: &impl ReadableTable<u64, &'static [u8]>, key: u64) -> Result<bool, QueueError> {
@@ -38,15 +41,28 @@ impl RedbQueue {
         if cursor.done() {
             return Ok(pruned);
         }
+        // A count limit of the logs keyed by MessageId becomes a time, read
+        // in a read transaction: it never holds up the services' writes.
+        let by_id = match cursor.table {
+            PruneTable::MessageLog => cursor.cutoff_by_age_and_count(
+                now_ms,
+                policy.message_log,
+                policy.message_log_max,
+                |max| log_count_cut(&self.db.begin_read()?, max),
+            )?,
+            PruneTable::History => cursor.cutoff_by_age_and_count(
+                now_ms,
+                policy.history,
+                policy.history_max,
+                |max| history_count_cut(&self.db.begin_read()?, max),
+            )?,
+            _ => None,
+        };
         let txn = self.begin_write(Durability::Immediate)?;
         let cutoff = |age: Option<u64>| age.map(|a| now_ms.saturating_sub(a));
         match cursor.table {
-            PruneTable::MessageLog => {
-                pruned.message_log = prune_log(&txn, cutoff(policy.message_log), cursor, budget)?
-            }
-            PruneTable::History => {
-                pruned.history = prune_history(&txn, cutoff(policy.history), cursor, budget)?
-            }
+            PruneTable::MessageLog => pruned.message_log = prune_log(&txn, by_id, cursor, budget)?,
+            PruneTable::History => pruned.history = prune_history(&txn, by_id, cursor, budget)?,
             PruneTable::Exceptions => {
                 pruned.exceptions = prune_exceptions(
                     &txn,
@@ -65,6 +81,62 @@ impl RedbQueue {
         txn.commit()?;
         Ok(pruned)
     }
+}
+
+/// The time that keeps at most `max` entries of the message log.
+fn log_count_cut(txn: &ReadTransaction, max: u64) -> Result<Option<u64>, QueueError> {
+    let log = txn.open_table(MESSAGE_LOG)?;
+    if log.len()? <= max {
+        return Ok(None);
+    }
+    let mut failed = None;
+    let cut = {
+        let times = log.iter()?.map_while(|entry| {
+            let read = entry.map_err(QueueError::from).and_then(|(k, v)| {
+                codec::decode_processed_time(v.value())
+                    .map_err(|e| corrupt("message_log", k.value(), e))
+            });
+            read.map_err(|e| failed = Some(e)).ok()
+        });
+        retention::count_cut(times, max)
+    };
+    failed.map_or(Ok(cut), Err)
+}
+
+/// The time that keeps the histories of at most `max` `MessageId`s, by
+/// the time of each one's newest version.
+fn history_count_cut(txn: &ReadTransaction, max: u64) -> Result<Option<u64>, QueueError> {
+    let history = txn.open_table(HISTORY)?;
+    if history.len()? <= max {
+        return Ok(None);
+    }
+    let mut failed = None;
+    let cut = {
+        let mut versions = history.iter()?.map_while(|entry| {
+            let read = entry.map_err(QueueError::from).and_then(|(k, v)| {
+                let (id, seq) = k.value();
+                codec::decode_history(id, v.value())
+                    .map(|(h, _)| (id.to_string(), h.time_ms))
+                    .map_err(|e| corrupt("history", format!("{id}/{seq}"), e))
+            });
+            read.map_err(|e| failed = Some(e)).ok()
+        });
+        // Each MessageId's newest time (its versions are next to each other).
+        let mut current = versions.next();
+        let newest = std::iter::from_fn(|| {
+            let (id, mut time) = current.take()?;
+            for (next, t) in versions.by_ref() {
+                if next != id {
+                    current = Some((next, t));
+                    break;
+                }
+                time = time.max(t);
+            }
+            Some(time)
+        });
+        retention::count_cut(newest, max)
+    };
+    failed.map_or(Ok(cut), Err)
 }
 
 /// The message log: entries logged before `cutoff`.
@@ -437,7 +509,9 @@ mod tests {
         q.check_invariants();
         let policy = Retention {
             message_log: Some(DAY),
+            message_log_max: None,
             history: Some(DAY),
+            history_max: None,
             exceptions: Some(DAY),
             exceptions_max: None,
             audit: Some(DAY),
@@ -485,7 +559,9 @@ mod tests {
         // Nothing is old at a week's retention, or with none at all.
         let week = Retention {
             message_log: Some(7 * DAY),
+            message_log_max: None,
             history: Some(7 * DAY),
+            history_max: None,
             exceptions: Some(7 * DAY),
             exceptions_max: None,
             audit: Some(7 * DAY),

@@ -821,3 +821,10 @@ fn a_format_1_queue_is_upgraded_on_open() {
     );
     q.check_invariants();
 }
+
+#[test]
+fn retention_counts_keep_the_newest() {
+    let (_dir, q) = fresh();
+    super::super::conformance::counts_keep_the_newest(&q);
+    q.check_invariants();
+}
