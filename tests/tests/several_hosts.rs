@@ -301,6 +301,16 @@ fn responses(root: &Path) -> usize {
     })
 }
 
+/// How long the probe works on each order.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// 20 to 60 ms: runs of one unit on different hosts would overlap if
+    /// anything let them.
+    Slow,
+    /// 1 ms: many orders.
+    Fast,
+}
+
 /// Writes the orders: `conversations` × `per` in conversations (file names
 /// in their order), `free` without one, `sequential` on the sequential port.
 /// Returns every file name.
@@ -310,7 +320,12 @@ fn write_orders(
     per: u32,
     free: u32,
     sequential: u32,
+    pace: Pace,
 ) -> BTreeSet<String> {
+    let ms = |slow: u32| match pace {
+        Pace::Slow => slow,
+        Pace::Fast => 1,
+    };
     let mut files = BTreeSet::new();
     let mut n = 0;
     let mut next = || {
@@ -319,32 +334,33 @@ fn write_orders(
     };
     for i in 0..per {
         for c in 0..conversations {
-            let file = format!("c{c:02}-{i:03}.xml");
+            let file = format!("c{c:02}-{i:05}.xml");
             message(
                 &root.join("inbox"),
                 &file,
                 next(),
                 Some(&format!("conv-{c}")),
-                20 + (i * 7 + c * 3) % 40,
+                ms(20 + (i * 7 + c * 3) % 40),
             );
             files.insert(file);
         }
     }
     for i in 0..free {
-        let file = format!("f-{i:03}.xml");
-        message(&root.join("inbox"), &file, next(), None, 30);
+        let file = format!("f-{i:05}.xml");
+        message(&root.join("inbox"), &file, next(), None, ms(30));
         files.insert(file);
     }
     for i in 0..sequential {
-        let file = format!("s-{i:03}.xml");
-        message(&root.join("inbox-seq"), &file, next(), None, 20);
+        let file = format!("s-{i:05}.xml");
+        message(&root.join("inbox-seq"), &file, next(), None, ms(20));
         files.insert(file);
     }
     files
 }
 
 fn wait_for(hosts: &mut [Host], root: &Path, n: usize) {
-    let deadline = Instant::now() + DEADLINE;
+    // Longer for many orders (a hang still ends).
+    let deadline = Instant::now() + DEADLINE + Duration::from_millis(30 * n as u64);
     while responses(root) < n {
         for h in hosts.iter_mut() {
             h.assert_running();
@@ -355,7 +371,7 @@ fn wait_for(hosts: &mut [Host], root: &Path, n: usize) {
                 .map(|h| format!("--- {}:\n{}", h.name, h.log()))
                 .collect();
             panic!(
-                "{} of {n} responses after {DEADLINE:?}\n{}",
+                "{} of {n} responses in time\n{}",
                 responses(root),
                 logs.join("\n")
             );
@@ -439,7 +455,7 @@ fn three_hosts_share_one_queue_and_keep_every_order() {
     for h in &mut hosts {
         h.start();
     }
-    let files = write_orders(root.path(), 10, 12, 20, 30);
+    let files = write_orders(root.path(), 10, 12, 20, 30, Pace::Slow);
     wait_for(&mut hosts, root.path(), files.len());
     let by_host = check_order(&hosts, &files, true);
     // The work was shared (how much each host takes depends on when its
@@ -486,6 +502,38 @@ fn three_hosts_share_one_queue_and_keep_every_order() {
     assert!(out.status.success(), "{out:?}");
 }
 
+/// At scale: 20,000 orders — 50 conversations of 300, 4,000 free, 1,000 on
+/// the sequential port — answered by three hosts, each exactly once, every
+/// unit one at a time in file-name order.
+#[test]
+fn three_hosts_answer_twenty_thousand_orders_in_order() {
+    let schema = Schema::new();
+    let root = tempfile::tempdir().unwrap();
+    let mut hosts: Vec<Host> = ["ferry-a", "ferry-b", "ferry-c"]
+        .iter()
+        .map(|h| Host::new(h, host_config(root.path(), &schema, h)))
+        .collect();
+    for h in &mut hosts {
+        h.start();
+    }
+    let files = write_orders(root.path(), 50, 300, 4_000, 1_000, Pace::Fast);
+    assert_eq!(files.len(), 20_000);
+    wait_for(&mut hosts, root.path(), files.len());
+    let by_host = check_order(&hosts, &files, true);
+    assert_eq!(by_host.len(), 3, "work per host: {by_host:?}");
+    let until = Instant::now() + Duration::from_secs(60);
+    while schema.count("SELECT count(*) FROM SCHEMA.messages") > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.messages"), 0);
+    assert_eq!(
+        schema.count("SELECT count(*) FROM SCHEMA.message_log"),
+        files.len() as i64
+    );
+    assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.exceptions"), 0);
+    assert_eq!(responses(root.path()), files.len());
+}
+
 #[test]
 fn a_killed_host_loses_nothing_and_the_others_take_its_work() {
     let schema = Schema::new();
@@ -497,7 +545,7 @@ fn a_killed_host_loses_nothing_and_the_others_take_its_work() {
     for h in &mut hosts {
         h.start();
     }
-    let files = write_orders(root.path(), 6, 25, 20, 30);
+    let files = write_orders(root.path(), 6, 25, 20, 30, Pace::Slow);
     // Kill host A ten times at random moments while it works (the seed is
     // printed; FERRY_TEST_SEED repeats a run): restarted at once as the
     // same host (it recovers its own claims), once only after its lease
@@ -609,7 +657,7 @@ fn an_event_driven_job_runs_for_work_another_host_received() {
     hosts[1].start();
     // B's occurrence at its start (its folder newly watched) finds nothing.
     std::thread::sleep(Duration::from_secs(2));
-    let files = write_orders(root.path(), 0, 0, 20, 0);
+    let files = write_orders(root.path(), 0, 0, 20, 0, Pace::Slow);
     wait_for(&mut hosts, root.path(), files.len());
     assert_eq!(responses(root.path()), files.len());
     let by = events(&hosts);
@@ -631,7 +679,7 @@ fn a_host_stopped_past_its_lease_cannot_commit_its_stale_work() {
     for h in &mut hosts {
         h.start();
     }
-    let files = write_orders(root.path(), 6, 15, 10, 20);
+    let files = write_orders(root.path(), 6, 15, 10, 20, Pace::Slow);
     let deadline = Instant::now() + DEADLINE;
     while responses(root.path()) < files.len() / 4 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -827,7 +875,7 @@ fn the_database_restarted_under_load_loses_nothing() {
     for h in &mut hosts {
         h.start();
     }
-    let files = write_orders(root.path(), 6, 15, 10, 20);
+    let files = write_orders(root.path(), 6, 15, 10, 20, Pace::Slow);
     let deadline = Instant::now() + DEADLINE;
     while responses(root.path()) < files.len() / 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
