@@ -56,8 +56,118 @@ use super::{
     Transaction, UnitBy, WorkSignal,
 };
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-type Tx<'a> = postgres::Transaction<'a>;
+type Pool = r2d2::Pool<Manager>;
+
+/// Statements a connection keeps prepared, at most (SQL built with
+/// literals is prepared each time once this many are kept).
+const KEPT_STATEMENTS: usize = 256;
+
+/// A pooled connection and the statements it has prepared: a statement is
+/// parsed once per connection, later runs only bind and execute it — one
+/// round trip instead of two.
+pub(crate) struct Conn {
+    client: postgres::Client,
+    statements: HashMap<String, postgres::Statement>,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        &mut self.client
+    }
+}
+
+/// The pool's connections: `r2d2_postgres`'s, each with its statements.
+struct Manager(PostgresConnectionManager<NoTls>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Conn, postgres::Error> {
+        Ok(Conn {
+            client: self.0.connect()?,
+            statements: HashMap::new(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
+
+/// One transaction of ours, running each statement prepared once per
+/// connection (the methods of `postgres::Transaction` the queue uses).
+pub(crate) struct Tx<'a> {
+    t: postgres::Transaction<'a>,
+    statements: &'a mut HashMap<String, postgres::Statement>,
+}
+
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+impl Tx<'_> {
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.t.prepare(sql)?;
+        if self.statements.len() < KEPT_STATEMENTS {
+            self.statements.insert(sql.to_string(), s.clone());
+        }
+        Ok(s)
+    }
+
+    pub(crate) fn query(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.t.query(&s, params)
+    }
+
+    pub(crate) fn query_one(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Row, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.t.query_one(&s, params)
+    }
+
+    pub(crate) fn query_opt(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.t.query_opt(&s, params)
+    }
+
+    pub(crate) fn execute(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.t.execute(&s, params)
+    }
+
+    /// Statements without parameters, as one simple query (not prepared).
+    pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.t.batch_execute(sql)
+    }
+}
 
 /// Where the queue is and how a host uses it (`[queue]` with
 /// `backend = "postgres"`).
@@ -349,9 +459,13 @@ impl PgQueue {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let manager = Manager(PostgresConnectionManager::new(config.clone(), NoTls));
         let pool = r2d2::Pool::builder()
             .error_handler(Box::new(ConnectionErrors::default()))
+            // No round trip to test a connection each time it is taken: a
+            // closed one is seen by `has_broken`, or fails its first
+            // statement and `transaction` runs again on a new one.
+            .test_on_check_out(false)
             .max_size(options.pool_size.max(1))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(15))
@@ -413,10 +527,16 @@ impl PgQueue {
         let mut tries = 0;
         loop {
             tries += 1;
+            let Conn { client, statements } = &mut *conn;
+            let mut committing = false;
             let result = (|| {
-                let mut t = conn.transaction().map_err(sql_error)?;
+                let mut t = Tx {
+                    t: client.transaction().map_err(sql_error)?,
+                    statements,
+                };
                 let out = f(&mut t)?;
-                t.commit().map_err(classify)?;
+                committing = true;
+                t.t.commit().map_err(classify)?;
                 Ok(out)
             })();
             match result {
@@ -424,6 +544,14 @@ impl PgQueue {
                     std::thread::sleep(Duration::from_millis(5 * tries));
                 }
                 Err(QueueError::Retry(reason)) => return Err(QueueError::Database(reason)),
+                // A pooled connection the database closed meanwhile (it
+                // restarted; connections are not tested when taken from
+                // the pool): nothing was applied before the commit, so run
+                // again on a new connection.
+                Err(_) if !committing && tries < 5 && conn.client.is_closed() => {
+                    drop(conn);
+                    conn = self.pool.get().map_err(pool_error)?;
+                }
                 other => return other,
             }
         }

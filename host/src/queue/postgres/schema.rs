@@ -9,7 +9,7 @@
 //! files alphabetically by their bytes, as the redb backend does, whatever
 //! the database's locale.
 
-use postgres::Transaction;
+use super::Tx as Transaction;
 
 use super::sql_error;
 use crate::queue::QueueError;
@@ -134,7 +134,7 @@ fn version(t: &mut Transaction<'_>) -> Result<i64, QueueError> {
 
 /// Creates the schema `schema` if needed and applies the migrations it
 /// lacks. Returns (version found, version now).
-pub fn migrate(t: &mut Transaction<'_>, schema: &str) -> Result<(i64, i64), QueueError> {
+pub(crate) fn migrate(t: &mut Transaction<'_>, schema: &str) -> Result<(i64, i64), QueueError> {
     // One host migrates at a time (the others wait, then find it done).
     t.execute(
         "SELECT pg_advisory_xact_lock(hashtext('ferry-migrate'))",
