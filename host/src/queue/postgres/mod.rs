@@ -106,21 +106,40 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
-/// One transaction of ours, running each statement prepared once per
-/// connection (the methods of `postgres::Transaction` the queue uses).
+/// Where a [`Tx`] runs its statements.
+enum On<'a> {
+    /// One transaction of ours.
+    Transaction(postgres::Transaction<'a>),
+    /// Each statement on its own (a read).
+    Client(&'a mut postgres::Client),
+}
+
+/// One transaction of ours, or a connection for reads, running each
+/// statement prepared once per connection (the methods of
+/// `postgres::Transaction` the queue uses).
 pub(crate) struct Tx<'a> {
-    t: postgres::Transaction<'a>,
+    on: On<'a>,
     statements: &'a mut HashMap<String, postgres::Statement>,
 }
 
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+/// `$call` on whichever client `$tx` runs on.
+macro_rules! on_client {
+    ($tx:expr, |$c:ident| $call:expr) => {
+        match &mut $tx.on {
+            On::Transaction($c) => $call,
+            On::Client($c) => $call,
+        }
+    };
+}
 
 impl Tx<'_> {
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.t.prepare(sql)?;
+        let s = on_client!(self, |c| c.prepare(sql))?;
         if self.statements.len() < KEPT_STATEMENTS {
             self.statements.insert(sql.to_string(), s.clone());
         }
@@ -133,7 +152,7 @@ impl Tx<'_> {
         params: Params<'_>,
     ) -> Result<Vec<Row>, postgres::Error> {
         let s = self.statement(sql)?;
-        self.t.query(&s, params)
+        on_client!(self, |c| c.query(&s, params))
     }
 
     pub(crate) fn query_one(
@@ -142,7 +161,7 @@ impl Tx<'_> {
         params: Params<'_>,
     ) -> Result<Row, postgres::Error> {
         let s = self.statement(sql)?;
-        self.t.query_one(&s, params)
+        on_client!(self, |c| c.query_one(&s, params))
     }
 
     pub(crate) fn query_opt(
@@ -151,7 +170,7 @@ impl Tx<'_> {
         params: Params<'_>,
     ) -> Result<Option<Row>, postgres::Error> {
         let s = self.statement(sql)?;
-        self.t.query_opt(&s, params)
+        on_client!(self, |c| c.query_opt(&s, params))
     }
 
     pub(crate) fn execute(
@@ -160,12 +179,20 @@ impl Tx<'_> {
         params: Params<'_>,
     ) -> Result<u64, postgres::Error> {
         let s = self.statement(sql)?;
-        self.t.execute(&s, params)
+        on_client!(self, |c| c.execute(&s, params))
     }
 
     /// Statements without parameters, as one simple query (not prepared).
     pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
-        self.t.batch_execute(sql)
+        on_client!(self, |c| c.batch_execute(sql))
+    }
+
+    /// Commits the transaction (a read has nothing to commit).
+    fn commit(self) -> Result<(), postgres::Error> {
+        match self.on {
+            On::Transaction(t) => t.commit(),
+            On::Client(_) => Ok(()),
+        }
     }
 }
 
@@ -531,12 +558,12 @@ impl PgQueue {
             let mut committing = false;
             let result = (|| {
                 let mut t = Tx {
-                    t: client.transaction().map_err(sql_error)?,
+                    on: On::Transaction(client.transaction().map_err(sql_error)?),
                     statements,
                 };
                 let out = f(&mut t)?;
                 committing = true;
-                t.t.commit().map_err(classify)?;
+                t.commit().map_err(classify)?;
                 Ok(out)
             })();
             match result {
@@ -560,10 +587,27 @@ impl PgQueue {
     /// Reads outside a transaction of ours (one statement).
     fn read<T>(
         &self,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error>,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T, postgres::Error>,
     ) -> Result<T, QueueError> {
         let mut conn = self.pool.get().map_err(pool_error)?;
-        f(&mut conn).map_err(sql_error)
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let Conn { client, statements } = &mut *conn;
+            let result = f(&mut Tx {
+                on: On::Client(client),
+                statements,
+            });
+            match result {
+                // A pooled connection the database closed meanwhile: read
+                // again on a new one.
+                Err(_) if tries < 5 && conn.client.is_closed() => {
+                    drop(conn);
+                    conn = self.pool.get().map_err(pool_error)?;
+                }
+                other => return other.map_err(sql_error),
+            }
+        }
     }
 
     /// Starts a thread that turns other hosts' wake-ups (`NOTIFY`) into
