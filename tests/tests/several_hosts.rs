@@ -452,10 +452,13 @@ fn three_hosts_share_one_queue_and_keep_every_order() {
         .iter()
         .map(|h| Host::new(h, host_config(root.path(), &schema, h)))
         .collect();
+    // Every order is in place before a host lists the inbox: a file renamed
+    // into a folder while it is being listed may be missed by that listing
+    // and received later, after a file of its conversation named after it.
+    let files = write_orders(root.path(), 10, 12, 20, 30, Pace::Slow);
     for h in &mut hosts {
         h.start();
     }
-    let files = write_orders(root.path(), 10, 12, 20, 30, Pace::Slow);
     wait_for(&mut hosts, root.path(), files.len());
     let by_host = check_order(&hosts, &files, true);
     // The work was shared (how much each host takes depends on when its
@@ -513,10 +516,13 @@ fn three_hosts_answer_twenty_thousand_orders_in_order() {
         .iter()
         .map(|h| Host::new(h, host_config(root.path(), &schema, h)))
         .collect();
+    // Every order is in place before a host lists the inbox: a file renamed
+    // into a folder while it is being listed may be missed by that listing
+    // and received later, after a file of its conversation named after it.
+    let files = write_orders(root.path(), 50, 300, 4_000, 1_000, Pace::Fast);
     for h in &mut hosts {
         h.start();
     }
-    let files = write_orders(root.path(), 50, 300, 4_000, 1_000, Pace::Fast);
     assert_eq!(files.len(), 20_000);
     wait_for(&mut hosts, root.path(), files.len());
     let by_host = check_order(&hosts, &files, true);
@@ -542,10 +548,13 @@ fn a_killed_host_loses_nothing_and_the_others_take_its_work() {
         .iter()
         .map(|h| Host::new(h, host_config(root.path(), &schema, h)))
         .collect();
+    // Every order is in place before a host lists the inbox: a file renamed
+    // into a folder while it is being listed may be missed by that listing
+    // and received later, after a file of its conversation named after it.
+    let files = write_orders(root.path(), 6, 25, 20, 30, Pace::Slow);
     for h in &mut hosts {
         h.start();
     }
-    let files = write_orders(root.path(), 6, 25, 20, 30, Pace::Slow);
     // Kill host A ten times at random moments while it works (the seed is
     // printed; FERRY_TEST_SEED repeats a run): restarted at once as the
     // same host (it recovers its own claims), once only after its lease
@@ -676,10 +685,13 @@ fn a_host_stopped_past_its_lease_cannot_commit_its_stale_work() {
         .iter()
         .map(|h| Host::new(h, host_config(root.path(), &schema, h)))
         .collect();
+    // Every order is in place before a host lists the inbox: a file renamed
+    // into a folder while it is being listed may be missed by that listing
+    // and received later, after a file of its conversation named after it.
+    let files = write_orders(root.path(), 6, 15, 10, 20, Pace::Slow);
     for h in &mut hosts {
         h.start();
     }
-    let files = write_orders(root.path(), 6, 15, 10, 20, Pace::Slow);
     let deadline = Instant::now() + DEADLINE;
     while responses(root.path()) < files.len() / 4 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -872,10 +884,13 @@ fn the_database_restarted_under_load_loses_nothing() {
             Host::new(h, config)
         })
         .collect();
+    // Every order is in place before a host lists the inbox: a file renamed
+    // into a folder while it is being listed may be missed by that listing
+    // and received later, after a file of its conversation named after it.
+    let files = write_orders(root.path(), 6, 15, 10, 20, Pace::Slow);
     for h in &mut hosts {
         h.start();
     }
-    let files = write_orders(root.path(), 6, 15, 10, 20, Pace::Slow);
     let deadline = Instant::now() + DEADLINE;
     while responses(root.path()) < files.len() / 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
