@@ -114,6 +114,28 @@ fn db_tables(url: &str, schema: &str) -> Result<(i64, i64)> {
     Ok((row.get(0), row.get(1)))
 }
 
+/// The `[queue]` section of a case: the redb default, or `schema` in the
+/// database at `url`.
+pub fn queue_section(postgres: bool, url: &str, schema: &str) -> String {
+    if postgres {
+        format!("[queue]\nbackend = \"postgres\"\nurl = \"{url}\"\nschema = \"{schema}\"")
+    } else {
+        "[queue]".to_string()
+    }
+}
+
+/// `ferry check` of a case's configuration (compiles its plugins into the
+/// data directory's cache, so the measured runs do not).
+pub fn check(ferry: &Path, config: &Path) -> Result<()> {
+    let status = Command::new(ferry)
+        .args(["check", "--log-level", "warn", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .status()?;
+    ensure!(status.success(), "ferry check {} failed", config.display());
+    Ok(())
+}
+
 pub fn drop_schema(url: &str, schema: &str) {
     if let Ok(mut c) = postgres::Client::connect(url, postgres::NoTls) {
         let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
@@ -177,14 +199,7 @@ pub fn case(o: &Options<'_>, postgres: bool, hosts: usize, round: usize) -> Resu
     let _ = fs::remove_dir_all(&case);
     fs::create_dir_all(&case)?;
     let schema = format!("ferry_bench_{}_{hosts}_{round}", std::process::id());
-    let queue = if postgres {
-        format!(
-            "[queue]\nbackend = \"postgres\"\nurl = \"{}\"\nschema = \"{schema}\"",
-            o.url
-        )
-    } else {
-        "[queue]".to_string()
-    };
+    let queue = queue_section(postgres, o.url, &schema);
     let files = orders::files(&orders::Spec {
         messages: o.messages,
         size: o.size,
@@ -204,12 +219,7 @@ pub fn case(o: &Options<'_>, postgres: bool, hosts: usize, round: usize) -> Resu
     let mut configs = Vec::new();
     for h in 0..hosts {
         let c = config(&case, h, &queue, work, "ferry.toml")?;
-        let status = Command::new(o.ferry)
-            .args(["check", "--log-level", "warn", "--config"])
-            .arg(&c)
-            .stdout(Stdio::null())
-            .status()?;
-        ensure!(status.success(), "ferry check {} failed", c.display());
+        check(o.ferry, &c)?;
         configs.push(c);
     }
     let receive = config(

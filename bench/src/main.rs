@@ -947,7 +947,12 @@ fn scale(mut a: ScaleArgs) -> Result<()> {
     Ok(())
 }
 
-/// `ferry-bench hosts`.
+/// The middle of `v` (its upper middle when even).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// The database of the PostgreSQL cases.
 fn database_url(given: &Option<String>) -> String {
     given.clone().unwrap_or_else(|| {
@@ -997,6 +1002,7 @@ fn search_cmd(a: SearchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `ferry-bench hosts`.
 fn hosts_cmd(a: HostsArgs) -> Result<()> {
     let ferry = ferry_binary()?;
     let base = base_dir(&a.dir)?;
@@ -1022,11 +1028,7 @@ fn hosts_cmd(a: HostsArgs) -> Result<()> {
             results[i].push(r);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let base_rate = median(&mut results[0].iter().map(|r| r.msg_per_s).collect());
+    let base_rate = median(results[0].iter().map(|r| r.msg_per_s).collect());
     println!(
         "{} orders of {} bytes, {} round(s), medians; ratios against one host on redb",
         a.messages, a.size, a.runs
@@ -1037,7 +1039,7 @@ fn hosts_cmd(a: HostsArgs) -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut all = Vec::new();
     for rs in &results {
-        let pick = |f: fn(&hosts::HostsResult) -> f64| median(&mut rs.iter().map(f).collect());
+        let pick = |f: fn(&hosts::HostsResult) -> f64| median(rs.iter().map(f).collect());
         let rate = pick(|r| r.msg_per_s);
         println!(
             "| {} | {} | {:.0} | {:.2}x | {:.0} µs | {:.0} µs | {:.2} | {:.1} | {:.1} |",

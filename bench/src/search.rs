@@ -185,11 +185,6 @@ fn follow(api: &Api, query: &str, pages: usize) -> Result<(usize, usize, Duratio
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Runs one backend's case.
 pub fn case(o: &Options<'_>, postgres: bool) -> Result<SearchResult> {
     let label = if postgres { "postgres" } else { "redb" };
@@ -197,21 +192,9 @@ pub fn case(o: &Options<'_>, postgres: bool) -> Result<SearchResult> {
     let _ = fs::remove_dir_all(&case);
     fs::create_dir_all(&case)?;
     let schema = format!("ferry_bench_search_{}", std::process::id());
-    let queue = if postgres {
-        format!(
-            "[queue]\nbackend = \"postgres\"\nurl = \"{}\"\nschema = \"{schema}\"",
-            o.url
-        )
-    } else {
-        "[queue]".to_string()
-    };
+    let queue = crate::hosts::queue_section(postgres, o.url, &schema);
     let config = config(&case, &queue, &ferry_tests::plugins_dir())?;
-    let check = Command::new(o.ferry)
-        .args(["check", "--log-level", "warn", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .status()?;
-    ensure!(check.success(), "ferry check {} failed", config.display());
+    crate::hosts::check(o.ferry, &config)?;
     eprintln!("{label}: filling {} messages", o.messages);
     let fill_seconds = fill(&config, o.messages, o.size)?;
     let result = measure(o, &config, label, fill_seconds);
@@ -289,8 +272,8 @@ fn measure(o: &Options<'_>, config: &Path, label: &str, fill_seconds: f64) -> Re
             what,
             requests: shape.0,
             found: shape.1,
-            slowest_page_ms: median(slowest),
-            search_ms: median(whole),
+            slowest_page_ms: crate::median(slowest),
+            search_ms: crate::median(whole),
         };
         eprintln!("  {row:?}");
         rows.push(row);
@@ -310,7 +293,7 @@ fn measure(o: &Options<'_>, config: &Path, label: &str, fill_seconds: f64) -> Re
             };
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        let ms = median(times);
+        let ms = crate::median(times);
         rows.push(SearchRow {
             what: what.into(),
             requests: 1,
@@ -331,7 +314,7 @@ fn measure(o: &Options<'_>, config: &Path, label: &str, fill_seconds: f64) -> Re
         ensure!(out.status.success(), "ferry queue list failed");
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let ms = median(times);
+    let ms = crate::median(times);
     rows.push(SearchRow {
         what: "`ferry queue list --status error` (whole command)".into(),
         requests: 1,

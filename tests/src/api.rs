@@ -38,22 +38,19 @@ impl Api {
 
     /// `GET path` with the token, as text (panics unless 2xx).
     pub fn text(&self, path: &str) -> String {
-        self.agent
-            .get(format!("{}{path}", self.base))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .body_mut()
-            .read_to_string()
-            .unwrap()
+        self.fetch(path, "Authorization", &format!("Bearer {}", self.token))
     }
 
     /// `GET path` of the console, logged in as the operator (panics unless
     /// 2xx): the page's HTML.
     pub fn page(&self, path: &str) -> String {
+        self.fetch(path, "Cookie", &format!("ferry_console={}", self.token))
+    }
+
+    fn fetch(&self, path: &str, header: &str, value: &str) -> String {
         self.agent
             .get(format!("{}{path}", self.base))
-            .header("Cookie", &format!("ferry_console={}", self.token))
+            .header(header, value)
             .call()
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
             .body_mut()

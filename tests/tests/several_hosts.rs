@@ -53,6 +53,24 @@ impl Schema {
         self.client().query_one(&sql, &[]).unwrap().get(0)
     }
 
+    /// Waits (up to `within`) for the queue to empty, then checks that
+    /// every order was answered once: nothing left, each `MessageId` in the
+    /// message log once (a second commit of a request or a response would
+    /// have been refused and redone, not logged twice), one response per
+    /// order.
+    fn assert_each_answered_once(&self, root: &Path, files: &BTreeSet<String>, within: Duration) {
+        let until = Instant::now() + within;
+        while self.count("SELECT count(*) FROM SCHEMA.messages") > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(self.count("SELECT count(*) FROM SCHEMA.messages"), 0);
+        assert_eq!(
+            self.count("SELECT count(*) FROM SCHEMA.message_log"),
+            files.len() as i64
+        );
+        assert_eq!(responses(root), files.len());
+    }
+
     /// `count`, or 0 while the hosts have not created the schema yet.
     fn count_once_created(&self, sql: &str) -> i64 {
         let sql = sql.replace("SCHEMA", &self.0);
@@ -66,6 +84,14 @@ impl Drop for Schema {
             let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0));
         }
     }
+}
+
+/// Hosts `names` on `schema`, not started.
+fn hosts(root: &Path, schema: &Schema, names: &[&str]) -> Vec<Host> {
+    names
+        .iter()
+        .map(|h| Host::new(h, host_config(root, schema, h)))
+        .collect()
 }
 
 /// One host's configuration: its own data directory, the shared queue,
@@ -448,10 +474,7 @@ fn three_hosts_share_one_queue_and_keep_every_order() {
     } else {
         Kept::Temp(root)
     };
-    let mut hosts: Vec<Host> = ["ferry-a", "ferry-b", "ferry-c"]
-        .iter()
-        .map(|h| Host::new(h, host_config(root.path(), &schema, h)))
-        .collect();
+    let mut hosts = hosts(root.path(), &schema, &["ferry-a", "ferry-b", "ferry-c"]);
     // Every order is in place before a host lists the inbox: a file renamed
     // into a folder while it is being listed may be missed by that listing
     // and received later, after a file of its conversation named after it.
@@ -465,20 +488,8 @@ fn three_hosts_share_one_queue_and_keep_every_order() {
     // occurrences run).
     assert!(by_host.len() >= 2, "work per host: {by_host:?}");
     // Nothing left in the queue, each request logged once, none failed.
-    let sleep_until_empty = Instant::now() + Duration::from_secs(30);
-    while schema.count("SELECT count(*) FROM SCHEMA.messages") > 0
-        && Instant::now() < sleep_until_empty
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.messages"), 0);
-    // Requests and their responses: each MessageId once.
-    assert_eq!(
-        schema.count("SELECT count(*) FROM SCHEMA.message_log"),
-        files.len() as i64
-    );
+    schema.assert_each_answered_once(root.path(), &files, Duration::from_secs(30));
     assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.exceptions"), 0);
-    assert_eq!(responses(root.path()), files.len());
     // The operator's commands work on the shared queue from any host's
     // configuration (no console here: straight to the database).
     let config = hosts[2].config.clone();
@@ -512,10 +523,7 @@ fn three_hosts_share_one_queue_and_keep_every_order() {
 fn three_hosts_answer_twenty_thousand_orders_in_order() {
     let schema = Schema::new();
     let root = tempfile::tempdir().unwrap();
-    let mut hosts: Vec<Host> = ["ferry-a", "ferry-b", "ferry-c"]
-        .iter()
-        .map(|h| Host::new(h, host_config(root.path(), &schema, h)))
-        .collect();
+    let mut hosts = hosts(root.path(), &schema, &["ferry-a", "ferry-b", "ferry-c"]);
     // Every order is in place before a host lists the inbox: a file renamed
     // into a folder while it is being listed may be missed by that listing
     // and received later, after a file of its conversation named after it.
@@ -527,27 +535,15 @@ fn three_hosts_answer_twenty_thousand_orders_in_order() {
     wait_for(&mut hosts, root.path(), files.len());
     let by_host = check_order(&hosts, &files, true);
     assert_eq!(by_host.len(), 3, "work per host: {by_host:?}");
-    let until = Instant::now() + Duration::from_secs(60);
-    while schema.count("SELECT count(*) FROM SCHEMA.messages") > 0 && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.messages"), 0);
-    assert_eq!(
-        schema.count("SELECT count(*) FROM SCHEMA.message_log"),
-        files.len() as i64
-    );
+    schema.assert_each_answered_once(root.path(), &files, Duration::from_secs(60));
     assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.exceptions"), 0);
-    assert_eq!(responses(root.path()), files.len());
 }
 
 #[test]
 fn a_killed_host_loses_nothing_and_the_others_take_its_work() {
     let schema = Schema::new();
     let root = tempfile::tempdir().unwrap();
-    let mut hosts: Vec<Host> = ["ferry-a", "ferry-b"]
-        .iter()
-        .map(|h| Host::new(h, host_config(root.path(), &schema, h)))
-        .collect();
+    let mut hosts = hosts(root.path(), &schema, &["ferry-a", "ferry-b"]);
     // Every order is in place before a host lists the inbox: a file renamed
     // into a folder while it is being listed may be missed by that listing
     // and received later, after a file of its conversation named after it.
@@ -602,19 +598,8 @@ fn a_killed_host_loses_nothing_and_the_others_take_its_work() {
     // Order holds across the kills (a message whose work was lost runs
     // again, after its unit was freed).
     check_order(&hosts, &files, false);
-    let until = Instant::now() + Duration::from_secs(30);
-    while schema.count("SELECT count(*) FROM SCHEMA.messages") > 0 && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.messages"), 0);
-    // Every request processed once and every response sent once: the
-    // message log has each MessageId once (a second commit of either would
-    // have been refused and redone, not logged twice).
-    assert_eq!(
-        schema.count("SELECT count(*) FROM SCHEMA.message_log"),
-        files.len() as i64
-    );
-    assert_eq!(responses(root.path()), files.len());
+    // Every request processed once and every response sent once.
+    schema.assert_each_answered_once(root.path(), &files, Duration::from_secs(30));
     let b = hosts[1].log();
     assert!(
         b.contains("did not renew its lease in time"),
@@ -681,10 +666,7 @@ fn an_event_driven_job_runs_for_work_another_host_received() {
 fn a_host_stopped_past_its_lease_cannot_commit_its_stale_work() {
     let schema = Schema::new();
     let root = tempfile::tempdir().unwrap();
-    let mut hosts: Vec<Host> = ["ferry-a", "ferry-b"]
-        .iter()
-        .map(|h| Host::new(h, host_config(root.path(), &schema, h)))
-        .collect();
+    let mut hosts = hosts(root.path(), &schema, &["ferry-a", "ferry-b"]);
     // Every order is in place before a host lists the inbox: a file renamed
     // into a folder while it is being listed may be missed by that listing
     // and received later, after a file of its conversation named after it.
@@ -714,19 +696,10 @@ fn a_host_stopped_past_its_lease_cannot_commit_its_stale_work() {
             .success()
     );
     wait_for(&mut hosts, root.path(), files.len());
-    let until = Instant::now() + Duration::from_secs(30);
-    while schema.count("SELECT count(*) FROM SCHEMA.messages") > 0 && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100));
-    }
     // Whatever A was doing when it froze was done again by B, and A's
     // results of it were refused: each MessageId is in the message log
     // once, every request answered, nothing left.
-    assert_eq!(schema.count("SELECT count(*) FROM SCHEMA.messages"), 0);
-    assert_eq!(
-        schema.count("SELECT count(*) FROM SCHEMA.message_log"),
-        files.len() as i64
-    );
-    assert_eq!(responses(root.path()), files.len());
+    schema.assert_each_answered_once(root.path(), &files, Duration::from_secs(30));
     // Poll for A's heartbeat after it woke (a third of its lease).
     let until = Instant::now() + Duration::from_secs(10);
     while !hosts[0].log().contains("this host lost its lease") && Instant::now() < until {
