@@ -253,3 +253,54 @@ fn retention_counts_keep_the_newest() {
     let (_schema, q) = fresh();
     super::super::conformance::counts_keep_the_newest(&q);
 }
+
+/// The database closes the pool's connection (a restart, an operator's
+/// `pg_terminate_backend`): the pool does not test a connection when it is
+/// taken, so the next read and the next commit find it closed — and run
+/// again on a new connection instead of failing.
+#[test]
+fn a_connection_the_database_closed_is_replaced_not_reported() {
+    let (_schema, mut o) = options(Duration::from_secs(30));
+    o.pool_size = 1;
+    let q = open(&o);
+    let first = insert_all(&q, [inbound("p", "a")]);
+    let backend = |q: &PgQueue| -> i32 {
+        q.read(|c| c.query_one("SELECT pg_backend_pid()", &[]))
+            .unwrap()
+            .get(0)
+    };
+    let mut admin = ::postgres::Client::connect(&test_url(), ::postgres::NoTls).unwrap();
+    for round in 0..2 {
+        let pid = backend(&q);
+        let gone: bool = admin
+            .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap()
+            .get(0);
+        assert!(gone, "round {round}: backend {pid} not terminated");
+        // Wait until the server has closed it.
+        while admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if round == 0 {
+            // A read first.
+            assert_eq!(keys(&q.list(&Filter::default()).unwrap()), first);
+        } else {
+            // A commit first.
+            insert_all(&q, [inbound("p", "b")]);
+        }
+        assert_ne!(
+            backend(&q),
+            pid,
+            "round {round}: still the closed connection"
+        );
+    }
+    assert_eq!(q.list(&Filter::default()).unwrap().len(), 2);
+}
