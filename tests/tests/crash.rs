@@ -750,12 +750,14 @@ const KILL_POINTS: [&str; 9] = [
     "send.after-commit",
 ];
 
-/// Requests per port in the kill-point test.
-const KILL_POINT_MESSAGES: usize = 120;
+/// Requests per port and run in the kill-point test: enough for three
+/// commits of every stage (receive commits every 9 files there, the others
+/// every 7 messages).
+const KILL_POINT_MESSAGES: usize = 24;
 
-/// The host killed (SIGKILL) at every kill point, at the first and the
-/// third pass, once with the work on a parallel port and once on a
-/// sequential one (both busy at once): afterwards every request of both
+/// The host killed (SIGKILL) at every kill point, at its first, second and
+/// third pass, with fresh work on a parallel port and on a sequential one
+/// (both busy at once) before every run: afterwards every request of both
 /// ports is answered exactly once, forwarded exactly once, and nothing is
 /// left in the inbox, the queue, the exception log or as a temporary file.
 #[test]
@@ -808,14 +810,19 @@ services = [{{ action = "*/SalesOrderService/*", service = "sales-orders" }}]
     let check = ferry_tests::ferry(&["check", "--config", &config_arg]);
     assert!(check.status.success(), "ferry check:\n{}", text(&check));
 
-    // Requests 1..=120 on `par`, 121..=240 on `seq`, written in three waves
-    // (single files, and one batch file per wave and port).
-    let ids = |p: usize| p * KILL_POINT_MESSAGES + 1..=(p + 1) * KILL_POINT_MESSAGES;
-    let write = |wave: usize| {
+    // Before each run, fresh requests on both ports (single files, and one
+    // batch file per port), so that every stage has work in every run: the
+    // stages of an occurrence run at once, and a run killed at a late point
+    // has usually done its earlier stages' work by then.
+    let runs: Vec<(&str, usize)> = [1, 3, 2, 1]
+        .into_iter()
+        .flat_map(|pass| KILL_POINTS.iter().map(move |&p| (p, pass)))
+        .collect();
+    let write = |run: usize| {
         for (p, (port, _)) in ports.iter().enumerate() {
             let dir = root.join(port);
-            let all: Vec<usize> = ids(p).collect();
-            let part = all.chunks(KILL_POINT_MESSAGES / 3).nth(wave).unwrap();
+            let first = (run * ports.len() + p) * KILL_POINT_MESSAGES + 1;
+            let part: Vec<usize> = (first..first + KILL_POINT_MESSAGES).collect();
             let (batch, singles) = part.split_at(4);
             let mut xml = format!(
                 r#"{XML_DECL}<Batch xmlns="{BATCH_NS}" BatchId="{{7A1B2C3D-0000-4000-8000-{:012}}}">"#,
@@ -836,28 +843,24 @@ services = [{{ action = "*/SalesOrderService/*", service = "sales-orders" }}]
         }
     };
 
-    // Each wave of requests, then one run killed at each point in turn (the
-    // points in the order a message passes them), at the passes given.
+    // One run killed at each point in turn (the points in the order a
+    // message passes them), at the passes given.
     let mut kills = 0;
     let mut not_reached = Vec::new();
-    for (wave, passes) in [(0, &[1, 3][..]), (1, &[2][..]), (2, &[1][..])] {
-        write(wave);
-        for point in KILL_POINTS {
-            for pass in passes {
-                let at = format!("{point}:{pass}");
-                let run = Command::new(ferry_tests::ferry_bin())
-                    .args(["run", "--once", "--config", &config_arg])
-                    .env("NO_COLOR", "1")
-                    .env(ferry::failpoint::KILL_AT, &at)
-                    .stdin(Stdio::null())
-                    .output()
-                    .unwrap();
-                match run.status.signal() {
-                    Some(9) => kills += 1,
-                    _ if run.status.success() => not_reached.push(at),
-                    _ => panic!("ferry run with {at} failed:\n{}", text(&run)),
-                }
-            }
+    for (run, (point, pass)) in runs.iter().enumerate() {
+        write(run);
+        let at = format!("{point}:{pass}");
+        let out = Command::new(ferry_tests::ferry_bin())
+            .args(["run", "--once", "--config", &config_arg])
+            .env("NO_COLOR", "1")
+            .env(ferry::failpoint::KILL_AT, &at)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        match out.status.signal() {
+            Some(9) => kills += 1,
+            _ if out.status.success() => not_reached.push(at),
+            _ => panic!("ferry run with {at} failed:\n{}", text(&out)),
         }
     }
     println!("{kills} kills; kill points not reached: {not_reached:?}");
@@ -905,7 +908,7 @@ services = [{{ action = "*/SalesOrderService/*", service = "sales-orders" }}]
         let po = element_text(&xml, "PurchOrderFormNum").unwrap_or_default();
         *copied.entry(po.to_string()).or_default() += 1;
     }
-    let all = 1..=ports.len() * KILL_POINT_MESSAGES;
+    let all = 1..=runs.len() * ports.len() * KILL_POINT_MESSAGES;
     let wrong_answers: Vec<String> = all
         .clone()
         .filter(|&n| answers.get(&message_id(n)) != Some(&1))

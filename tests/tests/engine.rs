@@ -67,6 +67,17 @@ fn message(root: &Path, file: &str, n: u32, conversation: Option<&str>, delay_ms
 
 /// Run one occurrence with JSON logs; return the probe's events in time order.
 fn run_once(config: &Path) -> Vec<Event> {
+    run_logged(config, false).0
+}
+
+/// [`run_once`], and when each stage of the occurrence ended (microseconds
+/// within the day, by stage name) if `stages`.
+fn run_logged(config: &Path, stages: bool) -> (Vec<Event>, BTreeMap<String, u64>) {
+    let level = if stages {
+        "warn,ferry::plugin=info,ferry::services=debug"
+    } else {
+        "warn,ferry::plugin=info"
+    };
     let out = std::process::Command::new(ferry_bin())
         .args([
             "run",
@@ -74,7 +85,7 @@ fn run_once(config: &Path) -> Vec<Event> {
             "--log-format",
             "json",
             "--log-level",
-            "warn,ferry::plugin=info",
+            level,
             "--config",
         ])
         .arg(config)
@@ -86,10 +97,16 @@ fn run_once(config: &Path) -> Vec<Event> {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut events = Vec::new();
+    let mut ended = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stderr).lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
+        if v["fields"]["message"] == "stage ended" {
+            let stage = v["fields"]["stage"].as_str().unwrap_or_default();
+            ended.insert(stage.to_string(), micros(&v));
+            continue;
+        }
         let fields = v["fields"]["fields"].as_str().unwrap_or_default();
         let get = |k: &str| {
             fields
@@ -98,16 +115,8 @@ fn run_once(config: &Path) -> Vec<Event> {
                 .map(str::to_string)
         };
         let Some(event) = get("event") else { continue };
-        // "2026-11-22T01:10:00.123456Z" -> microseconds within the day.
-        let ts = v["timestamp"].as_str().unwrap();
-        let time = &ts[11..ts.len() - 1];
-        let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-        let mut parts = hms.split(':').map(|p| p.parse::<u64>().unwrap());
-        let secs =
-            parts.next().unwrap() * 3600 + parts.next().unwrap() * 60 + parts.next().unwrap();
-        let frac_us: u64 = format!("{frac:0<6}")[..6].parse().unwrap();
         events.push(Event {
-            micros: secs * 1_000_000 + frac_us,
+            micros: micros(&v),
             invoke: event == "invoke",
             file: get("file").unwrap_or_default(),
         });
@@ -115,7 +124,19 @@ fn run_once(config: &Path) -> Vec<Event> {
     // On a tie, a `done` sorts before an `invoke`: a message that ends and the
     // next that starts in the same microsecond did not overlap.
     events.sort_by_key(|e| (e.micros, e.invoke));
-    events
+    (events, ended)
+}
+
+/// A JSON log record's time, "2026-11-22T01:10:00.123456Z", in
+/// microseconds within the day.
+fn micros(record: &serde_json::Value) -> u64 {
+    let ts = record["timestamp"].as_str().unwrap();
+    let time = &ts[11..ts.len() - 1];
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut parts = hms.split(':').map(|p| p.parse::<u64>().unwrap());
+    let secs = parts.next().unwrap() * 3600 + parts.next().unwrap() * 60 + parts.next().unwrap();
+    let frac_us: u64 = format!("{frac:0<6}")[..6].parse().unwrap();
+    secs * 1_000_000 + frac_us
 }
 
 /// The largest number of invocations running at the same moment.
@@ -168,6 +189,35 @@ fn sequential_port_processes_in_file_name_order() {
     );
     assert_eq!(max_concurrency(&events), 1);
     assert_eq!(responses(dir.path()), 500);
+}
+
+/// The four services of an occurrence run at once, as stages: inbound
+/// processing answers the first requests while gateway receive is still
+/// reading later files, and send ends last — while a sequential port still
+/// sees its messages one at a time in file-name order.
+#[test]
+fn the_services_of_an_occurrence_run_at_once_and_keep_the_order() {
+    let (dir, config) = setup("parallel = false\nreceive_batch = 10", 2);
+    let n = 600;
+    for i in 0..n {
+        message(dir.path(), &format!("{i:04}.xml"), i, None, 0);
+    }
+    let (events, ended) = run_logged(&config, true);
+    let receive_end = ended["gateway-receive"];
+    let invoked: Vec<&Event> = events.iter().filter(|e| e.invoke).collect();
+    assert!(
+        invoked[0].micros < receive_end,
+        "inbound processing began only after gateway receive had ended"
+    );
+    let during = invoked.iter().filter(|e| e.micros < receive_end).count();
+    println!("{during} of {n} invoked while gateway receive ran");
+    assert!(ended["gateway-send"] >= ended["inbound-processing"]);
+    assert!(ended["inbound-processing"] >= receive_end);
+    let files: Vec<String> = invoked.iter().map(|e| e.file.clone()).collect();
+    let expected: Vec<String> = (0..n).map(|i| format!("{i:04}.xml")).collect();
+    assert_eq!(files, expected, "invocation order is file-name order");
+    assert_eq!(max_concurrency(&events), 1);
+    assert_eq!(responses(dir.path()), n as usize);
 }
 
 #[test]

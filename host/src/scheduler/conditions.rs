@@ -151,3 +151,35 @@ pub fn next_task(tasks: &[TaskConfig], statuses: &mut [TaskStatus]) -> Option<us
     }
     next
 }
+
+/// The tasks that run at once, as the stages of one flow, starting with
+/// task `first` (about to run): it and the tasks right after it in the
+/// job's order that are Ready, run services further along AIF's flow
+/// (receive → inbound processing → outbound processing → send), and wait
+/// for nothing but the task before them ending, however it ends (no
+/// `after`, or `after = []`); the task before must not be one that is run
+/// again on an Error. Run one after another, such tasks do the same work;
+/// run at once, each takes up what the one before commits and ends after
+/// it (see `services::Gateway::run_stages`). Just `[first]` when no task
+/// follows that way.
+pub fn flow_stages(tasks: &[TaskConfig], statuses: &[TaskStatus], first: usize) -> Vec<usize> {
+    let mut stages = vec![first];
+    for j in first + 1..tasks.len() {
+        let prev = &tasks[j - 1];
+        let t = &tasks[j];
+        let waits_for_prev_only = match &t.after[..] {
+            [] => true,
+            [only] => only.task == prev.name && only.status == AfterStatus::EndedOrError,
+            _ => false,
+        };
+        if statuses[j] != TaskStatus::Ready
+            || !waits_for_prev_only
+            || t.kind <= prev.kind
+            || prev.max_retries > 0
+        {
+            break;
+        }
+        stages.push(j);
+    }
+    stages
+}

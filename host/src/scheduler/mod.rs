@@ -56,6 +56,19 @@ use crate::services::{Gateway, Sandboxes, TaskCounts};
 pub trait TaskRunner {
     /// Run `task` once.
     fn run(&mut self, task: &TaskConfig) -> Result<TaskCounts, String>;
+
+    /// Whether the runner runs tasks that follow each other along AIF's
+    /// flow at once ([`TaskRunner::run_stages`]).
+    fn stages(&self) -> bool {
+        false
+    }
+
+    /// Run `tasks` — services in AIF's flow order, none waiting for
+    /// another ([`conditions::flow_stages`]) — once each, as stages of one
+    /// flow: one result per task, in order. By default one after another.
+    fn run_stages(&mut self, tasks: &[&TaskConfig]) -> Vec<Result<TaskCounts, String>> {
+        tasks.iter().map(|t| self.run(t)).collect()
+    }
 }
 
 /// The real [`TaskRunner`]: the gateway's services.
@@ -65,7 +78,7 @@ pub struct GatewayRunner<'a> {
     /// This worker's plugin instances.
     pub sandboxes: &'a mut Sandboxes,
     /// Whether the host was asked to stop.
-    pub stop: &'a dyn Fn() -> bool,
+    pub stop: &'a (dyn Fn() -> bool + Sync),
 }
 
 impl TaskRunner for GatewayRunner<'_> {
@@ -73,6 +86,49 @@ impl TaskRunner for GatewayRunner<'_> {
         self.gw
             .run_task(task.kind, &task.ports, self.sandboxes, self.stop)
             .map_err(|e| e.to_string())
+    }
+
+    fn stages(&self) -> bool {
+        true
+    }
+
+    fn run_stages(&mut self, tasks: &[&TaskConfig]) -> Vec<Result<TaskCounts, String>> {
+        let stages: Vec<_> = tasks.iter().map(|t| (t.kind, &t.ports[..])).collect();
+        self.gw
+            .run_stages(&stages, self.sandboxes, self.stop)
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+    }
+}
+
+/// Record what a task's last attempt did in its record; its new status.
+fn record(
+    job: &str,
+    task: &TaskConfig,
+    rec: &mut TaskRecord,
+    outcome: Result<TaskCounts, String>,
+) -> TaskStatus {
+    match outcome {
+        Ok(c) => {
+            rec.counts = c;
+            rec.error = None;
+            if c.done + c.failed > 0 {
+                tracing::info!(job = %job, task = %task.name, done = c.done, failed = c.failed, "task ended");
+            } else {
+                tracing::debug!(job = %job, task = %task.name, "task ended");
+            }
+            TaskStatus::Ended
+        }
+        Err(e) => {
+            if task.ignore_failure {
+                tracing::warn!(job = %job, task = %task.name, "task ended in error (ignored): {e}");
+            } else {
+                tracing::error!(job = %job, task = %task.name, "task ended in error: {e}");
+            }
+            rec.error = Some(e);
+            TaskStatus::Error
+        }
     }
 }
 
@@ -654,9 +710,17 @@ impl Scheduler {
             let Some(t) = conditions::next_task(&job.tasks, &mut statuses) else {
                 break;
             };
-            statuses[t] = TaskStatus::Executing;
+            // It and the tasks that can run at once with it, as stages.
+            let stages = if runner.stages() {
+                conditions::flow_stages(&job.tasks, &statuses, t)
+            } else {
+                vec![t]
+            };
+            for &s in &stages {
+                statuses[s] = TaskStatus::Executing;
+            }
             sync(&mut occ, &statuses);
-            // The record says which task runs, so a crash leaves it right.
+            // The record says which tasks run, so a crash leaves it right.
             state::save(
                 store.as_ref(),
                 &job.name,
@@ -665,41 +729,30 @@ impl Scheduler {
                 vec![],
             )?;
 
-            let task = &job.tasks[t];
-            let rec = &mut occ.tasks[t];
-            let mut outcome;
-            loop {
+            let tasks: Vec<&TaskConfig> = stages.iter().map(|&s| &job.tasks[s]).collect();
+            let first = if tasks.len() > 1 {
+                runner.run_stages(&tasks)
+            } else {
+                vec![runner.run(tasks[0])]
+            };
+            for (&s, outcome) in stages.iter().zip(first) {
+                let task = &job.tasks[s];
+                let rec = &mut occ.tasks[s];
                 rec.attempts += 1;
-                outcome = runner.run(task);
-                match &outcome {
-                    Ok(_) => break,
-                    Err(e) if rec.attempts <= task.max_retries && !stop() => tracing::warn!(
+                let mut outcome = outcome;
+                // A task in Error runs again on its own, as often as it may.
+                while let Err(e) = &outcome {
+                    if rec.attempts > task.max_retries || stop() {
+                        break;
+                    }
+                    tracing::warn!(
                         job = %job.name, task = %task.name, attempt = rec.attempts,
                         "task ended in error, retrying: {e}"
-                    ),
-                    Err(_) => break,
+                    );
+                    rec.attempts += 1;
+                    outcome = runner.run(task);
                 }
-            }
-            match outcome {
-                Ok(c) => {
-                    rec.counts = c;
-                    rec.error = None;
-                    statuses[t] = TaskStatus::Ended;
-                    if c.done + c.failed > 0 {
-                        tracing::info!(job = %job.name, task = %task.name, done = c.done, failed = c.failed, "task ended");
-                    } else {
-                        tracing::debug!(job = %job.name, task = %task.name, "task ended");
-                    }
-                }
-                Err(e) => {
-                    if task.ignore_failure {
-                        tracing::warn!(job = %job.name, task = %task.name, "task ended in error (ignored): {e}");
-                    } else {
-                        tracing::error!(job = %job.name, task = %task.name, "task ended in error: {e}");
-                    }
-                    rec.error = Some(e);
-                    statuses[t] = TaskStatus::Error;
-                }
+                statuses[s] = record(&job.name, task, rec, outcome);
             }
         }
         sync(&mut occ, &statuses);

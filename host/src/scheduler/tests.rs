@@ -4,9 +4,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use super::conditions::{Readiness, next_task, readiness};
+use super::conditions::{Readiness, flow_stages, next_task, readiness};
 use super::state::{self, StateStore};
 use super::*;
 use crate::config::{AfterStatus, Combine, Config, JobConfig, TaskConfig, TaskKind};
@@ -36,6 +36,8 @@ struct Script {
     clock: ManualClock,
     takes_ms: u64,
     during: Option<During>,
+    /// Runs tasks along the flow as stages (one after another here).
+    stages: bool,
 }
 
 impl Script {
@@ -46,6 +48,7 @@ impl Script {
             clock: clock.clone(),
             takes_ms: 0,
             during: None,
+            stages: false,
         }
     }
 
@@ -67,6 +70,10 @@ impl Script {
 }
 
 impl TaskRunner for Script {
+    fn stages(&self) -> bool {
+        self.stages
+    }
+
     fn run(&mut self, task: &TaskConfig) -> Result<TaskCounts, String> {
         self.calls.push(task.name.clone());
         self.clock.advance(self.takes_ms);
@@ -388,6 +395,47 @@ fn next_task_follows_conditions_then_order_and_marks_didnt_run() {
     s[4] = Ended;
     assert_eq!(next_task(&tasks, &mut s), None);
     assert_eq!(s, [Error, Ended, DidntRun, Ended, Ended]);
+}
+
+#[test]
+fn flow_stages_take_the_services_that_follow_along_the_flow() {
+    // The four services with default conditions: one flow.
+    let four = job(r#"tasks = [
+  { service = "gateway-receive" },
+  { service = "inbound-processing" },
+  { service = "outbound-processing" },
+  { service = "gateway-send" },
+]"#)
+    .tasks;
+    assert_eq!(flow_stages(&four, &[Ready; 4], 0), [0, 1, 2, 3]);
+    // Only Ready tasks join; a later start takes the rest.
+    assert_eq!(
+        flow_stages(&four, &[Ended, Ready, Ready, Ready], 1),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        flow_stages(&four, &[Ready, Ready, Canceled, Ready], 0),
+        [0, 1]
+    );
+
+    let tasks = job(r#"tasks = [
+  { service = "gateway-receive", name = "r" },
+  { service = "inbound-processing", name = "i", after = [{ task = "r", status = "ended" }] },
+  { service = "gateway-send", name = "s", after = [] },
+  { service = "gateway-receive", name = "r2" },
+  { service = "inbound-processing", name = "i2", after = [{ task = "r2" }] },
+  { service = "outbound-processing", name = "o2", max_retries = 2 },
+  { service = "gateway-send", name = "s2" },
+]"#)
+    .tasks;
+    let ready = [Ready; 7];
+    // "i" runs only if "r" ends without error: not at once with it.
+    assert_eq!(flow_stages(&tasks, &ready, 0), [0]);
+    // "s" waits for nothing; "r2" goes back up the flow.
+    assert_eq!(flow_stages(&tasks, &ready, 1), [1, 2]);
+    // "o2" is run again on an Error: "s2" waits for its last attempt.
+    assert_eq!(flow_stages(&tasks, &ready, 3), [3, 4, 5]);
+    assert_eq!(flow_stages(&tasks, &ready, 6), [6]);
 }
 
 // ---- the scheduler -------------------------------------------------------------
@@ -815,6 +863,82 @@ tasks = [{ service = "gateway-receive", ports = [] }, { service = "gateway-send"
     let _s = scheduler(vec![j1], &clock, store.clone());
     let h = state::load_history(store.as_ref(), "j").unwrap();
     assert_eq!(h.iter().map(|o| o.seq).collect::<Vec<_>>(), [5]);
+}
+
+/// A runner that runs the services along the flow as stages: they are
+/// Executing together (the saved record says so while they run), each
+/// keeps its own result, and one in Error is run again on its own as often
+/// as it may.
+#[test]
+fn stages_are_executing_together_and_each_keeps_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = job(r#"every = "10s"
+tasks = [
+  { service = "gateway-receive" },
+  { service = "inbound-processing" },
+  { service = "outbound-processing" },
+  { service = "gateway-send", max_retries = 1 },
+]"#);
+    let clock = ManualClock::new(T0);
+    let queue: Arc<dyn GatewayQueue> = Arc::new(RedbQueue::open(dir.path()).unwrap());
+    let store = Arc::new(QueueStore::new(queue));
+    let mut s = scheduler(vec![j], &clock, store.clone());
+    let mut run = Script::new(&clock)
+        .counts("gateway-receive", 5, 0)
+        .fail("inbound-processing", 1)
+        .fail("gateway-send", 1)
+        .counts("gateway-send", 4, 1);
+    run.stages = true;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (seen2, store2) = (seen.clone(), store.clone());
+    run.during = Some(Box::new(move |t: &str| {
+        let o = state::load_occurrence(store2.as_ref(), "j", 1)
+            .unwrap()
+            .unwrap();
+        seen2.lock().unwrap().push((t.to_string(), statuses(&o)));
+    }));
+    let reports = s.run_due(&mut run, &never).unwrap();
+    let executing = st(&[
+        ("gateway-receive", Executing),
+        ("inbound-processing", Executing),
+        ("outbound-processing", Executing),
+        ("gateway-send", Executing),
+    ]);
+    let seen = seen.lock().unwrap();
+    // The four ran as one group, then the send task again alone.
+    assert_eq!(seen.len(), 5);
+    for (task, record) in &seen[..4] {
+        assert_eq!(record, &executing, "while {task} ran");
+    }
+    assert_eq!(
+        run.calls,
+        [
+            "gateway-receive",
+            "inbound-processing",
+            "outbound-processing",
+            "gateway-send",
+            "gateway-send"
+        ]
+    );
+    let o = &reports[0].occurrence;
+    assert_eq!(
+        statuses(o),
+        st(&[
+            ("gateway-receive", Ended),
+            ("inbound-processing", Error),
+            ("outbound-processing", Ended),
+            ("gateway-send", Ended),
+        ])
+    );
+    let attempts: Vec<u32> = o.tasks.iter().map(|t| t.attempts).collect();
+    assert_eq!(attempts, [1, 1, 1, 2]);
+    assert_eq!(o.tasks[0].counts, TaskCounts { done: 5, failed: 0 });
+    assert_eq!(o.tasks[3].counts, TaskCounts { done: 4, failed: 1 });
+    assert_eq!(
+        o.tasks[1].error.as_deref(),
+        Some("inbound-processing failed")
+    );
+    assert_eq!(o.status, JobStatus::Error);
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod sandboxes;
 pub mod send;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -32,6 +33,10 @@ use crate::queue::{
     QueuedMessage, Status, Transaction,
 };
 use crate::runtime::{PluginFailure, Runtime};
+
+/// How long a stage of a pipelined occurrence waits for new work before it
+/// looks again whether the stage before it has ended.
+const STAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What the four services share: configuration, queue, plugins.
 pub struct Gateway {
@@ -289,6 +294,94 @@ impl Gateway {
             self.keeper.after_failure();
         }
         result
+    }
+
+    /// Run several of the four services at once, as the stages of one
+    /// flow (`stages` in AIF's order: receive, inbound processing, outbound
+    /// processing, send): each stage starts at once and, while the stage
+    /// before it runs, takes up what that stage commits, in passes that
+    /// each cover the queue up to its start; once the stage before has
+    /// ended, a last pass takes the rest and the stage ends. So every core
+    /// works while messages flow, and each stage still sees the messages in
+    /// the queue's order. One result per stage, in order; each stage uses
+    /// one of `sandboxes` (lent by the caller's, see [`Sandboxes::lend`]).
+    pub fn run_stages(
+        &self,
+        stages: &[(TaskKind, &[String])],
+        sandboxes: &mut Sandboxes,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Vec<Result<TaskCounts, QueueError>> {
+        if let Err(e) = self.keeper.make_sure() {
+            let text = e.to_string();
+            return stages
+                .iter()
+                .map(|_| Err(QueueError::Storage(text.clone().into())))
+                .collect();
+        }
+        let ended: Vec<AtomicBool> = stages.iter().map(|_| AtomicBool::new(false)).collect();
+        let lent = sandboxes.lend(self, stages.len());
+        let (results, back): (Vec<_>, Vec<_>) = std::thread::scope(|scope| {
+            let handles: Vec<_> = stages
+                .iter()
+                .zip(lent)
+                .enumerate()
+                .map(|(i, (&(kind, ports), mut mine))| {
+                    let ended = &ended;
+                    std::thread::Builder::new()
+                        .name(format!("ferry-stage-{}", kind.name()))
+                        .spawn_scoped(scope, move || {
+                            let before = |j: usize| ended[j].load(Ordering::SeqCst);
+                            let upstream = || i > 0 && !before(i - 1);
+                            let result = self.follow(kind, ports, &mut mine, stop, &upstream);
+                            ended[i].store(true, Ordering::SeqCst);
+                            tracing::debug!(
+                                stage = kind.name(),
+                                ok = result.is_ok(),
+                                "stage ended"
+                            );
+                            (result, mine)
+                        })
+                        .expect("cannot start a stage thread")
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a stage panicked"))
+                .unzip()
+        });
+        sandboxes.give_back(back);
+        if results.iter().any(Result::is_err) {
+            self.keeper.after_failure();
+        }
+        results
+    }
+
+    /// One stage of [`Gateway::run_stages`]: passes over `ports` while
+    /// `upstream` (the stage before) runs, waiting for new work between
+    /// them, and a last pass after it ended.
+    fn follow(
+        &self,
+        kind: TaskKind,
+        ports: &[String],
+        sandboxes: &mut Sandboxes,
+        stop: &dyn Fn() -> bool,
+        upstream: &dyn Fn() -> bool,
+    ) -> Result<TaskCounts, QueueError> {
+        let signal = self.queue.work_signal();
+        let mut total = TaskCounts::default();
+        loop {
+            let last = !upstream();
+            let seen = signal.seq();
+            total.add(self.run_ports(kind, ports, sandboxes, stop)?);
+            if last || stop() {
+                return Ok(total);
+            }
+            // New work wakes the stage at once; the stage before ending is
+            // seen within the wait.
+            while signal.seq() == seen && upstream() && !stop() {
+                signal.wait(seen, STAGE_WAIT);
+            }
+        }
     }
 
     fn run_ports(

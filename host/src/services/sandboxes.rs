@@ -58,6 +58,10 @@ pub struct Sandboxes {
     map: HashMap<(String, Role), Sandbox>,
     /// The configuration and plugins the sandboxes were made from.
     live: Option<Arc<Live>>,
+    /// Sandboxes lent to the threads this task hands work to (the engine's
+    /// workers, the stages of a pipelined occurrence) and given back, kept
+    /// for the next run so their instances are reused.
+    spare: Vec<Sandboxes>,
 }
 
 impl Sandboxes {
@@ -71,7 +75,29 @@ impl Sandboxes {
         Sandboxes {
             map: HashMap::new(),
             live: Some(live),
+            spare: Vec::new(),
         }
+    }
+
+    /// `n` sandboxes for threads that work for this task: those given back
+    /// after an earlier run, if they are for the same configuration and
+    /// plugins, else new ones.
+    pub fn lend(&mut self, gw: &Gateway, n: usize) -> Vec<Sandboxes> {
+        let live = self.live(gw);
+        let mut lent: Vec<Sandboxes> = std::mem::take(&mut self.spare)
+            .into_iter()
+            .filter(|s| s.live.as_ref().is_some_and(|l| Arc::ptr_eq(l, &live)))
+            .take(n)
+            .collect();
+        while lent.len() < n {
+            lent.push(Sandboxes::for_task(live.clone()));
+        }
+        lent
+    }
+
+    /// Take back sandboxes lent by [`Sandboxes::lend`], for the next run.
+    pub fn give_back(&mut self, lent: Vec<Sandboxes>) {
+        self.spare = lent;
     }
 
     /// Start a task: take the configuration and plugins in force now.
@@ -116,6 +142,7 @@ impl Sandboxes {
             // Instances of replaced plugins end here; the others are made
             // again on first use (cheap: the compiled code is shared).
             self.map.clear();
+            self.spare.clear();
         }
         self.live = Some(live);
     }

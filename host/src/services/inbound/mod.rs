@@ -14,6 +14,7 @@
 //! queue's recovery puts them back to Ready at the next start, and nothing
 //! of them was committed.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -22,12 +23,12 @@ use crate::envelope::{self, Envelope, Parsed};
 use crate::queue::{
     Direction, MessageKey, NewMessage, QueueError, QueuedMessage, Status, Transaction,
 };
-use crate::runtime::{Document, ServiceHeader, ServiceRequest, Stage};
+use crate::runtime::{Answered, Document, Plugin, ServiceHeader, ServiceRequest, Stage};
 
 mod parallel;
 pub(crate) mod upon_error;
 
-use super::sandboxes::{SandboxError, invoke_service, run_rules};
+use super::sandboxes::{SandboxError, invoke_service, run_rules_batch};
 use super::{Gateway, Sandboxes, TaskCounts, stage};
 use upon_error::{BatchGuard, Outcome};
 
@@ -41,30 +42,124 @@ pub fn run(
     if port.direction != PortDirection::Inbound {
         return Ok(TaskCounts::default());
     }
-    parallel::run(gw, port, sandboxes.live(gw), stop)
+    parallel::run(gw, port, sandboxes, stop)
 }
 
-/// Process one claimed message into its own transaction part, unless its
-/// batch stopped (see [`upon_error`]) or its port is paused: then it waits.
-pub(crate) fn handle(
+/// Process a worker's batch of claimed messages, in order: one outcome per
+/// message. Each rule of the pipeline is called once for the batch's
+/// documents, each service once for the requests routed to it; one
+/// document's failure lands on its own message only. A message whose batch
+/// stopped (see [`upon_error`]) or whose port is paused waits. The batch
+/// never holds two members of one guarded batch file (the engine cuts it),
+/// so each member's wait is decided after its predecessor was recorded.
+pub(crate) fn handle_batch(
     gw: &Gateway,
     port: &PortConfig,
     sandboxes: &mut Sandboxes,
-    msg: &QueuedMessage,
+    msgs: &[QueuedMessage],
     seen: &Mutex<HashSet<String>>,
     guard: &BatchGuard,
-) -> Result<Outcome, QueueError> {
-    let mut part = Transaction::new();
-    // A message runs on the plugins in force when it starts; a port paused
+) -> Vec<Result<Outcome, QueueError>> {
+    // A batch runs on the plugins in force when it starts; a port paused
     // meanwhile leaves it queued.
-    if !gw.ready_to_run(sandboxes, port, TaskKind::InboundProcessing)
-        || guard.must_wait(gw, port, msg, &mut part)?
-    {
-        return Ok(Outcome::Wait { part });
+    let ready = gw.ready_to_run(sandboxes, port, TaskKind::InboundProcessing);
+    let mut slots: Vec<Slot<'_>> = msgs
+        .iter()
+        .map(|msg| {
+            let mut part = Transaction::new();
+            if !ready {
+                return Slot::Settled(Ok(Outcome::Wait { part }));
+            }
+            match guard.must_wait(gw, port, msg, &mut part) {
+                Err(e) => Slot::Settled(Err(e)),
+                Ok(true) => Slot::Settled(Ok(Outcome::Wait { part })),
+                Ok(false) => match prepare(gw, port, sandboxes, msg, seen, &mut part) {
+                    Err(e) => Slot::Settled(Err(e)),
+                    Ok(Prepared::Done(ok)) => Slot::Finished { msg, part, ok },
+                    Ok(Prepared::Go(work)) => Slot::Going { work, part },
+                },
+            }
+        })
+        .collect();
+    pipeline(gw, port, sandboxes, &mut slots);
+    services(gw, port, sandboxes, &mut slots);
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::Settled(r) => r,
+            Slot::Going { .. } => unreachable!("every message went through the service stage"),
+            Slot::Finished { msg, mut part, ok } => {
+                guard.record(gw, port, msg, ok, &mut part)?;
+                Ok(Outcome::Done { part, ok })
+            }
+        })
+        .collect()
+}
+
+/// Where one message of a batch stands.
+enum Slot<'m> {
+    /// Decided before any plugin ran: it waits, or the queue failed.
+    Settled(Result<Outcome, QueueError>),
+    /// On its way through the pipeline and the service.
+    Going {
+        work: Box<Work<'m>>,
+        part: Transaction,
+    },
+    /// Processed (or failed) into its part; the batch guard records it.
+    Finished {
+        msg: &'m QueuedMessage,
+        part: Transaction,
+        ok: bool,
+    },
+}
+
+/// A message read, not a duplicate, and on its way.
+struct Work<'m> {
+    /// As it was claimed.
+    claimed: &'m QueuedMessage,
+    /// As it now is (a resubmitted transform failure was transformed again).
+    msg: Cow<'m, QueuedMessage>,
+    /// Its envelope (as the pipeline left it, after the pipeline).
+    env: Envelope,
+    /// Its message-log id.
+    log_id: String,
+}
+
+impl<'m> Slot<'m> {
+    /// Fail a going message at `stage`: it is finished, in Error.
+    fn fail(&mut self, port: &PortConfig, stage: &str, err: &SandboxError) {
+        let Slot::Going { work, part } = std::mem::replace(
+            self,
+            Slot::Settled(Ok(Outcome::Wait {
+                part: Transaction::new(),
+            })),
+        ) else {
+            unreachable!("only a going message fails");
+        };
+        let mut part = part;
+        Gateway::fail_message(&mut part, &port.name, stage, &work.msg, err);
+        *self = Slot::Finished {
+            msg: work.claimed,
+            part,
+            ok: false,
+        };
     }
-    let ok = process(gw, port, sandboxes, msg, seen, &mut part)?;
-    guard.record(gw, port, msg, ok, &mut part)?;
-    Ok(Outcome::Done { part, ok })
+
+    fn going(&mut self) -> Option<(&mut Work<'m>, &mut Transaction)> {
+        match self {
+            Slot::Going { work, part } => Some((work, part)),
+            _ => None,
+        }
+    }
+}
+
+/// A message after its first checks.
+enum Prepared<'m> {
+    /// Finished already (a duplicate, unreadable, a batch queued again):
+    /// whether it succeeded.
+    Done(bool),
+    /// To the pipeline and the service.
+    Go(Box<Work<'m>>),
 }
 
 /// Forget the message-log ids of messages whose results were discarded, so
@@ -172,34 +267,30 @@ pub fn message_log_id(id: &str) -> String {
         .to_ascii_uppercase()
 }
 
-/// Process one message into `tx`. Returns whether it succeeded. `seen`
-/// holds the message-log ids of messages processed but not yet committed, so
-/// a duplicate within one group is caught too.
-pub(crate) fn process(
+/// Read a claimed message (transforming a resubmitted transform failure
+/// again) and check it against the message log into `tx`. `seen` holds the
+/// message-log ids of messages processed but not yet committed, so a
+/// duplicate within one group is caught too.
+fn prepare<'m>(
     gw: &Gateway,
     port: &PortConfig,
     sandboxes: &mut Sandboxes,
-    msg: &QueuedMessage,
+    claimed: &'m QueuedMessage,
     seen: &Mutex<HashSet<String>>,
     tx: &mut Transaction,
-) -> Result<bool, QueueError> {
-    let fail = |tx: &mut Transaction, stage: &str, err: &SandboxError| {
-        Gateway::fail_message(tx, &port.name, stage, msg, err);
-        false
-    };
-    let retransformed;
+) -> Result<Prepared<'m>, QueueError> {
     // Resubmitted after its transforms failed: it starts there again.
-    let (msg, env) = if super::receive::failed_in_transform(msg) {
+    let (msg, env) = if super::receive::failed_in_transform(claimed) {
         use super::receive::Again;
-        match super::receive::transform_again(gw, port, sandboxes, msg, tx) {
-            Again::Queued => return Ok(true),
-            Again::Failed => return Ok(false),
+        match super::receive::transform_again(gw, port, sandboxes, claimed, tx) {
+            Again::Queued => return Ok(Prepared::Done(true)),
+            Again::Failed => return Ok(Prepared::Done(false)),
             Again::One(env, provenance) => {
                 let content = env.to_xml();
                 let stage = stage::RECEIVE;
                 let id = &env.header.message_id;
                 if let Some(h) =
-                    Gateway::history(port, stage, id, Some(msg.key), &provenance, &content)
+                    Gateway::history(port, stage, id, Some(claimed.key), &provenance, &content)
                 {
                     tx.history(h);
                 }
@@ -207,38 +298,35 @@ pub(crate) fn process(
                 // resubmits it from there, not from the transforms.
                 let header = &env.header;
                 tx.set_envelope(
-                    msg.key,
+                    claimed.key,
                     content.clone(),
                     header.message_id.clone(),
                     header.action.clone(),
                 );
-                retransformed = QueuedMessage {
+                let msg = QueuedMessage {
                     message_id: env.header.message_id.clone(),
                     action: env.header.action.clone(),
                     content,
-                    ..msg.clone()
+                    ..claimed.clone()
                 };
-                (&retransformed, *env)
+                (Cow::Owned(msg), *env)
             }
         }
     } else {
-        match envelope::parse(&msg.content) {
-            Ok(Parsed::Single(e)) => (msg, e),
+        match envelope::parse(&claimed.content) {
+            Ok(Parsed::Single(e)) => (Cow::Borrowed(claimed), e),
             Ok(Parsed::Batch(_)) | Err(_) => {
                 let err =
                     SandboxError::Unavailable("the queued content is not a single envelope".into());
-                return Ok(fail(tx, stage::PARSE, &err));
+                Gateway::fail_message(tx, &port.name, stage::PARSE, claimed, &err);
+                return Ok(Prepared::Done(false));
             }
         }
     };
-    // From here on, failures name the message as it now is (a resubmitted
-    // one has its MessageId only once transformed again).
-    let fail = |tx: &mut Transaction, stage: &str, err: &SandboxError| {
-        Gateway::fail_message(tx, &port.name, stage, msg, err);
-        false
-    };
 
-    // Duplicate detection against the message log (and this group).
+    // Duplicate detection against the message log (and this group). From
+    // here on, failures name the message as it now is (a resubmitted one
+    // has its MessageId only once transformed again).
     let log_id = message_log_id(&msg.message_id);
     let first = seen
         .lock()
@@ -247,7 +335,7 @@ pub(crate) fn process(
     if !first || gw.queue.is_processed(&log_id)? {
         let fault = env.duplicate_fault();
         if port.response_address.is_none() {
-            tx.history(Gateway::discarded_response(port, msg, &[], &fault));
+            tx.history(Gateway::discarded_response(port, &msg, &[], &fault));
         } else if port.send_faults {
             queue_outgoing(gw, tx, &port.name, &fault, &msg.name);
         }
@@ -264,30 +352,50 @@ pub(crate) fn process(
             ),
         ));
         tx.remove(msg.key);
-        return Ok(false);
+        return Ok(Prepared::Done(false));
     }
+    Ok(Prepared::Go(Box::new(Work {
+        claimed,
+        msg,
+        env,
+        log_id,
+    })))
+}
 
-    // Pipeline.
-    let mut provenance = Vec::new();
-    let env = if port.pipeline.is_empty() {
-        env
-    } else {
-        let doc = Document {
-            name: msg.name.clone(),
-            content: msg.content.clone(),
+/// The port's pipeline over the batch's going messages: each rule called
+/// once for the documents still passing. A document the rules changed is
+/// read again; one they left alone keeps the envelope read before.
+fn pipeline(gw: &Gateway, port: &PortConfig, sandboxes: &mut Sandboxes, slots: &mut [Slot<'_>]) {
+    if port.pipeline.is_empty() {
+        return;
+    }
+    let going: Vec<usize> = (0..slots.len())
+        .filter(|&i| matches!(slots[i], Slot::Going { .. }))
+        .collect();
+    if going.is_empty() {
+        return;
+    }
+    let docs = going
+        .iter()
+        .map(|&i| {
+            let (work, _) = slots[i].going().expect("going");
+            Document {
+                name: work.msg.name.clone(),
+                content: work.msg.content.clone(),
+            }
+        })
+        .collect();
+    let outcomes = run_rules_batch(gw, sandboxes, port, &port.pipeline, Stage::Pipeline, docs);
+    for (&i, outcome) in going.iter().zip(outcomes) {
+        let (out, provenance) = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                slots[i].fail(port, stage::PIPELINE, &e);
+                continue;
+            }
         };
-        let out = match run_rules(
-            gw,
-            sandboxes,
-            port,
-            &port.pipeline,
-            Stage::Pipeline,
-            doc,
-            &mut provenance,
-        ) {
-            Ok(d) => d,
-            Err(e) => return Ok(fail(tx, stage::PIPELINE, &e)),
-        };
+        let (work, part) = slots[i].going().expect("going");
+        let msg = &work.msg;
         if let Some(h) = Gateway::history(
             port,
             stage::PIPELINE,
@@ -296,39 +404,96 @@ pub(crate) fn process(
             &provenance,
             &out.content,
         ) {
-            tx.history(h);
+            part.history(h);
         }
         if out.content == msg.content {
-            // Unchanged by the rules: the envelope read above stands.
-            env
-        } else {
-            match envelope::parse(&out.content) {
-                Ok(Parsed::Single(e)) => e,
-                Ok(Parsed::Batch(_)) => {
-                    let err = SandboxError::Unavailable(
-                        "the pipeline returned a batch, not one envelope".into(),
-                    );
-                    return Ok(fail(tx, stage::PIPELINE, &err));
+            // Unchanged by the rules: the envelope read before stands.
+            continue;
+        }
+        let err = match envelope::parse(&out.content) {
+            Ok(Parsed::Single(e)) => {
+                work.env = e;
+                continue;
+            }
+            Ok(Parsed::Batch(_)) => {
+                SandboxError::Unavailable("the pipeline returned a batch, not one envelope".into())
+            }
+            Err(e) => {
+                SandboxError::Unavailable(format!("the pipeline returned an invalid envelope: {e}"))
+            }
+        };
+        slots[i].fail(port, stage::PIPELINE, &err);
+    }
+}
+
+/// Route each going message by its `Action` and call each service once
+/// with the requests routed to it, in the batch's order; record each
+/// answer.
+fn services(gw: &Gateway, port: &PortConfig, sandboxes: &mut Sandboxes, slots: &mut [Slot<'_>]) {
+    // Services in the order their first request comes, each with its
+    // messages in order.
+    let mut routed: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, slot) in slots.iter_mut().enumerate() {
+        let Some((work, _)) = slot.going() else {
+            continue;
+        };
+        let Some(service) = port.route(&work.env.header.action) else {
+            let err = SandboxError::Unavailable(format!(
+                "no service on port {} handles Action {:?}",
+                port.name, work.env.header.action
+            ));
+            slot.fail(port, stage::SERVICE, &err);
+            continue;
+        };
+        match routed.iter_mut().find(|(s, _)| *s == service) {
+            Some((_, list)) => list.push(i),
+            None => routed.push((service, vec![i])),
+        }
+    }
+    for (service, list) in routed {
+        let reqs: Vec<ServiceRequest> = list
+            .iter()
+            .map(|&i| {
+                let (work, _) = slots[i].going().expect("going");
+                request(&work.env)
+            })
+            .collect();
+        let (plugin, answers) = match invoke_service(gw, sandboxes, port, service, &reqs) {
+            Ok(r) => r,
+            Err(e) => {
+                for &i in &list {
+                    slots[i].fail(port, stage::SERVICE, &e);
                 }
-                Err(e) => {
-                    let err = SandboxError::Unavailable(format!(
-                        "the pipeline returned an invalid envelope: {e}"
-                    ));
-                    return Ok(fail(tx, stage::PIPELINE, &err));
+                continue;
+            }
+        };
+        for (&i, answer) in list.iter().zip(answers) {
+            match answer {
+                Ok(answered) => {
+                    let Slot::Going { work, mut part } = std::mem::replace(
+                        &mut slots[i],
+                        Slot::Settled(Ok(Outcome::Wait {
+                            part: Transaction::new(),
+                        })),
+                    ) else {
+                        unreachable!("going");
+                    };
+                    let ok = answered_into(gw, port, service, &plugin, &work, answered, &mut part);
+                    slots[i] = Slot::Finished {
+                        msg: work.claimed,
+                        part,
+                        ok,
+                    };
                 }
+                Err(f) => slots[i].fail(port, stage::SERVICE, &SandboxError::Plugin(f)),
             }
         }
-    };
+    }
+}
 
-    // Service.
-    let Some(service) = port.route(&env.header.action) else {
-        let err = SandboxError::Unavailable(format!(
-            "no service on port {} handles Action {:?}",
-            port.name, env.header.action
-        ));
-        return Ok(fail(tx, stage::SERVICE, &err));
-    };
-    let req = ServiceRequest {
+/// The service request for an envelope.
+fn request(env: &Envelope) -> ServiceRequest {
+    ServiceRequest {
         header: ServiceHeader {
             message_id: env.header.message_id.clone(),
             action: env.header.action.clone(),
@@ -338,15 +503,22 @@ pub(crate) fn process(
             partition_key: env.header.partition_key.clone(),
         },
         body: env.body.clone(),
-    };
-    let (plugin, result, sent) =
-        match invoke_service(gw, sandboxes, port, service, std::slice::from_ref(&req)) {
-            Ok((plugin, mut answers)) => match answers.pop().expect("one answer for one request") {
-                Ok((result, sent)) => (plugin, result, sent),
-                Err(f) => return Ok(fail(tx, stage::SERVICE, &SandboxError::Plugin(f))),
-            },
-            Err(e) => return Ok(fail(tx, stage::SERVICE, &e)),
-        };
+    }
+}
+
+/// Record what `service` answered for one message into `tx`: its responses
+/// (or fault) and Send API documents, the message logged as processed and
+/// taken off the queue. Returns whether it succeeded.
+fn answered_into(
+    gw: &Gateway,
+    port: &PortConfig,
+    service: &str,
+    plugin: &Plugin,
+    work: &Work<'_>,
+    (result, sent): Answered,
+    tx: &mut Transaction,
+) -> bool {
+    let (msg, env) = (&*work.msg, &work.env);
     let respond = port.response_address.is_some();
     let by = [(plugin.name().to_string(), plugin.hash().to_string())];
     let ok = match result {
@@ -391,9 +563,9 @@ pub(crate) fn process(
             false
         }
     };
-    tx.log_processed(log_id, port.name.clone());
+    tx.log_processed(work.log_id.clone(), port.name.clone());
     tx.remove(msg.key);
-    Ok(ok)
+    ok
 }
 
 #[cfg(test)]

@@ -33,16 +33,16 @@
 //! ahead.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
 
 use super::upon_error::{self, BatchGuard, Outcome, Settled, Settler};
-use super::{commit_group, forget, handle, release_waiting};
+use super::{commit_group, forget, handle_batch, release_waiting};
 use crate::config::PortConfig;
 use crate::failpoint;
 use crate::queue::{QueueError, QueuedMessage, Transaction};
-use crate::services::{Gateway, Live, Sandboxes, TaskCounts};
+use crate::services::{Gateway, Sandboxes, TaskCounts};
 
 /// How long the dispatcher waits for one more result before it commits
 /// what it has: one durable commit costs about a millisecond, so gathering
@@ -104,47 +104,93 @@ impl Units {
 
 type Result_ = (QueuedMessage, Result<Outcome, QueueError>);
 
+/// The most messages a worker hands its plugins in one batch.
+const MAX_BATCH: usize = 64;
+
+/// The next message for a worker, waiting for one: a conversation's first
+/// (later ones of the same conversation, and maybe a rollback batch's
+/// result, wait for it), else any. `None` when both channels are closed.
+fn next_message(
+    units: &Receiver<QueuedMessage>,
+    shared: &Receiver<QueuedMessage>,
+    open: &mut (bool, bool),
+) -> Option<QueuedMessage> {
+    let never = crossbeam_channel::never::<QueuedMessage>();
+    if let Ok(m) = units.try_recv() {
+        return Some(m);
+    }
+    while open.0 || open.1 {
+        select! {
+            recv(if open.0 { units } else { &never }) -> m => match m {
+                Ok(m) => return Some(m),
+                Err(_) => open.0 = false,
+            },
+            recv(if open.1 { shared } else { &never }) -> m => match m {
+                Ok(m) => return Some(m),
+                Err(_) => open.1 = false,
+            },
+        }
+    }
+    None
+}
+
+/// How many messages a worker takes into its next batch: its share of
+/// what is waiting (so the other workers get theirs), at most
+/// [`MAX_BATCH`].
+fn batch_size(waiting: usize, workers: usize) -> usize {
+    waiting.div_ceil(workers.max(1)).clamp(1, MAX_BATCH)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn worker(
     gw: &Gateway,
     port: &PortConfig,
-    mut sandboxes: Sandboxes,
+    workers: usize,
+    sandboxes: &mut Sandboxes,
     units: Receiver<QueuedMessage>,
     shared: Receiver<QueuedMessage>,
     results: Sender<Result_>,
     seen: &Mutex<HashSet<String>>,
     guard: &BatchGuard,
 ) {
-    let never = crossbeam_channel::never::<QueuedMessage>();
-    let (mut units_open, mut shared_open) = (true, true);
-    while units_open || shared_open {
-        // Conversations' messages first: later ones of the same
-        // conversation, and maybe a rollback batch's result, wait for them.
-        let msg = match units.try_recv() {
-            Ok(m) => m,
-            Err(_) => select! {
-                recv(if units_open { &units } else { &never }) -> m => match m {
-                    Ok(m) => m,
-                    Err(_) => { units_open = false; continue; }
-                },
-                recv(if shared_open { &shared } else { &never }) -> m => match m {
-                    Ok(m) => m,
-                    Err(_) => { shared_open = false; continue; }
-                },
-            },
-        };
-        let outcome = handle(gw, port, &mut sandboxes, &msg, seen, guard);
-        if results.send((msg, outcome)).is_err() {
+    let mut open = (true, true);
+    // A message taken that could not join the batch before: the next
+    // batch's first.
+    let mut held: Option<QueuedMessage> = None;
+    loop {
+        let Some(first) = held
+            .take()
+            .or_else(|| next_message(&units, &shared, &mut open))
+        else {
             return;
+        };
+        let take = batch_size(1 + units.len() + shared.len(), workers);
+        let mut batch = vec![first];
+        while batch.len() < take {
+            let Ok(m) = units.try_recv().or_else(|_| shared.try_recv()) else {
+                break;
+            };
+            if upon_error::shares_guarded_batch(port, &batch, &m) {
+                held = Some(m);
+                break;
+            }
+            batch.push(m);
+        }
+        let outcomes = handle_batch(gw, port, sandboxes, &batch, seen, guard);
+        for result in batch.into_iter().zip(outcomes) {
+            if results.send(result).is_err() {
+                return;
+            }
         }
     }
 }
 
-/// Process the Ready inbound messages of `port` received up to now.
+/// Process the Ready inbound messages of `port` received up to now, on
+/// worker sandboxes lent by `sandboxes` (and given back at the end).
 pub fn run(
     gw: &Gateway,
     port: &PortConfig,
-    live: Arc<Live>,
+    sandboxes: &mut Sandboxes,
     stop: &dyn Fn() -> bool,
 ) -> Result<TaskCounts, QueueError> {
     let (workers, cap) = if port.parallel {
@@ -158,9 +204,11 @@ pub fn run(
     let (shared_tx, shared_rx) = unbounded::<QueuedMessage>();
     let (units_tx, units_rx) = unbounded::<QueuedMessage>();
     let (results_tx, results_rx) = unbounded::<Result_>();
+    let lent = sandboxes.lend(gw, workers);
 
-    std::thread::scope(|scope| {
-        for i in 0..workers {
+    let (result, back) = std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(workers);
+        for (i, mut mine) in lent.into_iter().enumerate() {
             let (rx, shared, results, seen, guard) = (
                 units_rx.clone(),
                 shared_rx.clone(),
@@ -168,13 +216,16 @@ pub fn run(
                 &seen,
                 &guard,
             );
-            let sandboxes = Sandboxes::for_task(live.clone());
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name(format!("ferry-worker-{}-{i}", port.name))
                 .spawn_scoped(scope, move || {
-                    worker(gw, port, sandboxes, rx, shared, results, seen, guard)
+                    worker(
+                        gw, port, workers, &mut mine, rx, shared, results, seen, guard,
+                    );
+                    mine
                 })
                 .expect("cannot start a worker thread");
+            handles.push(handle);
         }
         drop(results_tx);
         let result = dispatch(
@@ -191,8 +242,11 @@ pub fn run(
         // Closing the channels ends the workers.
         drop(shared_tx);
         drop(units_tx);
-        result
-    })
+        let back: Vec<Sandboxes> = handles.into_iter().filter_map(|h| h.join().ok()).collect();
+        (result, back)
+    });
+    sandboxes.give_back(back);
+    result
 }
 
 #[allow(clippy::too_many_arguments)]

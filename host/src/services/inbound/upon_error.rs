@@ -49,6 +49,17 @@ fn guarded<'m>(port: &PortConfig, msg: &'m QueuedMessage) -> Option<&'m str> {
     }
 }
 
+/// Whether `msg` is a guarded batch member of the same batch file as one
+/// of `batch`: then it must not join that batch of plugin calls, since
+/// whether it waits depends on how its predecessor ends.
+pub(crate) fn shares_guarded_batch(
+    port: &PortConfig,
+    batch: &[QueuedMessage],
+    msg: &QueuedMessage,
+) -> bool {
+    guarded(port, msg).is_some_and(|b| batch.iter().any(|m| guarded(port, m) == Some(b)))
+}
+
 /// One run's view of a port's stopped batches. Shared by the run's workers.
 pub(crate) struct BatchGuard {
     /// Batches that stopped during this run.
