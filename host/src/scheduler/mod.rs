@@ -65,8 +65,14 @@ pub trait TaskRunner {
 
     /// Run `tasks` — services in AIF's flow order, none waiting for
     /// another ([`conditions::flow_stages`]) — once each, as stages of one
-    /// flow: one result per task, in order. By default one after another.
-    fn run_stages(&mut self, tasks: &[&TaskConfig]) -> Vec<Result<TaskCounts, String>> {
+    /// flow, until `cancel` says the occurrence is being canceled: one
+    /// result per task, in order. By default one after another.
+    fn run_stages(
+        &mut self,
+        tasks: &[&TaskConfig],
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Vec<Result<TaskCounts, String>> {
+        let _ = cancel;
         tasks.iter().map(|t| self.run(t)).collect()
     }
 }
@@ -92,10 +98,16 @@ impl TaskRunner for GatewayRunner<'_> {
         true
     }
 
-    fn run_stages(&mut self, tasks: &[&TaskConfig]) -> Vec<Result<TaskCounts, String>> {
+    fn run_stages(
+        &mut self,
+        tasks: &[&TaskConfig],
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Vec<Result<TaskCounts, String>> {
         let stages: Vec<_> = tasks.iter().map(|t| (t.kind, &t.ports[..])).collect();
+        let stop = self.stop;
+        let stop = || stop() || cancel();
         self.gw
-            .run_stages(&stages, self.sandboxes, self.stop)
+            .run_stages(&stages, self.sandboxes, &stop)
             .into_iter()
             .map(|r| r.map_err(|e| e.to_string()))
             .collect()
@@ -240,6 +252,17 @@ impl Controls {
 
     fn take(&self) -> Vec<Request> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Whether a request to cancel `job` waits to be applied: the stages
+    /// of its running occurrence stop at their next step, and the request
+    /// is applied when they have.
+    fn cancel_pending(&self, job: &str) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|r| r.job == job && r.action == Action::Cancel)
     }
 }
 
@@ -731,7 +754,9 @@ impl Scheduler {
 
             let tasks: Vec<&TaskConfig> = stages.iter().map(|&s| &job.tasks[s]).collect();
             let first = if tasks.len() > 1 {
-                runner.run_stages(&tasks)
+                let controls = self.controls.clone();
+                let name = job.name.clone();
+                runner.run_stages(&tasks, &move || controls.cancel_pending(&name))
             } else {
                 vec![runner.run(tasks[0])]
             };

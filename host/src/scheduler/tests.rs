@@ -38,6 +38,8 @@ struct Script {
     during: Option<During>,
     /// Runs tasks along the flow as stages (one after another here).
     stages: bool,
+    /// What the scheduler's cancel check said after each stage.
+    canceled: Vec<bool>,
 }
 
 impl Script {
@@ -49,6 +51,7 @@ impl Script {
             takes_ms: 0,
             during: None,
             stages: false,
+            canceled: Vec::new(),
         }
     }
 
@@ -72,6 +75,21 @@ impl Script {
 impl TaskRunner for Script {
     fn stages(&self) -> bool {
         self.stages
+    }
+
+    fn run_stages(
+        &mut self,
+        tasks: &[&TaskConfig],
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Vec<Result<TaskCounts, String>> {
+        tasks
+            .iter()
+            .map(|t| {
+                let r = self.run(t);
+                self.canceled.push(cancel());
+                r
+            })
+            .collect()
     }
 
     fn run(&mut self, task: &TaskConfig) -> Result<TaskCounts, String> {
@@ -939,6 +957,30 @@ tasks = [
         Some("inbound-processing failed")
     );
     assert_eq!(o.status, JobStatus::Error);
+}
+
+/// A cancel asked for while the stages run reaches them (they stop at
+/// their next step), and is applied when they have ended.
+#[test]
+fn a_cancel_reaches_the_running_stages() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(
+        vec![job(r#"every = "10s""#)],
+        &clock,
+        Arc::new(MemStore::default()),
+    );
+    let controls = s.controls();
+    let mut run = Script::new(&clock);
+    run.stages = true;
+    run.during = Some(Box::new(move |t: &str| {
+        if t == "inbound-processing" {
+            controls.request("j", Action::Cancel);
+        }
+    }));
+    let reports = s.run_due(&mut run, &never).unwrap();
+    assert_eq!(run.canceled, [false, true, true, true]);
+    assert_eq!(s.state("j").unwrap().status, JobStatus::Canceled);
+    assert_eq!(reports.len(), 1);
 }
 
 #[test]
