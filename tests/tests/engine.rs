@@ -405,3 +405,95 @@ fn a_message_received_mid_occurrence_waits_for_the_next_one() {
     let counts = inbound::run(&gw, port, &mut Sandboxes::new(), &|| false).unwrap();
     assert_eq!(counts.done, 1);
 }
+
+/// On a port with a pipeline, inbound processing reads a message's envelope
+/// once, after the rules: from what they returned, or from the queued
+/// content when they left it alone. Content that is not an envelope still
+/// fails in the parse stage with its reason, and a duplicate still gets its
+/// fault (its envelope read for that), while the other messages of the
+/// same batch are answered.
+#[test]
+fn a_pipeline_port_reads_each_envelope_once_and_still_refuses_what_is_not_one() {
+    use std::sync::Arc;
+
+    use ferry::config::Config;
+    use ferry::plugins::PluginSet;
+    use ferry::queue::{
+        Direction, ExceptionFilter, Filter, GatewayQueue, NewMessage, RedbQueue, Status,
+        Transaction,
+    };
+    use ferry::runtime::{Runtime, RuntimeOptions};
+    use ferry::services::{Gateway, Sandboxes, inbound};
+
+    let (dir, config_path) = setup(
+        "parallel = false\npipeline = [\"pass\"]\n\n[rules.pass]\ncomponent = \"test-pass\"",
+        1,
+    );
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    let config = Arc::new(Config::parse(&config_path, &text).unwrap());
+    let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
+    let plugins = Arc::new(PluginSet::load(&runtime, &config).unwrap());
+    let queue = Arc::new(RedbQueue::open(&dir.path().join("data")).unwrap());
+    let (lease, _) = queue.recover("test").unwrap();
+    let gw = Gateway::new(config.clone(), queue.clone(), runtime, plugins, lease);
+    let entry = |name: &str, n: u32, content: String| NewMessage {
+        direction: Direction::Inbound,
+        port: "in".into(),
+        status: Status::Ready,
+        name: name.into(),
+        position: 0,
+        message_id: format!("{{00000000-0000-4000-8000-{n:012}}}"),
+        action: ACTION.into(),
+        conversation_id: None,
+        batch_id: None,
+        request_message_id: None,
+        content,
+        error: None,
+    };
+    let envelope = |n: u32| {
+        format!(
+            "<Envelope xmlns=\"http://schemas.microsoft.com/dynamics/2011/01/documents/Message\">\
+             <Header><MessageId>{{00000000-0000-4000-8000-{n:012}}}</MessageId><Action>{ACTION}</Action></Header>\
+             <Body><MessageParts><Probe><File>{n}</File></Probe></MessageParts></Body></Envelope>"
+        )
+    };
+    let mut tx = Transaction::new();
+    tx.insert(entry("1.xml", 1, envelope(1)));
+    tx.insert(entry("2.xml", 2, "this is no envelope".into()));
+    tx.insert(entry("3.xml", 1, envelope(1)));
+    tx.insert(entry("4.xml", 4, envelope(4)));
+    queue.commit(tx).unwrap();
+
+    let port = &config.ports["in"];
+    let counts = inbound::run(&gw, port, &mut Sandboxes::new(), &|| false).unwrap();
+    assert_eq!((counts.done, counts.failed), (2, 2));
+    let left: Vec<(String, Status)> = queue
+        .list(&Filter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction == Direction::Inbound)
+        .map(|m| (m.name, m.status))
+        .collect();
+    assert_eq!(left, [("2.xml".to_string(), Status::Error)]);
+    let exceptions = queue.exceptions(&ExceptionFilter::default()).unwrap();
+    let seen: Vec<(&str, bool)> = exceptions
+        .iter()
+        .map(|e| {
+            (
+                e.stage.as_str(),
+                e.text.contains("not a single envelope") || e.text.contains("Duplicate"),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 2, "{exceptions:#?}");
+    assert!(seen.contains(&("parse", true)), "{exceptions:#?}");
+    assert!(seen.contains(&("duplicate", true)), "{exceptions:#?}");
+    // The two answers went out, one each.
+    let outgoing = queue
+        .list(&Filter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction != Direction::Inbound)
+        .count();
+    assert_eq!(outgoing, 3, "two responses and the duplicate's fault");
+}

@@ -119,8 +119,12 @@ struct Work<'m> {
     claimed: &'m QueuedMessage,
     /// As it now is (a resubmitted transform failure was transformed again).
     msg: Cow<'m, QueuedMessage>,
-    /// Its envelope (as the pipeline left it, after the pipeline).
-    env: Envelope,
+    /// Its envelope (as the pipeline left it, after the pipeline). On a
+    /// port with a pipeline it is read only after the rules — from what
+    /// they returned, or from the queued content if they left it alone —
+    /// so a message the rules change is read once in inbound processing,
+    /// not twice.
+    env: Option<Envelope>,
     /// Its message-log id.
     log_id: String,
 }
@@ -150,6 +154,23 @@ impl<'m> Slot<'m> {
             Slot::Going { work, part } => Some((work, part)),
             _ => None,
         }
+    }
+}
+
+impl Work<'_> {
+    /// The envelope, read by now.
+    fn env(&self) -> &Envelope {
+        self.env.as_ref().expect("read before the service stage")
+    }
+}
+
+/// Read `content`, as queued, as one envelope.
+fn read_queued(content: &str) -> Result<Envelope, SandboxError> {
+    match envelope::parse(content) {
+        Ok(Parsed::Single(e)) => Ok(e),
+        Ok(Parsed::Batch(_)) | Err(_) => Err(SandboxError::Unavailable(
+            "the queued content is not a single envelope".into(),
+        )),
     }
 }
 
@@ -309,15 +330,16 @@ fn prepare<'m>(
                     content,
                     ..claimed.clone()
                 };
-                (Cow::Owned(msg), *env)
+                (Cow::Owned(msg), Some(*env))
             }
         }
+    } else if !port.pipeline.is_empty() {
+        // Read after the rules (see `Work::env`).
+        (Cow::Borrowed(claimed), None)
     } else {
-        match envelope::parse(&claimed.content) {
-            Ok(Parsed::Single(e)) => (Cow::Borrowed(claimed), e),
-            Ok(Parsed::Batch(_)) | Err(_) => {
-                let err =
-                    SandboxError::Unavailable("the queued content is not a single envelope".into());
+        match read_queued(&claimed.content) {
+            Ok(e) => (Cow::Borrowed(claimed), Some(e)),
+            Err(err) => {
                 Gateway::fail_message(tx, &port.name, stage::PARSE, claimed, &err);
                 return Ok(Prepared::Done(false));
             }
@@ -333,7 +355,17 @@ fn prepare<'m>(
         .unwrap_or_else(|e| e.into_inner())
         .insert(log_id.clone());
     if !first || gw.queue.is_processed(&log_id)? {
-        let fault = env.duplicate_fault();
+        let read = match &env {
+            Some(e) => Ok(Cow::Borrowed(e)),
+            None => read_queued(&msg.content).map(Cow::Owned),
+        };
+        let fault = match read {
+            Ok(e) => e.duplicate_fault(),
+            Err(err) => {
+                Gateway::fail_message(tx, &port.name, stage::PARSE, &msg, &err);
+                return Ok(Prepared::Done(false));
+            }
+        };
         if port.response_address.is_none() {
             tx.history(Gateway::discarded_response(port, &msg, &[], &fault));
         } else if port.send_faults {
@@ -363,8 +395,9 @@ fn prepare<'m>(
 }
 
 /// The port's pipeline over the batch's going messages: each rule called
-/// once for the documents still passing. A document the rules changed is
-/// read again; one they left alone keeps the envelope read before.
+/// once for the documents still passing. Then each message's envelope is
+/// read: what the rules returned if they changed it, else the queued
+/// content.
 fn pipeline(gw: &Gateway, port: &PortConfig, sandboxes: &mut Sandboxes, slots: &mut [Slot<'_>]) {
     if port.pipeline.is_empty() {
         return;
@@ -407,12 +440,18 @@ fn pipeline(gw: &Gateway, port: &PortConfig, sandboxes: &mut Sandboxes, slots: &
             part.history(h);
         }
         if out.content == msg.content {
-            // Unchanged by the rules: the envelope read before stands.
+            // Unchanged by the rules: the queued content is the envelope.
+            if work.env.is_none() {
+                match read_queued(&msg.content) {
+                    Ok(e) => work.env = Some(e),
+                    Err(err) => slots[i].fail(port, stage::PARSE, &err),
+                }
+            }
             continue;
         }
         let err = match envelope::parse(&out.content) {
             Ok(Parsed::Single(e)) => {
-                work.env = e;
+                work.env = Some(e);
                 continue;
             }
             Ok(Parsed::Batch(_)) => {
@@ -437,10 +476,11 @@ fn services(gw: &Gateway, port: &PortConfig, sandboxes: &mut Sandboxes, slots: &
         let Some((work, _)) = slot.going() else {
             continue;
         };
-        let Some(service) = port.route(&work.env.header.action) else {
+        let action = &work.env().header.action;
+        let Some(service) = port.route(action) else {
             let err = SandboxError::Unavailable(format!(
-                "no service on port {} handles Action {:?}",
-                port.name, work.env.header.action
+                "no service on port {} handles Action {action:?}",
+                port.name
             ));
             slot.fail(port, stage::SERVICE, &err);
             continue;
@@ -455,7 +495,7 @@ fn services(gw: &Gateway, port: &PortConfig, sandboxes: &mut Sandboxes, slots: &
             .iter()
             .map(|&i| {
                 let (work, _) = slots[i].going().expect("going");
-                request(&work.env)
+                request(work.env())
             })
             .collect();
         let (plugin, answers) = match invoke_service(gw, sandboxes, port, service, &reqs) {
@@ -518,7 +558,7 @@ fn answered_into(
     (result, sent): Answered,
     tx: &mut Transaction,
 ) -> bool {
-    let (msg, env) = (&*work.msg, &work.env);
+    let (msg, env) = (&*work.msg, work.env());
     let respond = port.response_address.is_some();
     let by = [(plugin.name().to_string(), plugin.hash().to_string())];
     let ok = match result {
