@@ -95,6 +95,13 @@ impl Sandboxes {
         lent
     }
 
+    /// Keep only the instances made for `port` (a worker lent for one
+    /// port's run: the pool of instances is bounded, so a worker does not
+    /// keep every port's instances it ever ran).
+    pub fn keep_only(&mut self, port: &str) {
+        self.map.retain(|(p, _), _| p == port);
+    }
+
     /// Take back sandboxes lent by [`Sandboxes::lend`], for the next run.
     pub fn give_back(&mut self, lent: Vec<Sandboxes>) {
         self.spare = lent;

@@ -204,7 +204,10 @@ pub fn run(
     let (shared_tx, shared_rx) = unbounded::<QueuedMessage>();
     let (units_tx, units_rx) = unbounded::<QueuedMessage>();
     let (results_tx, results_rx) = unbounded::<Result_>();
-    let lent = sandboxes.lend(gw, workers);
+    let mut lent = sandboxes.lend(gw, workers);
+    for worker in &mut lent {
+        worker.keep_only(&port.name);
+    }
 
     let (result, back) = std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(workers);
