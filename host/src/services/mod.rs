@@ -34,6 +34,16 @@ use crate::queue::{
 };
 use crate::runtime::{PluginFailure, Runtime};
 
+/// The name of a stage's thread (short: Linux shows 15 characters).
+fn stage_thread(kind: TaskKind) -> &'static str {
+    match kind {
+        TaskKind::GatewayReceive => "ferry-receive",
+        TaskKind::InboundProcessing => "ferry-inbound",
+        TaskKind::OutboundProcessing => "ferry-outbound",
+        TaskKind::GatewaySend => "ferry-send",
+    }
+}
+
 /// How long a stage of a pipelined occurrence waits for new work before it
 /// looks again whether the stage before it has ended.
 const STAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
@@ -328,7 +338,7 @@ impl Gateway {
                 .map(|(i, (&(kind, ports), mut mine))| {
                     let ended = &ended;
                     std::thread::Builder::new()
-                        .name(format!("ferry-stage-{}", kind.name()))
+                        .name(stage_thread(kind).to_string())
                         .spawn_scoped(scope, move || {
                             let before = |j: usize| ended[j].load(Ordering::SeqCst);
                             let upstream = || i > 0 && !before(i - 1);
