@@ -70,9 +70,8 @@ pub trait TaskRunner {
     fn run_stages(
         &mut self,
         tasks: &[&TaskConfig],
-        cancel: &(dyn Fn() -> bool + Sync),
+        _cancel: &(dyn Fn() -> bool + Sync),
     ) -> Vec<Result<TaskCounts, String>> {
-        let _ = cancel;
         tasks.iter().map(|t| self.run(t)).collect()
     }
 }

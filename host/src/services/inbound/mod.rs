@@ -132,21 +132,22 @@ struct Work<'m> {
 impl<'m> Slot<'m> {
     /// Fail a going message at `stage`: it is finished, in Error.
     fn fail(&mut self, port: &PortConfig, stage: &str, err: &SandboxError) {
-        let Slot::Going { work, part } = std::mem::replace(
-            self,
-            Slot::Settled(Ok(Outcome::Wait {
-                part: Transaction::new(),
-            })),
-        ) else {
-            unreachable!("only a going message fails");
+        self.finish(|work, part| {
+            Gateway::fail_message(part, &port.name, stage, &work.msg, err);
+            false
+        });
+    }
+
+    /// Finish a going message: `record` writes its outcome into its part
+    /// and says whether it succeeded.
+    fn finish(&mut self, record: impl FnOnce(&Work<'m>, &mut Transaction) -> bool) {
+        let Slot::Going { work, part } = self else {
+            unreachable!("only a going message finishes");
         };
-        let mut part = part;
-        Gateway::fail_message(&mut part, &port.name, stage, &work.msg, err);
-        *self = Slot::Finished {
-            msg: work.claimed,
-            part,
-            ok: false,
-        };
+        let mut part = std::mem::take(part);
+        let ok = record(work, &mut part);
+        let msg = work.claimed;
+        *self = Slot::Finished { msg, part, ok };
     }
 
     fn going(&mut self) -> Option<(&mut Work<'m>, &mut Transaction)> {
@@ -509,22 +510,9 @@ fn services(gw: &Gateway, port: &PortConfig, sandboxes: &mut Sandboxes, slots: &
         };
         for (&i, answer) in list.iter().zip(answers) {
             match answer {
-                Ok(answered) => {
-                    let Slot::Going { work, mut part } = std::mem::replace(
-                        &mut slots[i],
-                        Slot::Settled(Ok(Outcome::Wait {
-                            part: Transaction::new(),
-                        })),
-                    ) else {
-                        unreachable!("going");
-                    };
-                    let ok = answered_into(gw, port, service, &plugin, &work, answered, &mut part);
-                    slots[i] = Slot::Finished {
-                        msg: work.claimed,
-                        part,
-                        ok,
-                    };
-                }
+                Ok(answered) => slots[i].finish(|work, part| {
+                    answered_into(gw, port, service, &plugin, work, answered, part)
+                }),
                 Err(f) => slots[i].fail(port, stage::SERVICE, &SandboxError::Plugin(f)),
             }
         }
