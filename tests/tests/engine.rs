@@ -326,36 +326,37 @@ fn a_slow_conversation_holds_up_only_itself() {
     assert_eq!(responses(dir.path()), 15);
 }
 
-/// A message that reaches the queue after an occurrence's inbound
-/// processing started waits for the next occurrence, even when its file name
-/// sorts first.
-#[test]
-fn a_message_received_mid_occurrence_waits_for_the_next_one() {
-    use std::cell::Cell;
+/// In library: the configuration `text` of `config_path`, its queue (in
+/// `dir`/data) and a gateway over them, for tests that drive inbound
+/// processing directly.
+fn library_gateway(
+    dir: &Path,
+    config_path: &Path,
+    text: &str,
+) -> (
+    std::sync::Arc<ferry::config::Config>,
+    std::sync::Arc<ferry::queue::RedbQueue>,
+    ferry::services::Gateway,
+) {
     use std::sync::Arc;
 
-    use ferry::config::Config;
-    use ferry::plugins::PluginSet;
-    use ferry::queue::{
-        Direction, Filter, GatewayQueue, NewMessage, RedbQueue, Status, Transaction,
-    };
-    use ferry::runtime::{Runtime, RuntimeOptions};
-    use ferry::services::{Gateway, Sandboxes, inbound};
+    use ferry::queue::GatewayQueue;
 
-    let (dir, config_path) = setup("parallel = false", 1);
-    let text = std::fs::read_to_string(&config_path)
-        .unwrap()
-        .replace("workers = 1", "workers = 1\ngroup_commit = 1");
-    let config = Arc::new(Config::parse(&config_path, &text).unwrap());
-    let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
-    let plugins = Arc::new(PluginSet::load(&runtime, &config).unwrap());
-    let queue = Arc::new(RedbQueue::open(&dir.path().join("data")).unwrap());
+    let config = Arc::new(ferry::config::Config::parse(config_path, text).unwrap());
+    let runtime = ferry::runtime::Runtime::new(Default::default()).unwrap();
+    let plugins = Arc::new(ferry::plugins::PluginSet::load(&runtime, &config).unwrap());
+    let queue = Arc::new(ferry::queue::RedbQueue::open(&dir.join("data")).unwrap());
     let (lease, _) = queue.recover("test").unwrap();
-    let gw = Gateway::new(config.clone(), queue.clone(), runtime, plugins, lease);
-    let entry = |name: &str, n: u32| NewMessage {
-        direction: Direction::Inbound,
+    let gw = ferry::services::Gateway::new(config.clone(), queue.clone(), runtime, plugins, lease);
+    (config, queue, gw)
+}
+
+/// A Ready inbound message of port `in` named `name`, with MessageId `n`.
+fn queued(name: &str, n: u32, content: String) -> ferry::queue::NewMessage {
+    ferry::queue::NewMessage {
+        direction: ferry::queue::Direction::Inbound,
         port: "in".into(),
-        status: Status::Ready,
+        status: ferry::queue::Status::Ready,
         name: name.into(),
         position: 0,
         message_id: format!("{{00000000-0000-4000-8000-{n:012}}}"),
@@ -363,13 +364,36 @@ fn a_message_received_mid_occurrence_waits_for_the_next_one() {
         conversation_id: None,
         batch_id: None,
         request_message_id: None,
-        content: format!(
-            "<Envelope xmlns=\"http://schemas.microsoft.com/dynamics/2011/01/documents/Message\">\
-             <Header><MessageId>{{00000000-0000-4000-8000-{n:012}}}</MessageId><Action>{ACTION}</Action></Header>\
-             <Body><MessageParts><Probe/></MessageParts></Body></Envelope>"
-        ),
+        content,
         error: None,
-    };
+    }
+}
+
+/// The envelope of message `n` with `parts` in its body.
+fn envelope_of(n: u32, parts: &str) -> String {
+    format!(
+        "<Envelope xmlns=\"http://schemas.microsoft.com/dynamics/2011/01/documents/Message\">\
+         <Header><MessageId>{{00000000-0000-4000-8000-{n:012}}}</MessageId><Action>{ACTION}</Action></Header>\
+         <Body><MessageParts>{parts}</MessageParts></Body></Envelope>"
+    )
+}
+
+/// A message that reaches the queue after an occurrence's inbound
+/// processing started waits for the next occurrence, even when its file name
+/// sorts first.
+#[test]
+fn a_message_received_mid_occurrence_waits_for_the_next_one() {
+    use std::cell::Cell;
+
+    use ferry::queue::{Direction, Filter, GatewayQueue, Status, Transaction};
+    use ferry::services::{Sandboxes, inbound};
+
+    let (dir, config_path) = setup("parallel = false", 1);
+    let text = std::fs::read_to_string(&config_path)
+        .unwrap()
+        .replace("workers = 1", "workers = 1\ngroup_commit = 1");
+    let (config, queue, gw) = library_gateway(dir.path(), &config_path, &text);
+    let entry = |name: &str, n: u32| queued(name, n, envelope_of(n, "<Probe/>"));
     let mut tx = Transaction::new();
     for n in 1..=3 {
         tx.insert(entry(&format!("{n:03}.xml"), n));
@@ -414,54 +438,21 @@ fn a_message_received_mid_occurrence_waits_for_the_next_one() {
 /// same batch are answered.
 #[test]
 fn a_pipeline_port_reads_each_envelope_once_and_still_refuses_what_is_not_one() {
-    use std::sync::Arc;
-
-    use ferry::config::Config;
-    use ferry::plugins::PluginSet;
-    use ferry::queue::{
-        Direction, ExceptionFilter, Filter, GatewayQueue, NewMessage, RedbQueue, Status,
-        Transaction,
-    };
-    use ferry::runtime::{Runtime, RuntimeOptions};
-    use ferry::services::{Gateway, Sandboxes, inbound};
+    use ferry::queue::{Direction, ExceptionFilter, Filter, GatewayQueue, Status, Transaction};
+    use ferry::services::{Sandboxes, inbound};
 
     let (dir, config_path) = setup(
         "parallel = false\npipeline = [\"pass\"]\n\n[rules.pass]\ncomponent = \"test-pass\"",
         1,
     );
     let text = std::fs::read_to_string(&config_path).unwrap();
-    let config = Arc::new(Config::parse(&config_path, &text).unwrap());
-    let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
-    let plugins = Arc::new(PluginSet::load(&runtime, &config).unwrap());
-    let queue = Arc::new(RedbQueue::open(&dir.path().join("data")).unwrap());
-    let (lease, _) = queue.recover("test").unwrap();
-    let gw = Gateway::new(config.clone(), queue.clone(), runtime, plugins, lease);
-    let entry = |name: &str, n: u32, content: String| NewMessage {
-        direction: Direction::Inbound,
-        port: "in".into(),
-        status: Status::Ready,
-        name: name.into(),
-        position: 0,
-        message_id: format!("{{00000000-0000-4000-8000-{n:012}}}"),
-        action: ACTION.into(),
-        conversation_id: None,
-        batch_id: None,
-        request_message_id: None,
-        content,
-        error: None,
-    };
-    let envelope = |n: u32| {
-        format!(
-            "<Envelope xmlns=\"http://schemas.microsoft.com/dynamics/2011/01/documents/Message\">\
-             <Header><MessageId>{{00000000-0000-4000-8000-{n:012}}}</MessageId><Action>{ACTION}</Action></Header>\
-             <Body><MessageParts><Probe><File>{n}</File></Probe></MessageParts></Body></Envelope>"
-        )
-    };
+    let (config, queue, gw) = library_gateway(dir.path(), &config_path, &text);
+    let envelope = |n: u32| envelope_of(n, &format!("<Probe><File>{n}</File></Probe>"));
     let mut tx = Transaction::new();
-    tx.insert(entry("1.xml", 1, envelope(1)));
-    tx.insert(entry("2.xml", 2, "this is no envelope".into()));
-    tx.insert(entry("3.xml", 1, envelope(1)));
-    tx.insert(entry("4.xml", 4, envelope(4)));
+    tx.insert(queued("1.xml", 1, envelope(1)));
+    tx.insert(queued("2.xml", 2, "this is no envelope".into()));
+    tx.insert(queued("3.xml", 1, envelope(1)));
+    tx.insert(queued("4.xml", 4, envelope(4)));
     queue.commit(tx).unwrap();
 
     let port = &config.ports["in"];
