@@ -24,8 +24,6 @@
 //! These helpers are plain functions over `&str` (they never call the host),
 //! so they work, and are tested, on any target.
 
-use quick_xml::Reader;
-use quick_xml::events::Event;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -87,102 +85,29 @@ pub(crate) struct Element<'a> {
 
 /// Parse `xml` into its elements, in document order.
 pub(crate) fn scan(xml: &str) -> Result<Vec<Element<'_>>, EnvelopeError> {
-    let mut reader = Reader::from_str(xml);
-    let mut elements: Vec<Element> = Vec::new();
-    let mut stack: Vec<usize> = Vec::new();
-    loop {
-        let before = reader.buffer_position() as usize;
-        let event = reader.read_event().map_err(|e| {
-            EnvelopeError::new(format!(
-                "malformed XML near byte {}: {e}",
-                reader.error_position()
-            ))
-        })?;
-        let after = reader.buffer_position() as usize;
-        match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty = matches!(event, Event::Empty(_));
-                let parent = stack.last().copied();
-                if let Some(p) = parent {
-                    elements[p].simple = false;
-                }
-                // The names, borrowed from `xml`: the tag's `<` is at
-                // `before`, its name right after it.
-                let (q, l): (&str, &str) = (e.name().into_inner(), e.local_name().into_inner());
-                let qname = &xml[before + 1..before + 1 + q.len()];
-                let local = &qname[q.len() - l.len()..];
-                debug_assert_eq!((qname, local), (q, l));
-                elements.push(Element {
-                    local,
-                    qname,
-                    start: before,
-                    open_end: after,
-                    close_start: after,
-                    end: after,
-                    empty,
-                    parent,
-                    simple: true,
-                });
-                if !empty {
-                    stack.push(elements.len() - 1);
-                }
-            }
-            Event::End(_) => {
-                let idx = stack.pop().ok_or_else(|| {
-                    EnvelopeError::new(format!(
-                        "malformed XML: unexpected end tag at byte {before}"
-                    ))
-                })?;
-                elements[idx].close_start = before;
-                elements[idx].end = after;
-            }
-            Event::Comment(_) | Event::PI(_) => {
-                if let Some(&p) = stack.last() {
-                    elements[p].simple = false;
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    if let Some(&open) = stack.last() {
-        return Err(EnvelopeError::new(format!(
-            "malformed XML: element <{}> is not closed",
-            elements[open].qname
-        )));
-    }
-    Ok(elements)
+    let all = ferry_xml_index::scan(xml)
+        .map_err(|e| EnvelopeError::new(format!("malformed XML: {e}")))?;
+    Ok(all
+        .into_iter()
+        .map(|e| Element {
+            local: e.local(xml),
+            qname: e.qname(xml),
+            start: e.start,
+            open_end: e.open_end,
+            close_start: e.close_start,
+            end: e.end,
+            empty: e.empty,
+            parent: e.parent,
+            simple: e.simple,
+        })
+        .collect())
 }
 
 /// The text inside an element made of text, references and CDATA only.
 pub(crate) fn decode_text(inner: &str) -> Result<String, EnvelopeError> {
-    let mut reader = Reader::from_str(inner);
-    let mut out = String::new();
-    loop {
-        match reader
-            .read_event()
-            .map_err(|e| EnvelopeError::new(format!("malformed XML text: {e}")))?
-        {
-            Event::Text(t) => out.push_str(&t.xml10_content()),
-            Event::CData(c) => out.push_str(&c.xml10_content()),
-            Event::GeneralRef(r) => {
-                if let Some(ch) = r
-                    .resolve_char_ref()
-                    .map_err(|e| EnvelopeError::new(format!("bad character reference: {e}")))?
-                {
-                    out.push(ch);
-                } else {
-                    let name = r.xml10_content();
-                    let value = quick_xml::escape::resolve_predefined_entity(&name)
-                        .ok_or_else(|| EnvelopeError::new(format!("unknown entity &{name};")))?;
-                    out.push_str(value);
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    Ok(out)
+    ferry_xml_index::decode_text(inner)
+        .map(Cow::into_owned)
+        .map_err(|e| EnvelopeError::new(format!("malformed XML text: {e}")))
 }
 
 /// Escape `text` for use as element content (`<`, `>`, `&`).

@@ -11,8 +11,7 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
-use quick_xml::Reader;
-use quick_xml::events::Event;
+use ferry_xml_index::Element;
 
 /// The resource type of a document handle (`ferry:plugin/documents.document`);
 /// its `rep` is the document's index in the current [`Batch`].
@@ -37,29 +36,6 @@ impl Document {
     }
 }
 
-/// One element, as byte offsets into the text.
-#[derive(Clone, Debug)]
-struct Element {
-    /// Offset and length of the qualified name (after `<`).
-    qname: (usize, usize),
-    /// Length of the local name (the end of `qname`).
-    local_len: usize,
-    /// Offset of the `<` of the start (or empty-element) tag.
-    start: usize,
-    /// Offset just after the start tag's `>`.
-    open_end: usize,
-    /// Offset of the `<` of the end tag (`open_end` for an empty element).
-    close_start: usize,
-    /// Offset just after the end tag's `>`.
-    end: usize,
-    /// `<x/>`.
-    empty: bool,
-    /// Index of the parent element.
-    parent: Option<usize>,
-    /// Only text, character/entity references and CDATA inside.
-    simple: bool,
-}
-
 /// A parsed document: its elements in document order, and where the
 /// envelope's parts are.
 #[derive(Debug)]
@@ -71,75 +47,9 @@ struct Index {
     parts: Option<usize>,
 }
 
-impl Element {
-    fn qname<'t>(&self, text: &'t str) -> &'t str {
-        &text[self.qname.0..self.qname.0 + self.qname.1]
-    }
-    fn local<'t>(&self, text: &'t str) -> &'t str {
-        let q = self.qname(text);
-        &q[q.len() - self.local_len..]
-    }
-}
-
 fn scan(xml: &str) -> Result<Index, String> {
-    let mut reader = Reader::from_str(xml);
-    let mut elements: Vec<Element> = Vec::new();
-    let mut stack: Vec<usize> = Vec::new();
-    loop {
-        let before = reader.buffer_position() as usize;
-        let event = reader.read_event().map_err(|e| {
-            format!(
-                "the document is not well-formed XML (near byte {}): {e}",
-                reader.error_position()
-            )
-        })?;
-        let after = reader.buffer_position() as usize;
-        match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty = matches!(event, Event::Empty(_));
-                let parent = stack.last().copied();
-                if let Some(p) = parent {
-                    elements[p].simple = false;
-                }
-                let q = e.name().into_inner().len();
-                let l = e.local_name().into_inner().len();
-                elements.push(Element {
-                    qname: (before + 1, q),
-                    local_len: l,
-                    start: before,
-                    open_end: after,
-                    close_start: after,
-                    end: after,
-                    empty,
-                    parent,
-                    simple: true,
-                });
-                if !empty {
-                    stack.push(elements.len() - 1);
-                }
-            }
-            Event::End(_) => {
-                let idx = stack.pop().ok_or_else(|| {
-                    format!("the document is not well-formed XML: an unexpected end tag at byte {before}")
-                })?;
-                elements[idx].close_start = before;
-                elements[idx].end = after;
-            }
-            Event::Comment(_) | Event::PI(_) => {
-                if let Some(&p) = stack.last() {
-                    elements[p].simple = false;
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    if let Some(&open) = stack.last() {
-        return Err(format!(
-            "the document is not well-formed XML: element <{}> is not closed",
-            elements[open].qname(xml)
-        ));
-    }
+    let elements = ferry_xml_index::scan(xml)
+        .map_err(|e| format!("the document is not well-formed XML: {e}"))?;
     if elements.is_empty() {
         return Err("the document is not XML: it holds no element".to_string());
     }
@@ -165,41 +75,32 @@ fn scan(xml: &str) -> Result<Index, String> {
 
 /// The text inside an element made of text, references and CDATA only.
 fn decode_text(inner: &str) -> Result<String, String> {
-    if !inner.contains(['&', '<', '\r']) {
-        return Ok(inner.to_string());
-    }
-    let mut reader = Reader::from_str(inner);
-    let mut out = String::new();
-    loop {
-        match reader
-            .read_event()
-            .map_err(|e| format!("malformed XML text: {e}"))?
-        {
-            Event::Text(t) => out.push_str(&t.xml10_content()),
-            Event::CData(c) => out.push_str(&c.xml10_content()),
-            Event::GeneralRef(r) => {
-                if let Some(ch) = r
-                    .resolve_char_ref()
-                    .map_err(|e| format!("bad character reference: {e}"))?
-                {
-                    out.push(ch);
-                } else {
-                    let name = r.xml10_content();
-                    let value = quick_xml::escape::resolve_predefined_entity(&name)
-                        .ok_or_else(|| format!("unknown entity &{name};"))?;
-                    out.push_str(value);
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    Ok(out)
+    ferry_xml_index::decode_text(inner)
+        .map(Cow::into_owned)
+        .map_err(|e| format!("malformed XML text: {e}"))
 }
 
 /// Text escaped for element content.
 fn escape(text: &str) -> Cow<'_, str> {
     quick_xml::escape::partial_escape(text)
+}
+
+/// The local names from the root to element `i`, `/`-separated.
+fn path(text: &str, elements: &[Element], i: usize) -> String {
+    let mut names: Vec<&str> = Vec::with_capacity(16);
+    let mut at = Some(i);
+    while let Some(e) = at {
+        names.push(elements[e].local(text));
+        at = elements[e].parent;
+    }
+    let mut out = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
+    for name in names.iter().rev() {
+        if !out.is_empty() {
+            out.push('/');
+        }
+        out.push_str(name);
+    }
+    out
 }
 
 /// An element as the guest sees it (`documents.element`).
@@ -320,7 +221,7 @@ impl Entry {
         };
         let mut out = Vec::new();
         for (i, e) in index.elements.iter().enumerate() {
-            if e.local(text) != name {
+            if !e.is_named(text, name) {
                 continue;
             }
             if let Some((from, to)) = within
@@ -328,16 +229,9 @@ impl Entry {
             {
                 continue;
             }
-            let mut names = vec![e.local(text)];
-            let mut p = e.parent;
-            while let Some(pi) = p {
-                names.push(index.elements[pi].local(text));
-                p = index.elements[pi].parent;
-            }
-            names.reverse();
             out.push(ElementView {
                 id: i as u32,
-                path: names.join("/"),
+                path: path(text, &index.elements, i),
                 text: if e.simple {
                     Some(decode_text(&text[e.open_end..e.close_start])?)
                 } else {
@@ -415,74 +309,88 @@ impl Entry {
 }
 
 /// A replacement of `range` by `with`; an insertion has an empty range.
-struct Splice {
+struct Splice<'a> {
     from: usize,
     to: usize,
-    with: String,
-    what: String,
+    with: Cow<'a, str>,
+    /// The edit it comes from (its index), named only in an error.
+    edit: usize,
+}
+
+/// How an error names `edit`.
+fn describe(edit: &Edit, index: &Index, text: &str) -> String {
+    let element = |id: u32| {
+        index
+            .elements
+            .get(id as usize)
+            .map_or("?", |e| e.qname(text))
+    };
+    match edit {
+        Edit::SetText(id, _) => format!("set-text of <{}> (element {id})", element(*id)),
+        Edit::Remove(id) => format!("remove of <{}> (element {id})", element(*id)),
+        Edit::SetHeader(field, _) => format!("set-header of {field}"),
+    }
+}
+
+/// The splice that makes `content` the content of `e`.
+fn content_splice<'a>(text: &str, e: &Element, content: Cow<'a, str>, edit: usize) -> Splice<'a> {
+    if e.empty {
+        let tag = &text[e.start..e.open_end];
+        let open = tag.trim_end_matches('>').trim_end_matches('/').trim_end();
+        Splice {
+            from: e.start,
+            to: e.end,
+            with: Cow::Owned(format!("{open}>{content}</{}>", e.qname(text))),
+            edit,
+        }
+    } else {
+        Splice {
+            from: e.open_end,
+            to: e.close_start,
+            with: content,
+            edit,
+        }
+    }
 }
 
 fn apply_edits(text: &str, index: &Index, edits: &[Edit]) -> Result<String, String> {
-    let element = |id: u32, what: &str| {
+    let element = |id: u32, n: usize| {
         index.elements.get(id as usize).ok_or_else(|| {
             format!(
-                "{what}: the document has no element {id} (it has {})",
+                "{}: the document has no element {id} (it has {})",
+                describe(&edits[n], index, text),
                 index.elements.len()
             )
         })
     };
-    let content_splice = |e: &Element, content: &str, what: String| {
-        if e.empty {
-            let tag = &text[e.start..e.open_end];
-            let open = tag.trim_end_matches('>').trim_end_matches('/').trim_end();
-            Splice {
-                from: e.start,
-                to: e.end,
-                with: format!("{open}>{content}</{}>", e.qname(text)),
-                what,
-            }
-        } else {
-            Splice {
-                from: e.open_end,
-                to: e.close_start,
-                with: content.to_string(),
-                what,
-            }
-        }
-    };
     let mut splices: Vec<Splice> = Vec::with_capacity(edits.len());
-    for edit in edits {
+    for (n, edit) in edits.iter().enumerate() {
         let splice = match edit {
-            Edit::SetText(id, value) => {
-                let e = element(*id, "set-text")?;
-                content_splice(
-                    e,
-                    &escape(value),
-                    format!("set-text of <{}> (element {id})", e.qname(text)),
-                )
-            }
+            Edit::SetText(id, value) => content_splice(text, element(*id, n)?, escape(value), n),
             Edit::Remove(id) => {
-                let e = element(*id, "remove")?;
+                let e = element(*id, n)?;
                 Splice {
                     from: e.start,
                     to: e.end,
-                    with: String::new(),
-                    what: format!("remove of <{}> (element {id})", e.qname(text)),
+                    with: Cow::Borrowed(""),
+                    edit: n,
                 }
             }
             Edit::SetHeader(field, value) => {
-                let what = format!("set-header of {field}");
+                let what = || describe(edit, index, text);
                 if field.is_empty()
                     || field.contains(|c: char| c.is_whitespace() || "<>&/:\"'=".contains(c))
                 {
-                    return Err(format!("{what}: {field:?} is not an element name"));
+                    return Err(format!("{}: {field:?} is not an element name", what()));
                 }
                 let h = match index.header {
                     Some(h) => h,
                     None if index.envelope => {
-                        return Err(format!("{what}: the envelope has no <Header>"));
+                        return Err(format!("{}: the envelope has no <Header>", what()));
                     }
-                    None => return Err(format!("{what}: the document is not an AIF envelope")),
+                    None => {
+                        return Err(format!("{}: the document is not an AIF envelope", what()));
+                    }
                 };
                 let escaped = escape(value);
                 let found = index
@@ -490,13 +398,13 @@ fn apply_edits(text: &str, index: &Index, edits: &[Edit]) -> Result<String, Stri
                     .iter()
                     .find(|e| e.parent == Some(h) && e.local(text) == field);
                 match found {
-                    Some(f) => content_splice(f, &escaped, what),
+                    Some(f) => content_splice(text, f, escaped, n),
                     None => {
                         let he = &index.elements[h];
                         let prefix = he.qname(text).strip_suffix(he.local(text)).unwrap_or("");
                         let new_field = format!("<{prefix}{field}>{escaped}</{prefix}{field}>");
                         if he.empty {
-                            content_splice(he, &new_field, what)
+                            content_splice(text, he, Cow::Owned(new_field), n)
                         } else {
                             // After the last field, indented like it; else
                             // just before `</Header>`.
@@ -507,15 +415,18 @@ fn apply_edits(text: &str, index: &Index, edits: &[Edit]) -> Result<String, Stri
                                     Splice {
                                         from: l.end,
                                         to: l.end,
-                                        with: format!("{}{new_field}", &before[trimmed.len()..]),
-                                        what,
+                                        with: Cow::Owned(format!(
+                                            "{}{new_field}",
+                                            &before[trimmed.len()..]
+                                        )),
+                                        edit: n,
                                     }
                                 }
                                 None => Splice {
                                     from: he.close_start,
                                     to: he.close_start,
-                                    with: new_field,
-                                    what,
+                                    with: Cow::Owned(new_field),
+                                    edit: n,
                                 },
                             }
                         }
@@ -528,13 +439,14 @@ fn apply_edits(text: &str, index: &Index, edits: &[Edit]) -> Result<String, Stri
         splices.push(splice);
     }
     splices.sort_by_key(|s| (s.from, s.to));
-    let mut out = String::with_capacity(text.len() + 64);
+    let grows: usize = splices.iter().map(|s| s.with.len()).sum();
+    let mut out = String::with_capacity(text.len() + grows);
     let mut at = 0;
     for s in &splices {
         if s.from < at {
             return Err(format!(
                 "{}: it falls inside what another edit of the same document replaced or removed",
-                s.what
+                describe(&edits[s.edit], index, text)
             ));
         }
         out.push_str(&text[at..s.from]);
