@@ -255,13 +255,32 @@ impl Grants {
         if !meta.is_file() {
             return Err(FileError::NotAFile);
         }
-        let mut content = Vec::with_capacity(meta.len().min(max_size) as usize);
-        let n = file
-            .take(max_size.saturating_add(1))
-            .read_to_end(&mut content)
-            .map_err(io_error)?;
-        if n as u64 > max_size {
-            return Err(FileError::TooLarge(n as u64));
+        if meta.len() > max_size {
+            return Err(FileError::TooLarge(meta.len()));
+        }
+        // Read what the file held when opened, with room for a byte more
+        // to see that it grew: one call for a file on a local disk.
+        let size = meta.len() as usize;
+        let mut content = vec![0; size + 1];
+        let mut n = 0;
+        while n < size {
+            match (&file).read(&mut content[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        content.truncate(n);
+        if n > size {
+            // It grew: the rest, up to the limit.
+            (&file)
+                .take(max_size.saturating_add(1) - n as u64)
+                .read_to_end(&mut content)
+                .map_err(io_error)?;
+        }
+        if content.len() as u64 > max_size {
+            return Err(FileError::TooLarge(content.len() as u64));
         }
         Ok(content)
     }
@@ -309,12 +328,15 @@ impl Grants {
     /// `remove` of one path (a file, or a link itself).
     pub fn remove(&self, path: &str) -> Result<(), FileError> {
         let (g, rel) = self.file_path(path, true)?;
-        let meta = cap_primitives::fs::stat(&g.dir, Path::new(rel), FollowSymlinks::No)
-            .map_err(resolve_error)?;
-        if meta.file_type().is_dir() {
-            return Err(FileError::NotAFile);
-        }
-        cap_primitives::fs::remove_file(&g.dir, Path::new(rel)).map_err(resolve_error)
+        // A folder is refused by the system call itself (`unlinkat`
+        // without AT_REMOVEDIR: EISDIR).
+        cap_primitives::fs::remove_file(&g.dir, Path::new(rel)).map_err(|e| {
+            if e.kind() == ErrorKind::IsADirectory {
+                FileError::NotAFile
+            } else {
+                resolve_error(e)
+            }
+        })
     }
 
     /// The host folder of a grant, for messages.
@@ -371,6 +393,12 @@ mod tests {
         assert_eq!(g.read("/port/sub", 10), Err(FileError::NotAFile));
         g.rename("/port/a.xml", "/port/sub/a.xml").unwrap();
         assert_eq!(fs::read(tmp.path().join("sub/a.xml")).unwrap(), b"a");
+        g.write("/port/empty", b"").unwrap();
+        assert_eq!(g.read("/port/empty", 10).unwrap(), b"");
+        assert_eq!(g.read("/port/b.xml", 3).unwrap(), b"bee");
+        // A folder is not removed.
+        assert_eq!(g.remove("/port/sub"), Err(FileError::NotAFile));
+        g.remove("/port/empty").unwrap();
         g.remove("/port/b.xml").unwrap();
         assert_eq!(g.remove("/port/b.xml"), Err(FileError::NotFound));
         assert_eq!(g.list("/port/sub").unwrap().len(), 1);
