@@ -232,6 +232,11 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // For profiling guests (BENCHMARKS.md): name their compiled code
+        // in /tmp/perf-PID.map, which `perf report` reads.
+        if std::env::var_os("FERRY_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let slot = options.max_memory.max(1 << 20).next_multiple_of(64 << 10);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(options.max_instances)
