@@ -92,12 +92,12 @@ pub(crate) fn scan(xml: &str) -> Result<Vec<Element<'_>>, EnvelopeError> {
         .map(|e| Element {
             local: e.local(xml),
             qname: e.qname(xml),
-            start: e.start,
-            open_end: e.open_end,
-            close_start: e.close_start,
-            end: e.end,
+            start: e.start(),
+            open_end: e.open_end(),
+            close_start: e.close_start(),
+            end: e.end(),
             empty: e.empty,
-            parent: e.parent,
+            parent: e.parent(),
             simple: e.simple,
         })
         .collect())

@@ -23,55 +23,80 @@ use std::fmt;
 
 use memchr::{memchr, memchr2, memchr3, memmem};
 
-/// One element, as byte offsets into the text it was found in.
+/// One element, as byte offsets into the text it was found in (kept in
+/// 32 bits: a text is indexed up to 4 GiB).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Element {
-    /// Offset of the `<` of its start (or empty-element) tag.
-    pub start: usize,
-    /// Offset just after the start tag's `>`.
-    pub open_end: usize,
-    /// Offset of the `<` of its end tag (`open_end` for an empty element).
-    pub close_start: usize,
-    /// Offset just after the end tag's `>`.
-    pub end: usize,
+    start: u32,
+    open_end: u32,
+    close_start: u32,
+    end: u32,
     /// Length of the qualified name (it starts at `start + 1`).
-    name_len: usize,
+    name_len: u32,
     /// Where the local name starts inside the qualified name.
-    local_from: usize,
+    local_from: u32,
+    /// Index of the element it is in; `NONE` for a root.
+    parent: u32,
     /// Written `<x/>`.
     pub empty: bool,
-    /// Index of the element it is in (`None` for a root).
-    pub parent: Option<usize>,
     /// Holds only text, character or entity references and CDATA (no
     /// element, comment or processing instruction).
     pub simple: bool,
 }
 
+const NONE: u32 = u32::MAX;
+
 impl Element {
+    /// Offset of the `<` of its start (or empty-element) tag.
+    pub fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    /// Offset just after the start tag's `>`.
+    pub fn open_end(&self) -> usize {
+        self.open_end as usize
+    }
+
+    /// Offset of the `<` of its end tag (`open_end` for an empty element).
+    pub fn close_start(&self) -> usize {
+        self.close_start as usize
+    }
+
+    /// Offset just after the end tag's `>`.
+    pub fn end(&self) -> usize {
+        self.end as usize
+    }
+
+    /// Index of the element it is in (`None` for a root).
+    pub fn parent(&self) -> Option<usize> {
+        (self.parent != NONE).then_some(self.parent as usize)
+    }
+
     /// Its qualified name as written (`m:Envelope`), from `xml`, the text
     /// it was found in.
     pub fn qname<'t>(&self, xml: &'t str) -> &'t str {
-        &xml[self.start + 1..self.start + 1 + self.name_len]
+        let from = self.start() + 1;
+        &xml[from..from + self.name_len as usize]
     }
 
     /// Its local name (`Envelope` of `m:Envelope`).
     pub fn local<'t>(&self, xml: &'t str) -> &'t str {
-        &self.qname(xml)[self.local_from..]
+        &self.qname(xml)[self.local_from as usize..]
     }
 
     /// Whether its local name is `local` (the length compared first).
     pub fn is_named(&self, xml: &str, local: &str) -> bool {
-        self.name_len - self.local_from == local.len() && self.local(xml) == local
+        (self.name_len - self.local_from) as usize == local.len() && self.local(xml) == local
     }
 
     /// What is between its start and end tags, verbatim (`""` when empty).
     pub fn inner<'t>(&self, xml: &'t str) -> &'t str {
-        &xml[self.open_end..self.close_start]
+        &xml[self.open_end()..self.close_start()]
     }
 
     /// The element whole, start tag to end tag, verbatim.
     pub fn outer<'t>(&self, xml: &'t str) -> &'t str {
-        &xml[self.start..self.end]
+        &xml[self.start()..self.end()]
     }
 }
 
@@ -102,6 +127,12 @@ fn malformed(at: usize, reason: impl Into<String>) -> Malformed {
 /// The elements of `xml` in document order (each after its parent).
 pub fn scan(xml: &str) -> Result<Vec<Element>, Malformed> {
     let b = xml.as_bytes();
+    if b.len() >= NONE as usize {
+        return Err(malformed(
+            0,
+            "the text is too large to index (4 GiB or more)",
+        ));
+    }
     let mut elements: Vec<Element> = Vec::with_capacity(b.len() / 32 + 4);
     let mut stack: Vec<usize> = Vec::with_capacity(16);
     let mut pos = 0;
@@ -137,7 +168,7 @@ pub fn scan(xml: &str) -> Result<Vec<Element>, Malformed> {
                     ));
                 };
                 let e = &mut elements[open];
-                if b[e.start + 1..e.start + 1 + e.name_len] != *name.as_bytes() {
+                if e.qname(xml).as_bytes() != name.as_bytes() {
                     return Err(malformed(
                         lt,
                         format!(
@@ -146,8 +177,8 @@ pub fn scan(xml: &str) -> Result<Vec<Element>, Malformed> {
                         ),
                     ));
                 }
-                e.close_start = lt;
-                e.end = gt + 1;
+                e.close_start = lt as u32;
+                e.end = (gt + 1) as u32;
                 gt + 1
             }
             Some(b'!') => {
@@ -217,15 +248,16 @@ pub fn scan(xml: &str) -> Result<Vec<Element>, Malformed> {
                 if let Some(p) = parent {
                     elements[p].simple = false;
                 }
+                let after = (gt + 1) as u32;
                 elements.push(Element {
-                    start: lt,
-                    open_end: gt + 1,
-                    close_start: gt + 1,
-                    end: gt + 1,
-                    name_len: name.len(),
-                    local_from: name.iter().rposition(|c| *c == b':').map_or(0, |c| c + 1),
+                    start: lt as u32,
+                    open_end: after,
+                    close_start: after,
+                    end: after,
+                    name_len: name.len() as u32,
+                    local_from: name.iter().rposition(|c| *c == b':').map_or(0, |c| c + 1) as u32,
                     empty,
-                    parent,
+                    parent: parent.map_or(NONE, |p| p as u32),
                     simple: true,
                 });
                 if !empty {
@@ -238,7 +270,7 @@ pub fn scan(xml: &str) -> Result<Vec<Element>, Malformed> {
     if let Some(&open) = stack.last() {
         let e = &elements[open];
         return Err(malformed(
-            e.start,
+            e.start(),
             format!("element <{}> is not closed", e.qname(xml)),
         ));
     }

@@ -38,14 +38,14 @@ fn oracle(xml: &str) -> Result<Vec<(Element, Option<String>)>, String> {
                 let q = e.name().into_inner().len();
                 let l = e.local_name().into_inner().len();
                 elements.push(Element {
-                    start: before,
-                    open_end: after,
-                    close_start: after,
-                    end: after,
-                    name_len: q,
-                    local_from: q - l,
+                    start: before as u32,
+                    open_end: after as u32,
+                    close_start: after as u32,
+                    end: after as u32,
+                    name_len: q as u32,
+                    local_from: (q - l) as u32,
                     empty,
-                    parent,
+                    parent: parent.map_or(NONE, |p| p as u32),
                     simple: true,
                 });
                 if !empty {
@@ -54,8 +54,8 @@ fn oracle(xml: &str) -> Result<Vec<(Element, Option<String>)>, String> {
             }
             Event::End(_) => {
                 let idx = stack.pop().ok_or("unexpected end")?;
-                elements[idx].close_start = before;
-                elements[idx].end = after;
+                elements[idx].close_start = before as u32;
+                elements[idx].end = after as u32;
             }
             Event::Comment(_) | Event::PI(_) => {
                 if let Some(&p) = stack.last() {
@@ -119,9 +119,9 @@ fn indexes_elements_names_texts_and_nesting() {
         (root.qname(ENV), root.local(ENV)),
         ("m:Envelope", "Envelope")
     );
-    assert_eq!(root.parent, None);
+    assert_eq!(root.parent(), None);
     assert!(!root.simple);
-    assert_eq!(find("Header").parent, Some(0));
+    assert_eq!(find("Header").parent(), Some(0));
     let order = find("SalesOrder");
     assert!(
         order

@@ -56,9 +56,9 @@ fn scan(xml: &str) -> Result<Index, String> {
     let child = |parent: Option<usize>, local: &str| {
         elements
             .iter()
-            .position(|e| e.parent == parent && e.local(xml) == local)
+            .position(|e| e.parent() == parent && e.local(xml) == local)
     };
-    let root = elements.iter().position(|e| e.parent.is_none());
+    let root = elements.iter().position(|e| e.parent().is_none());
     let envelope = root.is_some_and(|r| elements[r].local(xml) == "Envelope");
     let (mut header, mut parts) = (None, None);
     if envelope {
@@ -91,7 +91,7 @@ fn path(text: &str, elements: &[Element], i: usize) -> String {
     let mut at = Some(i);
     while let Some(e) = at {
         names.push(elements[e].local(text));
-        at = elements[e].parent;
+        at = elements[e].parent();
     }
     let mut out = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
     for name in names.iter().rev() {
@@ -183,7 +183,7 @@ impl Entry {
         let Some(f) = index
             .elements
             .iter()
-            .find(|e| e.parent == Some(h) && e.local(text) == field)
+            .find(|e| e.parent() == Some(h) && e.local(text) == field)
         else {
             return Ok(None);
         };
@@ -193,7 +193,7 @@ impl Entry {
                 f.qname(text)
             ));
         }
-        decode_text(&text[f.open_end..f.close_start]).map(Some)
+        decode_text(&text[f.open_end()..f.close_start()]).map(Some)
     }
 
     /// The XML inside `Body/MessageParts`.
@@ -201,7 +201,7 @@ impl Entry {
         let index = self.index()?;
         Ok(index.parts.map(|p| {
             let e = &index.elements[p];
-            self.doc.content[e.open_end..e.close_start].to_string()
+            self.doc.content[e.open_end()..e.close_start()].to_string()
         }))
     }
 
@@ -214,7 +214,7 @@ impl Entry {
             (true, _, _) | (false, false, _) => None,
             (false, true, Some(p)) => {
                 let e = &index.elements[p];
-                Some((e.open_end, e.close_start))
+                Some((e.open_end(), e.close_start()))
             }
             // An envelope without a body has no body elements.
             (false, true, None) => return Ok(Vec::new()),
@@ -225,7 +225,7 @@ impl Entry {
                 continue;
             }
             if let Some((from, to)) = within
-                && !(e.start >= from && e.end <= to)
+                && !(e.start() >= from && e.end() <= to)
             {
                 continue;
             }
@@ -233,12 +233,12 @@ impl Entry {
                 id: i as u32,
                 path: path(text, &index.elements, i),
                 text: if e.simple {
-                    Some(decode_text(&text[e.open_end..e.close_start])?)
+                    Some(decode_text(&text[e.open_end()..e.close_start()])?)
                 } else {
                     None
                 },
-                start: e.start as u32,
-                end: e.end as u32,
+                start: e.start() as u32,
+                end: e.end() as u32,
             });
         }
         Ok(out)
@@ -335,18 +335,18 @@ fn describe(edit: &Edit, index: &Index, text: &str) -> String {
 /// The splice that makes `content` the content of `e`.
 fn content_splice<'a>(text: &str, e: &Element, content: Cow<'a, str>, edit: usize) -> Splice<'a> {
     if e.empty {
-        let tag = &text[e.start..e.open_end];
+        let tag = &text[e.start()..e.open_end()];
         let open = tag.trim_end_matches('>').trim_end_matches('/').trim_end();
         Splice {
-            from: e.start,
-            to: e.end,
+            from: e.start(),
+            to: e.end(),
             with: Cow::Owned(format!("{open}>{content}</{}>", e.qname(text))),
             edit,
         }
     } else {
         Splice {
-            from: e.open_end,
-            to: e.close_start,
+            from: e.open_end(),
+            to: e.close_start(),
             with: content,
             edit,
         }
@@ -370,8 +370,8 @@ fn apply_edits(text: &str, index: &Index, edits: &[Edit]) -> Result<String, Stri
             Edit::Remove(id) => {
                 let e = element(*id, n)?;
                 Splice {
-                    from: e.start,
-                    to: e.end,
+                    from: e.start(),
+                    to: e.end(),
                     with: Cow::Borrowed(""),
                     edit: n,
                 }
@@ -396,7 +396,7 @@ fn apply_edits(text: &str, index: &Index, edits: &[Edit]) -> Result<String, Stri
                 let found = index
                     .elements
                     .iter()
-                    .find(|e| e.parent == Some(h) && e.local(text) == field);
+                    .find(|e| e.parent() == Some(h) && e.local(text) == field);
                 match found {
                     Some(f) => content_splice(text, f, escaped, n),
                     None => {
@@ -408,13 +408,13 @@ fn apply_edits(text: &str, index: &Index, edits: &[Edit]) -> Result<String, Stri
                         } else {
                             // After the last field, indented like it; else
                             // just before `</Header>`.
-                            match index.elements.iter().rfind(|e| e.parent == Some(h)) {
+                            match index.elements.iter().rfind(|e| e.parent() == Some(h)) {
                                 Some(l) => {
-                                    let before = &text[..l.start];
+                                    let before = &text[..l.start()];
                                     let trimmed = before.trim_end_matches([' ', '\t', '\r', '\n']);
                                     Splice {
-                                        from: l.end,
-                                        to: l.end,
+                                        from: l.end(),
+                                        to: l.end(),
                                         with: Cow::Owned(format!(
                                             "{}{new_field}",
                                             &before[trimmed.len()..]
@@ -423,8 +423,8 @@ fn apply_edits(text: &str, index: &Index, edits: &[Edit]) -> Result<String, Stri
                                     }
                                 }
                                 None => Splice {
-                                    from: he.close_start,
-                                    to: he.close_start,
+                                    from: he.close_start(),
+                                    to: he.close_start(),
                                     with: Cow::Owned(new_field),
                                     edit: n,
                                 },
