@@ -53,11 +53,7 @@ fn scan(xml: &str) -> Result<Index, String> {
     if elements.is_empty() {
         return Err("the document is not XML: it holds no element".to_string());
     }
-    let child = |parent: Option<usize>, local: &str| {
-        elements
-            .iter()
-            .position(|e| e.parent() == parent && e.local(xml) == local)
-    };
+    let child = |parent, local| child(&elements, xml, parent, local);
     let root = elements.iter().position(|e| e.parent().is_none());
     let envelope = root.is_some_and(|r| elements[r].local(xml) == "Envelope");
     let (mut header, mut parts) = (None, None);
@@ -71,6 +67,13 @@ fn scan(xml: &str) -> Result<Index, String> {
         header,
         parts,
     })
+}
+
+/// The element named `local` whose parent is `parent` (the first).
+fn child(elements: &[Element], xml: &str, parent: Option<usize>, local: &str) -> Option<usize> {
+    elements
+        .iter()
+        .position(|e| e.parent() == parent && e.is_named(xml, local))
 }
 
 /// The text inside an element made of text, references and CDATA only.
@@ -180,10 +183,7 @@ impl Entry {
         let Some(h) = index.header else {
             return Ok(None);
         };
-        let Some(f) = index
-            .elements
-            .iter()
-            .find(|e| e.parent() == Some(h) && e.local(text) == field)
+        let Some(f) = child(&index.elements, text, Some(h), field).map(|f| &index.elements[f])
         else {
             return Ok(None);
         };
@@ -193,7 +193,7 @@ impl Entry {
                 f.qname(text)
             ));
         }
-        decode_text(&text[f.open_end()..f.close_start()]).map(Some)
+        decode_text(f.inner(text)).map(Some)
     }
 
     /// The XML inside `Body/MessageParts`.
@@ -201,7 +201,7 @@ impl Entry {
         let index = self.index()?;
         Ok(index.parts.map(|p| {
             let e = &index.elements[p];
-            self.doc.content[e.open_end()..e.close_start()].to_string()
+            e.inner(&self.doc.content).to_string()
         }))
     }
 
@@ -233,7 +233,7 @@ impl Entry {
                 id: i as u32,
                 path: path(text, &index.elements, i),
                 text: if e.simple {
-                    Some(decode_text(&text[e.open_end()..e.close_start()])?)
+                    Some(decode_text(e.inner(text))?)
                 } else {
                     None
                 },
@@ -393,10 +393,8 @@ fn apply_edits(text: &str, index: &Index, edits: &[Edit]) -> Result<String, Stri
                     }
                 };
                 let escaped = escape(value);
-                let found = index
-                    .elements
-                    .iter()
-                    .find(|e| e.parent() == Some(h) && e.local(text) == field);
+                let found =
+                    child(&index.elements, text, Some(h), field).map(|f| &index.elements[f]);
                 match found {
                     Some(f) => content_splice(text, f, escaped, n),
                     None => {
@@ -571,6 +569,18 @@ mod tests {
                 .contains("not well-formed")
         );
         assert_eq!(e.finish().unwrap().content, "not xml at all, a CSV line");
+    }
+
+    #[test]
+    fn a_text_with_an_unknown_reference_fails_the_question_with_the_reason() {
+        let e = entry(
+            "<Envelope><Header><Company>&bogus;</Company></Header><Body><MessageParts><A>&#0;</A></MessageParts></Body></Envelope>",
+        );
+        assert!(e.is_envelope());
+        let header = e.header("Company").unwrap_err();
+        assert!(header.contains("unknown entity &bogus;"), "{header}");
+        let body = e.elements("A", false).unwrap_err();
+        assert!(body.contains("bad character reference &#0;"), "{body}");
     }
 
     #[test]
