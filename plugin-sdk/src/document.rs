@@ -16,9 +16,9 @@ use crate::PluginError;
 use crate::envelope::{self, Element as Scanned};
 
 /// An element of a document, as [`Document::elements`] finds it: `id` (what
-/// the edits take), `path` (local names from the root, `/`-separated),
-/// `text` (its text, unescaped, when it holds text only), `start` and `end`
-/// (byte offsets of its tags in [`Document::text`]).
+/// the edits and [`Document::path`] take), `text` (its text, unescaped, when
+/// it holds text only), `start` and `end` (byte offsets of its tags in
+/// [`Document::text`]).
 pub use crate::bindings::ferry::plugin::documents::Element;
 
 type HostDocument = crate::bindings::ferry::plugin::documents::Document;
@@ -149,6 +149,20 @@ impl Document {
         match &self.inner {
             Inner::Host(d) => d.elements_anywhere(name).map_err(rejected),
             Inner::Local(l) => local_elements(&l.borrow().text, name, true),
+        }
+    }
+
+    /// The local names from the root to `element`, `/`-separated (e.g.
+    /// `"Envelope/Body/MessageParts/SalesOrder/SalesTable/CustAccount"`);
+    /// `None` when the document has no such element.
+    pub fn path(&self, element: &Element) -> Option<String> {
+        match &self.inner {
+            Inner::Host(d) => d.path(element.id),
+            Inner::Local(l) => {
+                let l = l.borrow();
+                let all = envelope::scan(&l.text).ok()?;
+                ((element.id as usize) < all.len()).then(|| path_of(&all, element.id as usize))
+            }
         }
     }
 
@@ -298,7 +312,6 @@ fn local_elements(text: &str, name: &str, anywhere: bool) -> Result<Vec<Element>
         }
         out.push(Element {
             id: i as u32,
-            path: path_of(&all, i),
             text: if e.simple {
                 Some(envelope::decode_text(&text[e.open_end..e.close_start])?)
             } else {
@@ -434,7 +447,13 @@ mod tests {
         assert_eq!(d.header("Action").unwrap().as_deref(), Some("a"));
         let items = d.elements("ItemId").unwrap();
         assert_eq!(items[0].text.as_deref(), Some("A&B"));
-        assert_eq!(items[0].path, "Envelope/Body/MessageParts/O/ItemId");
+        assert_eq!(
+            d.path(&items[0]).as_deref(),
+            Some("Envelope/Body/MessageParts/O/ItemId")
+        );
+        let mut unknown = items[0].clone();
+        unknown.id = 999;
+        assert_eq!(d.path(&unknown), None);
         assert!(d.elements("Action").unwrap().is_empty());
         assert_eq!(d.elements_anywhere("Action").unwrap().len(), 1);
         d.set_text(&items[0], "1<2");

@@ -111,8 +111,6 @@ fn path(text: &str, elements: &[Element], i: usize) -> String {
 pub struct ElementView {
     /// Its number in the document.
     pub id: u32,
-    /// Local names from the root, `/`-separated.
-    pub path: String,
     /// Its text when it holds text only.
     pub text: Option<String>,
     /// Where its start tag begins.
@@ -231,7 +229,6 @@ impl Entry {
             }
             out.push(ElementView {
                 id: i as u32,
-                path: path(text, &index.elements, i),
                 text: if e.simple {
                     Some(decode_text(e.inner(text))?)
                 } else {
@@ -242,6 +239,15 @@ impl Entry {
             });
         }
         Ok(out)
+    }
+
+    /// The local names from the root to element `id`, `/`-separated;
+    /// `None` for an id the document has no element of (or a text that is
+    /// not well-formed XML).
+    pub fn path(&self, id: u32) -> Option<String> {
+        let index = self.index().ok()?;
+        let i = id as usize;
+        (i < index.elements.len()).then(|| path(&self.doc.content, &index.elements, i))
     }
 
     fn edit(&mut self, edit: Edit, bytes: usize) {
@@ -519,9 +525,12 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].text.as_deref(), Some("A&B"));
         assert_eq!(
-            items[0].path,
-            "Envelope/Body/MessageParts/SalesOrder/ItemId"
+            e.path(items[0].id).as_deref(),
+            Some("Envelope/Body/MessageParts/SalesOrder/ItemId")
         );
+        assert_eq!(e.path(0).as_deref(), Some("Envelope"));
+        assert_eq!(e.path(10_000), None);
+        assert_eq!(entry("<a>").path(0), None, "not well-formed: no paths");
         assert_eq!(
             &ENV[items[1].start as usize..items[1].end as usize],
             "<ItemId>X</ItemId>"

@@ -271,6 +271,10 @@ impl docs::HostDocument for HostState {
         Ok(self.entry(&doc)?.elements(&name, true).map(views))
     }
 
+    fn path(&mut self, doc: Resource<DocRef>, id: u32) -> wasmtime::Result<Option<String>> {
+        Ok(self.entry(&doc)?.path(id))
+    }
+
     fn set_text(&mut self, doc: Resource<DocRef>, id: u32, text: String) -> wasmtime::Result<()> {
         self.entry_to_edit(&doc, text.len())?.set_text(id, text);
         Ok(())
@@ -307,7 +311,6 @@ fn views(v: Vec<super::document::ElementView>) -> Vec<docs::Element> {
     v.into_iter()
         .map(|e| docs::Element {
             id: e.id,
-            path: e.path,
             text: e.text,
             start: e.start,
             end: e.end,

@@ -14,7 +14,7 @@ export function init(config) {
 
 function applyOne(ctx, doc) {
   // TODO: your rule. Read: doc.header('Company'), doc.elements('ItemId')
-  // (each with id, path, text), doc.body(), doc.text(). Answer with edits
+  // (each with id, text), doc.path(element.id), doc.body(), doc.text(). Answer with edits
   // the host applies: doc.setText(element.id, '...'), doc.setHeader('Company',
   // '...'), doc.remove(element.id), or doc.replace(wholeText). Refuse by
   // returning { tag: 'rejected', val: 'why' } (the message's fault) or

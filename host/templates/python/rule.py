@@ -22,7 +22,7 @@ class WitWorld(wit_world.WitWorld):
 
 def apply_one(ctx: Context, doc: Document) -> None:
     # TODO: your rule. Read: doc.header("Company"), doc.elements("ItemId")
-    # (each with .id, .path, .text), doc.body(), doc.text(). Answer with
+    # (each with .id, .text), doc.path(element.id), doc.body(), doc.text(). Answer with
     # edits the host applies: doc.set_text(element.id, "..."),
     # doc.set_header("Company", "..."), doc.remove(element.id), or
     # doc.replace(whole_text). Refuse with `raise Err(PluginError_Rejected("why"))`

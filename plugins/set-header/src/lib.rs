@@ -83,7 +83,10 @@ impl Setting {
             Some(c) => c == self.value || (self.only_if_missing && !c.trim().is_empty()),
             None => {
                 let header = doc.elements_anywhere("Header")?;
-                if !header.iter().any(|h| h.path == "Envelope/Header") {
+                if !header
+                    .iter()
+                    .any(|h| doc.path(h).as_deref() == Some("Envelope/Header"))
+                {
                     return Err(PluginError::rejected(
                         "the envelope has no <Header> before <Body>",
                     ));
