@@ -136,12 +136,7 @@ pub fn scan(xml: &str) -> Result<Vec<Element>, Malformed> {
     let mut elements: Vec<Element> = Vec::with_capacity(b.len() / 32 + 4);
     let mut stack: Vec<usize> = Vec::with_capacity(16);
     let mut pos = 0;
-    while let Some(lt) = find(
-        b,
-        pos,
-        |c| c == b'<' || c == b'&',
-        |h| memchr2(b'<', b'&', h),
-    ) {
+    while let Some(lt) = find(b, pos, [b'<', b'&'], |h| memchr2(b'<', b'&', h)) {
         if b[lt] == b'&' {
             // A reference in text: closed with `;` before the next markup.
             let end = memchr(b'<', &b[lt..]).map_or(b.len(), |k| lt + k);
@@ -154,7 +149,7 @@ pub fn scan(xml: &str) -> Result<Vec<Element>, Malformed> {
         pos = match b.get(lt + 1) {
             Some(b'/') => {
                 let from = lt + 2;
-                let gt = find(b, from, |c| c == b'>', |h| memchr(b'>', h))
+                let gt = find(b, from, [b'>'], |h| memchr(b'>', h))
                     .ok_or_else(|| malformed(lt, "an end tag is not closed with `>`"))?;
                 let mut name_end = gt;
                 while name_end > from && matches!(b[name_end - 1], b' ' | b'\t' | b'\r' | b'\n') {
@@ -216,10 +211,46 @@ pub fn scan(xml: &str) -> Result<Vec<Element>, Malformed> {
             }
             _ => {
                 let from = lt + 1;
+                // The name, and where it ends: the usual tags (`<Name>`,
+                // `<Name/>`, `<Name attributes...>`) in one pass; anything
+                // else (a quote in the name) by the general way below.
+                let mut i = from;
+                let mut colon = None;
+                while let Some(&c) = b.get(i) {
+                    match c {
+                        b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/' | b'"' | b'\'' => break,
+                        b':' => colon = Some(i),
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                let short = match b.get(i) {
+                    Some(b'>') => Some((i, false)),
+                    Some(b'/') if b.get(i + 1) == Some(&b'>') => Some((i + 1, true)),
+                    _ => None,
+                };
+                if let Some((gt, empty)) = short {
+                    let name_end = if empty { gt - 1 } else { gt };
+                    if name_end == from {
+                        return Err(malformed(lt, "`<` is not followed by an element name"));
+                    }
+                    let local_from = colon.map_or(0, |c| c + 1 - from);
+                    open(
+                        &mut elements,
+                        &mut stack,
+                        lt,
+                        gt,
+                        name_end - from,
+                        local_from,
+                        empty,
+                    );
+                    pos = gt + 1;
+                    continue;
+                }
                 // The tag's `>`, past quoted attribute values.
                 let mut i = from;
                 let gt = loop {
-                    let quote_or_end = |c: u8| c == b'>' || c == b'"' || c == b'\'';
+                    let quote_or_end = [b'>', b'"', b'\''];
                     let Some(at) = find(b, i, quote_or_end, |h| memchr3(b'>', b'"', b'\'', h))
                     else {
                         return Err(malformed(lt, "a start tag is not closed with `>`"));
@@ -244,25 +275,16 @@ pub fn scan(xml: &str) -> Result<Vec<Element>, Malformed> {
                 if name.is_empty() {
                     return Err(malformed(lt, "`<` is not followed by an element name"));
                 }
-                let parent = stack.last().copied();
-                if let Some(p) = parent {
-                    elements[p].simple = false;
-                }
-                let after = (gt + 1) as u32;
-                elements.push(Element {
-                    start: lt as u32,
-                    open_end: after,
-                    close_start: after,
-                    end: after,
-                    name_len: name.len() as u32,
-                    local_from: name.iter().rposition(|c| *c == b':').map_or(0, |c| c + 1) as u32,
+                let local_from = name.iter().rposition(|c| *c == b':').map_or(0, |c| c + 1);
+                open(
+                    &mut elements,
+                    &mut stack,
+                    lt,
+                    gt,
+                    name.len(),
+                    local_from,
                     empty,
-                    parent: parent.map_or(NONE, |p| p as u32),
-                    simple: true,
-                });
-                if !empty {
-                    stack.push(elements.len() - 1);
-                }
+                );
                 gt + 1
             }
         };
@@ -277,22 +299,73 @@ pub fn scan(xml: &str) -> Result<Vec<Element>, Malformed> {
     Ok(elements)
 }
 
-/// The first byte from `from` on that `is` (a few bytes looked at one by
-/// one: markup is dense), else what `search` finds in the rest.
+/// The first byte from `from` on that is one of `set`: the next 16 bytes
+/// looked at 8 at a time in a register (markup is dense: the byte sought is
+/// usually near), else what `search` finds in the rest.
 #[inline(always)]
-fn find(
+fn find<const N: usize>(
     b: &[u8],
     from: usize,
-    is: impl Fn(u8) -> bool,
+    set: [u8; N],
     search: impl Fn(&[u8]) -> Option<usize>,
 ) -> Option<usize> {
-    let near = b.len().min(from + 16);
-    for (i, &c) in b[from.min(near)..near].iter().enumerate() {
-        if is(c) {
-            return Some(from + i);
+    const LO: u64 = u64::from_le_bytes([0x01; 8]);
+    const HI: u64 = u64::from_le_bytes([0x80; 8]);
+    let mut at = from;
+    while at + 8 <= b.len() && at < from + 16 {
+        let word = u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        let mut hits = 0;
+        for c in set {
+            // A byte of `word` equal to `c` is a zero byte of `x`: its high
+            // bit is set in `zero`. A borrow can set bits above the first
+            // zero byte, never below it, so the lowest bit is exact.
+            let x = word ^ (LO * u64::from(c));
+            hits |= x.wrapping_sub(LO) & !x & HI;
         }
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
     }
-    search(&b[near..]).map(|k| near + k)
+    if at < from + 16 {
+        // Fewer than 8 bytes left: one by one.
+        return b[at..].iter().position(|c| set.contains(c)).map(|k| at + k);
+    }
+    search(&b[at..]).map(|k| at + k)
+}
+
+/// A start tag from `lt` to its `>` at `gt`, its name `name_len` bytes
+/// long (the local name from `local_from`): an element, inside the one
+/// open (which then holds more than text), open itself unless `empty`.
+#[inline(always)]
+fn open(
+    elements: &mut Vec<Element>,
+    stack: &mut Vec<usize>,
+    lt: usize,
+    gt: usize,
+    name_len: usize,
+    local_from: usize,
+    empty: bool,
+) {
+    let parent = stack.last().copied();
+    if let Some(p) = parent {
+        elements[p].simple = false;
+    }
+    let after = (gt + 1) as u32;
+    elements.push(Element {
+        start: lt as u32,
+        open_end: after,
+        close_start: after,
+        end: after,
+        name_len: name_len as u32,
+        local_from: local_from as u32,
+        empty,
+        parent: parent.map_or(NONE, |p| p as u32),
+        simple: true,
+    });
+    if !empty {
+        stack.push(elements.len() - 1);
+    }
 }
 
 /// The element open at this point holds more than text.
