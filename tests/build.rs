@@ -8,7 +8,8 @@
 //! <root>/target/wasm-plugins`, run with the environment cargo gives build
 //! scripts cleaned of what would leak into it (flags and wrappers meant for
 //! the outer build). It reruns only when plugins/ (but its target/),
-//! plugin-sdk/ (but its target/) or wit/ change.
+//! plugin-sdk/ (but its target/), xml-index/ (the SDK's XML scanner) or
+//! wit/ change.
 
 use std::collections::BTreeSet;
 use std::env;
@@ -31,7 +32,8 @@ fn main() {
     let target_dir = root.join("target").join("wasm-plugins");
     let plugins_dir = root.join("target").join("plugins");
 
-    for dir in ["plugins", "plugin-sdk", "wit"] {
+    // The plugins, the SDK they build on, and what the SDK builds on.
+    for dir in ["plugins", "plugin-sdk", "xml-index", "wit"] {
         watch(&root.join(dir));
     }
     println!("cargo:rerun-if-changed=build.rs");

@@ -20,3 +20,10 @@ pub mod schema;
 pub mod services;
 pub mod time;
 pub mod watch;
+
+/// The allocator of every program built on this library (the `ferry`
+/// binary, its tests and benchmarks): mimalloc, which serves the small
+/// buffers the hot path allocates per document (texts, element lists,
+/// edits) in about half the instructions of the system's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
