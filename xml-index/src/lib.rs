@@ -48,53 +48,63 @@ const NONE: u32 = u32::MAX;
 
 impl Element {
     /// Offset of the `<` of its start (or empty-element) tag.
+    #[inline]
     pub fn start(&self) -> usize {
         self.start as usize
     }
 
     /// Offset just after the start tag's `>`.
+    #[inline]
     pub fn open_end(&self) -> usize {
         self.open_end as usize
     }
 
     /// Offset of the `<` of its end tag (`open_end` for an empty element).
+    #[inline]
     pub fn close_start(&self) -> usize {
         self.close_start as usize
     }
 
     /// Offset just after the end tag's `>`.
+    #[inline]
     pub fn end(&self) -> usize {
         self.end as usize
     }
 
     /// Index of the element it is in (`None` for a root).
+    #[inline]
     pub fn parent(&self) -> Option<usize> {
         (self.parent != NONE).then_some(self.parent as usize)
     }
 
     /// Its qualified name as written (`m:Envelope`), from `xml`, the text
     /// it was found in.
+    #[inline]
     pub fn qname<'t>(&self, xml: &'t str) -> &'t str {
         let from = self.start() + 1;
         &xml[from..from + self.name_len as usize]
     }
 
     /// Its local name (`Envelope` of `m:Envelope`).
+    #[inline]
     pub fn local<'t>(&self, xml: &'t str) -> &'t str {
         &self.qname(xml)[self.local_from as usize..]
     }
 
     /// Whether its local name is `local` (the length compared first).
+    #[inline]
     pub fn is_named(&self, xml: &str, local: &str) -> bool {
         (self.name_len - self.local_from) as usize == local.len() && self.local(xml) == local
     }
 
     /// What is between its start and end tags, verbatim (`""` when empty).
+    #[inline]
     pub fn inner<'t>(&self, xml: &'t str) -> &'t str {
         &xml[self.open_end()..self.close_start()]
     }
 
     /// The element whole, start tag to end tag, verbatim.
+    #[inline]
     pub fn outer<'t>(&self, xml: &'t str) -> &'t str {
         &xml[self.start()..self.end()]
     }
