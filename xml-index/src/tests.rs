@@ -158,6 +158,34 @@ fn gives_what_quick_xml_gives_on_well_formed_documents() {
     }
 }
 
+/// Markup is looked for 8 bytes at a time for 16 bytes, then by memchr:
+/// each kind of markup at every distance from where the search starts,
+/// across both words and into the rest, and at the very end of the text.
+#[test]
+fn finds_markup_at_every_distance_from_where_it_looks() {
+    for pad in 0..40 {
+        let ws = " ".repeat(pad);
+        let xs = "x".repeat(pad);
+        let docs = [
+            format!("<a>{ws}<b/>{ws}<c>{xs}</c>{ws}</a>"),
+            format!("<a>{xs}&amp;{xs}&lt;</a>"),
+            format!("<a{ws} k=\"{xs}>\"{ws}/>"),
+            format!("<n:{xs}a{ws}></n:{xs}a{ws}>"),
+            format!("<a>{ws}<!--{xs}-->{ws}<?p {xs}?>{ws}</a>"),
+            format!("<{xs}a/>"),
+        ];
+        for doc in &docs {
+            assert_eq!(ours(doc).unwrap(), oracle(doc).unwrap(), "{doc}");
+        }
+        // Cut short anywhere: refused, as quick-xml refuses it.
+        let doc = &docs[0];
+        for end in 1..doc.len() {
+            let cut = &doc[..end];
+            assert!(ours(cut).is_err(), "{cut}");
+        }
+    }
+}
+
 #[test]
 fn refuses_what_is_not_well_formed_with_where() {
     for (doc, says) in [
