@@ -310,8 +310,8 @@ pub fn scan(xml: &str) -> Result<Vec<Element>, Malformed> {
 }
 
 /// The first byte from `from` on that is one of `set`: the next 16 bytes
-/// looked at 8 at a time in a register (markup is dense: the byte sought is
-/// usually near), else what `search` finds in the rest.
+/// looked at as two 8-byte words in registers (markup is dense: the byte
+/// sought is usually near), else what `search` finds in the rest.
 #[inline(always)]
 fn find<const N: usize>(
     b: &[u8],
@@ -319,29 +319,43 @@ fn find<const N: usize>(
     set: [u8; N],
     search: impl Fn(&[u8]) -> Option<usize>,
 ) -> Option<usize> {
+    let Some(near) = b.get(from..from + 16) else {
+        // Fewer than 16 bytes left: one by one.
+        return b
+            .get(from..)?
+            .iter()
+            .position(|c| set.contains(c))
+            .map(|k| from + k);
+    };
+    let near: &[u8; 16] = near.try_into().expect("16 bytes");
+    let (first, second) = near.split_at(8);
+    let hits = word_hits(first.try_into().expect("8 bytes"), set);
+    if hits != 0 {
+        return Some(from + (hits.trailing_zeros() / 8) as usize);
+    }
+    let hits = word_hits(second.try_into().expect("8 bytes"), set);
+    if hits != 0 {
+        return Some(from + 8 + (hits.trailing_zeros() / 8) as usize);
+    }
+    search(&b[from + 16..]).map(|k| from + 16 + k)
+}
+
+/// The bytes of `word` that are one of `set`, as the high bit of each
+/// (the lowest set bit is exact: see below).
+#[inline(always)]
+fn word_hits<const N: usize>(word: [u8; 8], set: [u8; N]) -> u64 {
     const LO: u64 = u64::from_le_bytes([0x01; 8]);
     const HI: u64 = u64::from_le_bytes([0x80; 8]);
-    let mut at = from;
-    while at + 8 <= b.len() && at < from + 16 {
-        let word = u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-        let mut hits = 0;
-        for c in set {
-            // A byte of `word` equal to `c` is a zero byte of `x`: its high
-            // bit is set in `zero`. A borrow can set bits above the first
-            // zero byte, never below it, so the lowest bit is exact.
-            let x = word ^ (LO * u64::from(c));
-            hits |= x.wrapping_sub(LO) & !x & HI;
-        }
-        if hits != 0 {
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
+    let word = u64::from_le_bytes(word);
+    let mut hits = 0;
+    for c in set {
+        // A byte of `word` equal to `c` is a zero byte of `x`: its high bit
+        // is set below. A borrow can set bits above the first zero byte,
+        // never below it, so the lowest bit set is exact.
+        let x = word ^ (LO * u64::from(c));
+        hits |= x.wrapping_sub(LO) & !x & HI;
     }
-    if at < from + 16 {
-        // Fewer than 8 bytes left: one by one.
-        return b[at..].iter().position(|c| set.contains(c)).map(|k| at + k);
-    }
-    search(&b[at..]).map(|k| at + k)
+    hits
 }
 
 /// A start tag from `lt` to its `>` at `gt`, its name `name_len` bytes
