@@ -128,11 +128,22 @@ impl Plan {
     /// The replacement of `text` (an element's text) of element
     /// `element`, if any.
     pub fn lookup(&self, element: &str, text: &str) -> Result<Option<&str>, PluginError> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        self.lookup_in(self.tables.get(element).unwrap_or(&NONE), element, text)
+    }
+
+    /// [`Plan::lookup`] with the element's table already found.
+    fn lookup_in<'t>(
+        &self,
+        table: &'t BTreeMap<String, String>,
+        element: &str,
+        text: &str,
+    ) -> Result<Option<&'t str>, PluginError> {
         let value = text.trim();
         if value.is_empty() {
             return Ok(None);
         }
-        match self.tables.get(element).and_then(|t| t.get(value)) {
+        match table.get(value) {
             Some(new) => Ok(Some(new.as_str())),
             None if self.strict => Err(PluginError::rejected(format!(
                 "value {value} of element {element} has no mapping"
@@ -146,11 +157,11 @@ impl Plan {
     pub fn map(&self, doc: &Document) -> Result<usize, PluginError> {
         let mut edits = Vec::new();
         let mut found = false;
-        for element in self.tables.keys() {
+        for (element, table) in &self.tables {
             for e in doc.elements(element)? {
                 found = true;
                 let Some(text) = &e.text else { continue };
-                if let Some(new) = self.lookup(element, text)? {
+                if let Some(new) = self.lookup_in(table, element, text)? {
                     edits.push((e, new));
                 }
             }
