@@ -102,7 +102,7 @@ fn run(case: &mut Case, ctx: &Context, batch: &[Document], rounds: usize) {
                 }
             }
             Case::Native => {
-                for d in batch.to_vec() {
+                for d in batch.iter().cloned() {
                     black_box(
                         d.content
                             .replace("<ItemId>EXT-1</ItemId>", "<ItemId>1000</ItemId>"),
