@@ -412,6 +412,43 @@ fn edits_are_applied_by_the_host_and_configuration_is_given_once() {
     assert!(!bad.is_live());
 }
 
+/// `documents.path(id)` through the host: set-header asks for the path of
+/// each `Header` element to tell the envelope's header from one elsewhere.
+#[test]
+fn an_element_path_is_given_by_the_host_when_asked_for() {
+    let rt = runtime();
+    let plugin = rt.load(&ferry_tests::plugin("set-header")).unwrap();
+    let mut sb = Sandbox::new(
+        plugin,
+        Arc::new(SandboxConfig {
+            port: "test-port".into(),
+            config: vec![
+                ("field".into(), "Company".into()),
+                ("value".into(), "dat".into()),
+            ],
+            ..SandboxConfig::default()
+        }),
+    );
+    let in_header = "<Envelope><Header><Action>a</Action></Header><Body><MessageParts>\
+                     <O/></MessageParts></Body></Envelope>";
+    let in_body = "<Envelope><Body><Header/><MessageParts><O/></MessageParts></Body></Envelope>";
+    let got = outcomes(&mut sb, &[in_header, in_body]);
+    assert_eq!(
+        got[0],
+        Ok(
+            "<Envelope><Header><Action>a</Action><Company>dat</Company></Header><Body>\
+            <MessageParts><O/></MessageParts></Body></Envelope>"
+                .to_string()
+        )
+    );
+    let (kind, text) = got[1].clone().unwrap_err();
+    assert_eq!(kind, FailureKind::Rejected);
+    assert!(
+        text.contains("the envelope has no <Header> before <Body>"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_0_1_plugin_runs_through_the_adapter_layer() {
     let rt = runtime();

@@ -221,9 +221,9 @@ pub fn scan(xml: &str) -> Result<Vec<Element>, Malformed> {
             }
             _ => {
                 let from = lt + 1;
-                // The name, and where it ends: the usual tags (`<Name>`,
-                // `<Name/>`, `<Name attributes...>`) in one pass; anything
-                // else (a quote in the name) by the general way below.
+                // The name, and where it ends: a tag without attributes
+                // (`<Name>`, `<Name/>`) in one pass; one with attributes,
+                // or a quote in its name, the general way below.
                 let mut i = from;
                 let mut colon = None;
                 while let Some(&c) = b.get(i) {
