@@ -409,12 +409,16 @@ fn wait_for(hosts: &mut [Host], root: &Path, n: usize) {
 /// Checks the probe's records: each unit's messages one at a time, in
 /// file-name order, across all hosts; returns who processed how many.
 /// Without `once`, hosts were killed: a message whose run was cut short by
-/// a kill (or whose result was lost with it) runs again.
+/// a kill (or whose result was lost with it) runs again — and so does every
+/// message of the batch it was in, which a killed host ran in order but
+/// never committed: the unit then starts again from the first of them.
 fn check_order(hosts: &[Host], files: &BTreeSet<String>, once: bool) -> BTreeMap<String, usize> {
     let killed = |run: &str| !once && run.starts_with("ferry-a#");
     let events = events(hosts);
     let mut running: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut last_done: BTreeMap<String, String> = BTreeMap::new();
+    // Each unit's runs that ended, in order: (file, run).
+    let mut done: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut invoked: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_host: BTreeMap<String, usize> = BTreeMap::new();
     for (_, invoke, file, host) in &events {
@@ -438,8 +442,16 @@ fn check_order(hosts: &[Host], files: &BTreeSet<String>, once: bool) -> BTreeMap
                 );
             }
             if let Some(prev) = last_done.get(&u) {
+                // Run again after a kill: every run of this file or a later
+                // one so far was on a killed host (its batch was lost).
+                let again = !once
+                    && done.get(&u).is_some_and(|runs| {
+                        runs.iter()
+                            .filter(|(f, _)| f >= file)
+                            .all(|(_, on)| killed(on))
+                    });
                 assert!(
-                    prev < file || (!once && prev == file),
+                    prev < file || (!once && prev == file) || again,
                     "{file} ran after {prev}: not in file-name order ({host}); the unit's \
                      records:\n{}",
                     trace(&events, &u)
@@ -448,6 +460,9 @@ fn check_order(hosts: &[Host], files: &BTreeSet<String>, once: bool) -> BTreeMap
             running.insert(u, (file.clone(), host.clone()));
         } else if running.get(&u).is_some_and(|(f, _)| f == file) {
             running.remove(&u);
+            done.entry(u.clone())
+                .or_default()
+                .push((file.clone(), host.clone()));
             last_done.insert(u, file.clone());
         }
     }
