@@ -40,41 +40,6 @@ use ferry::runtime::{
 
 const BATCH: usize = 256;
 
-/// A sales order with `lines` lines, every other item `EXT-1`.
-fn envelope(lines: usize) -> String {
-    let mut body = String::new();
-    for i in 0..lines {
-        let item = if i % 2 == 0 { "EXT-1" } else { "EXT-2" };
-        body.push_str(&format!(
-            "          <SalesLine class=\"entity\">\n            <ItemId>{item}</ItemId>\n            \
-             <SalesQty>{}</SalesQty>\n            <SalesUnit>ea</SalesUnit>\n          </SalesLine>\n",
-            i + 1
-        ));
-    }
-    format!(
-        r#"<?xml version="1.0" encoding="utf-8"?>
-<Envelope xmlns="http://schemas.microsoft.com/dynamics/2011/01/documents/Message">
-  <Header>
-    <MessageId>{{5603D03A-4380-4A5A-9A74-5E8C0E3F0001}}</MessageId>
-    <Company>ceu</Company>
-    <Action>http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create</Action>
-  </Header>
-  <Body>
-    <MessageParts>
-      <SalesOrder xmlns="http://schemas.microsoft.com/dynamics/2008/01/documents/SalesOrder">
-        <SalesTable class="entity">
-          <CustAccount>1101</CustAccount>
-          <PurchOrderFormNum>PO-2026-0001</PurchOrderFormNum>
-          <ReceiptDateRequested>2026-12-01</ReceiptDateRequested>
-{body}        </SalesTable>
-      </SalesOrder>
-    </MessageParts>
-  </Body>
-</Envelope>
-"#
-    )
-}
-
 fn native(content: &str) -> String {
     content.replace("<ItemId>EXT-1</ItemId>", "<ItemId>1000</ItemId>")
 }
@@ -116,7 +81,7 @@ fn rule_call(c: &mut Criterion) {
         direction: Direction::Inbound,
         stage: Stage::Pipeline,
     };
-    let doc = Document::new("001_order.xml", envelope(8));
+    let doc = Document::new("001_order.xml", ferry_tests::sales_order(8));
     let size = doc.content.len();
     assert!((1800..=2300).contains(&size), "envelope is {size} bytes");
     let batch: Vec<Document> = (0..BATCH).map(|_| doc.clone()).collect();
@@ -268,7 +233,7 @@ fn adapter_sandbox(plugin: &Arc<Plugin>, folder: &std::path::Path) -> Sandbox {
 fn file_adapter(c: &mut Criterion) {
     use ferry::runtime::{Message, Received};
     let rt = Runtime::new(RuntimeOptions::default()).expect("runtime");
-    let content = envelope(8).into_bytes();
+    let content = ferry_tests::sales_order(8).into_bytes();
     let names: Vec<String> = (0..BATCH).map(|i| format!("{i:05}_order.xml")).collect();
     let fill = |dir: &std::path::Path| {
         for n in &names {
@@ -368,7 +333,7 @@ fn guest_languages(c: &mut Criterion) {
         direction: Direction::Inbound,
         stage: Stage::Pipeline,
     };
-    let order = Document::new("001_order.xml", envelope(8));
+    let order = Document::new("001_order.xml", ferry_tests::sales_order(8));
     let mut csv = String::from("CustAccount,PurchOrderFormNum,ItemId,SalesQty\n");
     while csv.len() < 2000 {
         csv.push_str(&format!("C-1000,PO-77,ITEM-{},2\n", csv.len() % 97));

@@ -26,41 +26,6 @@ use ferry::runtime::{
 
 const BATCH: usize = 256;
 
-/// The sales order of `benches/rule_call.rs`: 8 lines, every other item `EXT-1`.
-fn envelope() -> String {
-    let mut body = String::new();
-    for i in 0..8 {
-        let item = if i % 2 == 0 { "EXT-1" } else { "EXT-2" };
-        body.push_str(&format!(
-            "          <SalesLine class=\"entity\">\n            <ItemId>{item}</ItemId>\n            \
-             <SalesQty>{}</SalesQty>\n            <SalesUnit>ea</SalesUnit>\n          </SalesLine>\n",
-            i + 1
-        ));
-    }
-    format!(
-        r#"<?xml version="1.0" encoding="utf-8"?>
-<Envelope xmlns="http://schemas.microsoft.com/dynamics/2011/01/documents/Message">
-  <Header>
-    <MessageId>{{5603D03A-4380-4A5A-9A74-5E8C0E3F0001}}</MessageId>
-    <Company>ceu</Company>
-    <Action>http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create</Action>
-  </Header>
-  <Body>
-    <MessageParts>
-      <SalesOrder xmlns="http://schemas.microsoft.com/dynamics/2008/01/documents/SalesOrder">
-        <SalesTable class="entity">
-          <CustAccount>1101</CustAccount>
-          <PurchOrderFormNum>PO-2026-0001</PurchOrderFormNum>
-          <ReceiptDateRequested>2026-12-01</ReceiptDateRequested>
-{body}        </SalesTable>
-      </SalesOrder>
-    </MessageParts>
-  </Body>
-</Envelope>
-"#
-    )
-}
-
 fn sandbox(rt: &Runtime, plugin: &str, options: &[(&str, &str)]) -> Sandbox {
     let plugin = rt
         .load(&ferry_tests::plugin(plugin))
@@ -135,7 +100,7 @@ fn main() {
         direction: Direction::Inbound,
         stage: Stage::Pipeline,
     };
-    let doc = Document::new("001_order.xml", envelope());
+    let doc = Document::new("001_order.xml", ferry_tests::sales_order(8));
     let batch: Vec<Document> = (0..BATCH).map(|_| doc.clone()).collect();
     let mut case = match name {
         "pass_through" => Case::Rule(sandbox(&rt, "test-pass", &[])),

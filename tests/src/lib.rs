@@ -195,6 +195,42 @@ pub fn exception_with(exceptions: &str, needle: &str) -> String {
         .to_string()
 }
 
+/// An AIF sales order (`SalesOrderService/create`) with `lines` lines,
+/// every other item `EXT-1` (the benchmarks' and cost probes' document).
+pub fn sales_order(lines: usize) -> String {
+    let mut body = String::new();
+    for i in 0..lines {
+        let item = if i % 2 == 0 { "EXT-1" } else { "EXT-2" };
+        body.push_str(&format!(
+            "          <SalesLine class=\"entity\">\n            <ItemId>{item}</ItemId>\n            \
+             <SalesQty>{}</SalesQty>\n            <SalesUnit>ea</SalesUnit>\n          </SalesLine>\n",
+            i + 1
+        ));
+    }
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<Envelope xmlns="http://schemas.microsoft.com/dynamics/2011/01/documents/Message">
+  <Header>
+    <MessageId>{{5603D03A-4380-4A5A-9A74-5E8C0E3F0001}}</MessageId>
+    <Company>ceu</Company>
+    <Action>http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create</Action>
+  </Header>
+  <Body>
+    <MessageParts>
+      <SalesOrder xmlns="http://schemas.microsoft.com/dynamics/2008/01/documents/SalesOrder">
+        <SalesTable class="entity">
+          <CustAccount>1101</CustAccount>
+          <PurchOrderFormNum>PO-2026-0001</PurchOrderFormNum>
+          <ReceiptDateRequested>2026-12-01</ReceiptDateRequested>
+{body}        </SalesTable>
+      </SalesOrder>
+    </MessageParts>
+  </Body>
+</Envelope>
+"#
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

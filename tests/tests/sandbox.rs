@@ -60,6 +60,22 @@ fn hostile_from(file: &std::path::Path, limits: Limits, grants: Vec<Grant>) -> S
     )
 }
 
+/// A rule of `file` on port `test-port`, with plugin options `options`.
+fn configured(file: &std::path::Path, options: &[(&str, &str)]) -> Sandbox {
+    let plugin = runtime().load(file).unwrap();
+    Sandbox::new(
+        plugin,
+        Arc::new(SandboxConfig {
+            port: "test-port".into(),
+            config: options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..SandboxConfig::default()
+        }),
+    )
+}
+
 /// After any failure the same sandbox echoes a harmless document.
 fn assert_recovers(sb: &mut Sandbox) {
     let out = sb
@@ -368,19 +384,13 @@ fn huge_output_reaches_the_quota_on_its_document_only() {
 
 #[test]
 fn edits_are_applied_by_the_host_and_configuration_is_given_once() {
-    let rt = runtime();
-    let vm = rt.load(&ferry_tests::plugin("value-map")).unwrap();
-    let mut sb = Sandbox::new(
-        vm,
-        Arc::new(SandboxConfig {
-            port: "test-port".into(),
-            config: vec![
-                ("elements".into(), "ItemId".into()),
-                ("map.EXT-1".into(), "1000".into()),
-                ("strict".into(), "true".into()),
-            ],
-            ..SandboxConfig::default()
-        }),
+    let mut sb = configured(
+        &ferry_tests::plugin("value-map"),
+        &[
+            ("elements", "ItemId"),
+            ("map.EXT-1", "1000"),
+            ("strict", "true"),
+        ],
     );
     let env = |item: &str| {
         format!(
@@ -401,8 +411,7 @@ fn edits_are_applied_by_the_host_and_configuration_is_given_once() {
 
     // A configuration the plugin refuses at init fails the call's
     // documents with its reason, and the instance is not kept.
-    let vm = rt.load(&ferry_tests::plugin("value-map")).unwrap();
-    let mut bad = Sandbox::new(vm, Arc::new(SandboxConfig::default()));
+    let mut bad = configured(&ferry_tests::plugin("value-map"), &[]);
     let got = outcomes(&mut bad, &[&one, &one]);
     for g in got {
         let (kind, text) = g.unwrap_err();
@@ -416,18 +425,9 @@ fn edits_are_applied_by_the_host_and_configuration_is_given_once() {
 /// each `Header` element to tell the envelope's header from one elsewhere.
 #[test]
 fn an_element_path_is_given_by_the_host_when_asked_for() {
-    let rt = runtime();
-    let plugin = rt.load(&ferry_tests::plugin("set-header")).unwrap();
-    let mut sb = Sandbox::new(
-        plugin,
-        Arc::new(SandboxConfig {
-            port: "test-port".into(),
-            config: vec![
-                ("field".into(), "Company".into()),
-                ("value".into(), "dat".into()),
-            ],
-            ..SandboxConfig::default()
-        }),
+    let mut sb = configured(
+        &ferry_tests::plugin("set-header"),
+        &[("field", "Company"), ("value", "dat")],
     );
     let in_header = "<Envelope><Header><Action>a</Action></Header><Body><MessageParts>\
                      <O/></MessageParts></Body></Envelope>";
@@ -451,21 +451,12 @@ fn an_element_path_is_given_by_the_host_when_asked_for() {
 
 #[test]
 fn a_0_1_plugin_runs_through_the_adapter_layer() {
-    let rt = runtime();
-    let vm = rt.load(&ferry_tests::plugin_0_1("value-map")).unwrap();
-    assert_eq!(vm.contract(), ferry::runtime::Contract::Legacy);
-    assert_eq!(vm.contract_version(), "0.1.0");
-    let mut sb = Sandbox::new(
-        vm,
-        Arc::new(SandboxConfig {
-            port: "test-port".into(),
-            config: vec![
-                ("elements".into(), "ItemId".into()),
-                ("map.EXT-1".into(), "1000".into()),
-            ],
-            ..SandboxConfig::default()
-        }),
+    let mut sb = configured(
+        &ferry_tests::plugin_0_1("value-map"),
+        &[("elements", "ItemId"), ("map.EXT-1", "1000")],
     );
+    assert_eq!(sb.plugin().contract(), ferry::runtime::Contract::Legacy);
+    assert_eq!(sb.plugin().contract_version(), "0.1.0");
     let got = outcomes(
         &mut sb,
         &[

@@ -238,6 +238,30 @@ fn message(dir: &Path, file: &str, n: u32, conversation: Option<&str>, delay_ms:
     std::fs::rename(tmp, dir.join(file)).unwrap();
 }
 
+/// Every warning and error the hosts logged (for failures: a lost lease, a
+/// commit the database refused, a task that failed), a line each.
+fn warnings(hosts: &[Host]) -> String {
+    let mut out = Vec::new();
+    for h in hosts {
+        for (run, log) in h.logs.iter().enumerate() {
+            for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                    out.push(format!("  {}#{run}: {line}", h.name));
+                    continue;
+                };
+                if matches!(v["level"].as_str(), Some("WARN" | "ERROR")) {
+                    out.push(format!("  {}#{run}: {line}", h.name));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        "  (none)".to_string()
+    } else {
+        out.join("\n")
+    }
+}
+
 /// (time in µs of the day, invoke?, file, host run) of every probe record;
 /// a host run is `name#n`, its n-th start.
 fn events(hosts: &[Host]) -> Vec<(u64, bool, String, String)> {
@@ -437,7 +461,8 @@ fn check_order(hosts: &[Host], files: &BTreeSet<String>, once: bool) -> BTreeMap
             {
                 panic!(
                     "{file} started on {host} while {other} of the same unit ran on {on}; the \
-                     unit's records:\n{}",
+                     hosts' warnings:\n{}\nthe unit's records:\n{}",
+                    warnings(hosts),
                     trace(&events, &u)
                 );
             }
@@ -452,8 +477,9 @@ fn check_order(hosts: &[Host], files: &BTreeSet<String>, once: bool) -> BTreeMap
                     });
                 assert!(
                     prev < file || (!once && prev == file) || again,
-                    "{file} ran after {prev}: not in file-name order ({host}); the unit's \
-                     records:\n{}",
+                    "{file} ran after {prev}: not in file-name order ({host}); the hosts' \
+                     warnings:\n{}\nthe unit's records:\n{}",
+                    warnings(hosts),
                     trace(&events, &u)
                 );
             }
@@ -470,7 +496,11 @@ fn check_order(hosts: &[Host], files: &BTreeSet<String>, once: bool) -> BTreeMap
     assert_eq!(&seen, files, "every message was processed");
     if once {
         let twice: Vec<_> = invoked.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(twice.is_empty(), "processed more than once: {twice:?}");
+        assert!(
+            twice.is_empty(),
+            "processed more than once: {twice:?}\nthe hosts' warnings:\n{}",
+            warnings(hosts)
+        );
     }
     by_host
 }
