@@ -86,17 +86,26 @@ impl Drop for Schema {
     }
 }
 
-/// Hosts `names` on `schema`, not started.
-fn hosts(root: &Path, schema: &Schema, names: &[&str]) -> Vec<Host> {
+/// The hosts' lease where a test kills or stops a host: the others take
+/// its work over soon.
+const SHORT_LEASE: &str = "2s";
+
+/// The hosts' lease where a test checks that each order runs exactly once:
+/// long enough never to run out while a host works on a machine slowed by
+/// other tests (a lost lease rightly runs the host's unfinished work again).
+const LEASE: &str = "20s";
+
+/// Hosts `names` on `schema` with `lease`, not started.
+fn hosts(root: &Path, schema: &Schema, names: &[&str], lease: &str) -> Vec<Host> {
     names
         .iter()
-        .map(|h| Host::new(h, host_config(root, schema, h)))
+        .map(|h| Host::new(h, host_config(root, schema, h, lease)))
         .collect()
 }
 
-/// One host's configuration: its own data directory, the shared queue,
-/// the shared folders.
-fn host_config(root: &Path, schema: &Schema, host: &str) -> PathBuf {
+/// One host's configuration: its own data directory, the shared queue
+/// (with `lease`), the shared folders.
+fn host_config(root: &Path, schema: &Schema, host: &str, lease: &str) -> PathBuf {
     let dir = root.join(host);
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("ferry.toml");
@@ -114,7 +123,7 @@ backend = "postgres"
 url = "{url}"
 schema = "{schema}"
 host_id = "{host}"
-lease = "2s"
+lease = "{lease}"
 
 [console]
 listen = ""
@@ -152,6 +161,7 @@ every = "1s"
             url = pg_url(),
             schema = schema.0,
             root = root.display(),
+            lease = lease,
         ),
     )
     .unwrap();
@@ -519,7 +529,12 @@ fn three_hosts_share_one_queue_and_keep_every_order() {
     } else {
         Kept::Temp(root)
     };
-    let mut hosts = hosts(root.path(), &schema, &["ferry-a", "ferry-b", "ferry-c"]);
+    let mut hosts = hosts(
+        root.path(),
+        &schema,
+        &["ferry-a", "ferry-b", "ferry-c"],
+        LEASE,
+    );
     // Every order is in place before a host lists the inbox: a file renamed
     // into a folder while it is being listed may be missed by that listing
     // and received later, after a file of its conversation named after it.
@@ -568,7 +583,12 @@ fn three_hosts_share_one_queue_and_keep_every_order() {
 fn three_hosts_answer_twenty_thousand_orders_in_order() {
     let schema = Schema::new();
     let root = tempfile::tempdir().unwrap();
-    let mut hosts = hosts(root.path(), &schema, &["ferry-a", "ferry-b", "ferry-c"]);
+    let mut hosts = hosts(
+        root.path(),
+        &schema,
+        &["ferry-a", "ferry-b", "ferry-c"],
+        LEASE,
+    );
     // Every order is in place before a host lists the inbox: a file renamed
     // into a folder while it is being listed may be missed by that listing
     // and received later, after a file of its conversation named after it.
@@ -588,7 +608,7 @@ fn three_hosts_answer_twenty_thousand_orders_in_order() {
 fn a_killed_host_loses_nothing_and_the_others_take_its_work() {
     let schema = Schema::new();
     let root = tempfile::tempdir().unwrap();
-    let mut hosts = hosts(root.path(), &schema, &["ferry-a", "ferry-b"]);
+    let mut hosts = hosts(root.path(), &schema, &["ferry-a", "ferry-b"], SHORT_LEASE);
     // Every order is in place before a host lists the inbox: a file renamed
     // into a folder while it is being listed may be missed by that listing
     // and received later, after a file of its conversation named after it.
@@ -661,7 +681,7 @@ fn an_event_driven_job_runs_for_work_another_host_received() {
     let schema = Schema::new();
     let root = tempfile::tempdir().unwrap();
     let rewrite = |host: &str, f: &dyn Fn(String) -> String| {
-        let config = host_config(root.path(), &schema, host);
+        let config = host_config(root.path(), &schema, host, LEASE);
         let text = std::fs::read_to_string(&config).unwrap();
         std::fs::write(&config, f(text)).unwrap();
         Host::new(host, config)
@@ -711,7 +731,7 @@ fn an_event_driven_job_runs_for_work_another_host_received() {
 fn a_host_stopped_past_its_lease_cannot_commit_its_stale_work() {
     let schema = Schema::new();
     let root = tempfile::tempdir().unwrap();
-    let mut hosts = hosts(root.path(), &schema, &["ferry-a", "ferry-b"]);
+    let mut hosts = hosts(root.path(), &schema, &["ferry-a", "ferry-b"], SHORT_LEASE);
     // Every order is in place before a host lists the inbox: a file renamed
     // into a folder while it is being listed may be missed by that listing
     // and received later, after a file of its conversation named after it.
@@ -894,7 +914,7 @@ fn the_database_restarted_under_load_loses_nothing() {
     let mut hosts: Vec<Host> = ["ferry-a", "ferry-b"]
         .iter()
         .map(|h| {
-            let config = host_config(root.path(), &schema, h);
+            let config = host_config(root.path(), &schema, h, SHORT_LEASE);
             let text = std::fs::read_to_string(&config)
                 .unwrap()
                 .replace(&pg_url(), &url);
