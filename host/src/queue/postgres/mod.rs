@@ -7,14 +7,10 @@
 //!   `owners`: a fencing epoch (from one sequence, so it only grows) and an
 //!   expiry that its heartbeat ([`GatewayQueue::renew`]) moves on. A claim
 //!   writes the owner and epoch into the message's row. A commit presents
-//!   its lease and reads the owner's row `FOR KEY SHARE` first: when
-//!   another host has fenced the owner off (a new epoch), the commit is
-//!   refused whole; while a commit runs, nobody can fence its owner (a
-//!   fence takes the row `FOR UPDATE` first, which waits for it). The
-//!   heartbeat's plain update of the expiry does not wait for commits: a
-//!   host busy committing still renews its lease (with `FOR SHARE`, the
-//!   overlapping commits of a busy host kept the row locked, the renewal
-//!   waited behind them, and the lease ran out while the host worked).
+//!   its lease and reads the owner's row `FOR SHARE` first: when another
+//!   host has fenced the owner off (a new epoch), the commit is refused
+//!   whole; while a commit runs, nobody can fence its owner (the update of
+//!   the row waits for it).
 //! - **Failover.** Every heartbeat also looks for owners whose lease
 //!   expired: it fences each off and returns its messages to Ready (their
 //!   attempt stays counted), so the other hosts take them.
@@ -441,14 +437,13 @@ impl Equals {
 /// The database's clock, in ms (leases expire by one clock for all hosts).
 const DB_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
-/// Checks that `lease` is its owner's current one; the owner's row stays
-/// locked (`FOR KEY SHARE`) until the transaction ends, so nobody fences
-/// the owner off meanwhile ([`fence_wait`]), while its heartbeat's update
-/// of the expiry (no key changed) goes on.
+/// Checks that `lease` is its owner's current one; with `share`, the
+/// owner's row stays locked until the transaction ends, so nobody fences
+/// the owner off meanwhile.
 fn check_lease(t: &mut Tx<'_>, lease: &Lease) -> Result<(), QueueError> {
     let row = t
         .query_opt(
-            "SELECT epoch, expires_ms IS NULL FROM owners WHERE owner = $1 FOR KEY SHARE",
+            "SELECT epoch, expires_ms IS NULL FROM owners WHERE owner = $1 FOR SHARE",
             &[&lease.owner()],
         )
         .map_err(sql_error)?;
@@ -461,18 +456,6 @@ fn check_lease(t: &mut Tx<'_>, lease: &Lease) -> Result<(), QueueError> {
             current: current.filter(|_| !fenced),
         });
     }
-    Ok(())
-}
-
-/// Before `owner` is fenced off (a new epoch): waits for the transactions
-/// that checked its lease ([`check_lease`]) to end, so none of them
-/// commits under an epoch already replaced.
-fn fence_wait(t: &mut Tx<'_>, owner: &str) -> Result<(), QueueError> {
-    t.query_opt(
-        "SELECT 1 FROM owners WHERE owner = $1 FOR UPDATE",
-        &[&owner],
-    )
-    .map_err(stmt_error)?;
     Ok(())
 }
 
@@ -739,7 +722,6 @@ impl PgQueue {
     /// had not expired after all, or another host did it first).
     fn take_over(&self, owner: &str) -> Result<Option<RecoveryReport>, QueueError> {
         let report = self.transaction(|t| {
-            fence_wait(t, owner)?;
             let fenced = t
                 .execute(
                     &format!(
@@ -1521,7 +1503,6 @@ impl GatewayQueue for PgQueue {
         let (lease, report) = self.transaction(|t| {
             // A new epoch first: this waits for commits under the old
             // lease that are running, and refuses the ones that come later.
-            fence_wait(t, owner)?;
             let row = t
                 .query_one(
                     &format!(

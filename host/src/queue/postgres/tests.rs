@@ -165,55 +165,6 @@ fn two_hosts_share_units_and_a_lost_lease_cannot_commit() {
     b.check_invariants();
 }
 
-/// A busy host keeps its lease: its heartbeat does not wait for the
-/// transactions that checked its lease (claims, commits), while a fence
-/// of the host does — nothing commits under an epoch already replaced.
-#[test]
-fn a_commit_in_flight_lets_the_lease_renew_and_holds_off_a_fence() {
-    let (_schema, o) = options(Duration::from_secs(30));
-    let a = open(&o);
-    let b = open(&o);
-    let (la, _) = a.recover("host-a").unwrap();
-    // A transaction of host A between its lease check and its commit.
-    let mut conn = a.pool.get().unwrap();
-    let super::Conn { client, statements } = &mut *conn;
-    let mut inflight = super::Tx {
-        on: super::On::Transaction(client.transaction().unwrap()),
-        statements,
-    };
-    super::check_lease(&mut inflight, &la).unwrap();
-    std::thread::scope(|s| {
-        // The heartbeat goes through at once (it waited behind such
-        // transactions when they held the row `FOR SHARE`).
-        let renewed = s.spawn(|| a.renew(&la));
-        let until = std::time::Instant::now() + Duration::from_secs(20);
-        while !renewed.is_finished() && std::time::Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(
-            renewed.is_finished(),
-            "the lease's renewal waited for a transaction that checked the lease"
-        );
-        renewed.join().unwrap().unwrap();
-        // Another host fencing A off (here: A starting again elsewhere)
-        // waits until the transaction has ended.
-        let fence = s.spawn(|| b.recover("host-a"));
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(
-            !fence.is_finished(),
-            "the fence did not wait for a transaction under the lease"
-        );
-        inflight.commit().unwrap();
-        let (fresh, _) = fence.join().unwrap().unwrap();
-        assert!(fresh.epoch() > la.epoch());
-    });
-    drop(conn);
-    assert!(matches!(
-        a.renew(&la).unwrap_err(),
-        QueueError::StaleLease { .. }
-    ));
-}
-
 #[test]
 fn one_host_at_a_time_leads_a_task_of_a_port() {
     let (_schema, o) = options(Duration::from_millis(300));
