@@ -217,7 +217,7 @@ impl Entry {
             // An envelope without a body has no body elements.
             (false, true, None) => return Ok(Vec::new()),
         };
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(8);
         for (i, e) in index.elements.iter().enumerate() {
             if !e.is_named(text, name) {
                 continue;

@@ -186,7 +186,7 @@ impl HostState {
         adding: usize,
     ) -> wasmtime::Result<&mut Entry> {
         let q = self.setup.limits.quotas;
-        let port = self.setup.port.clone();
+        let port = &self.setup.port;
         let entry = self.batch.get_mut(doc.rep()).ok_or_else(|| {
             wasmtime::Error::msg("the plugin used a document of an earlier call, which has ended")
         })?;
@@ -199,7 +199,7 @@ impl HostState {
                 ),
                 "max_response_mb",
                 q.response_bytes >> 20,
-                &port,
+                port,
             )
             .into());
         }
