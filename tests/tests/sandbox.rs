@@ -421,6 +421,37 @@ fn edits_are_applied_by_the_host_and_configuration_is_given_once() {
     assert!(!bad.is_live());
 }
 
+/// Edits reach the host in the order the rule made them: many `set-text`
+/// edits of one document all apply; edits made before `replace` are
+/// dropped, an edit after it fails the document.
+#[test]
+fn edits_reach_the_host_in_the_order_the_rule_made_them() {
+    let mut sb = hostile(Limits::default(), vec![]);
+    let got = outcomes(
+        &mut sb,
+        &[
+            "<d><T>a</T><x><T>b</T></x><T>c</T>HOSTILE:texts</d>",
+            "<d><T>one</T>HOSTILE:texts</d>",
+            "<d><T>a</T>HOSTILE:edit-replace</d>",
+            "<d><T>a</T>HOSTILE:replace-edit</d>",
+            "<d><T>a</T></d>",
+        ],
+    );
+    assert_eq!(
+        got[0],
+        Ok("<d><T>T1</T><x><T>T2</T></x><T>T3</T>HOSTILE:texts</d>".to_string())
+    );
+    assert_eq!(got[1], Ok("<d><T>T1</T>HOSTILE:texts</d>".to_string()));
+    assert_eq!(got[2], Ok("<replaced/>".to_string()));
+    let (kind, text) = got[3].clone().unwrap_err();
+    assert_eq!(kind, FailureKind::Failed);
+    assert!(
+        text.contains("the rule edited the document after replacing its text"),
+        "{text}"
+    );
+    assert_eq!(got[4], Ok("<d><T>a</T></d>".to_string()));
+}
+
 /// `documents.path(id)` through the host: set-header asks for the path of
 /// each `Header` element to tell the envelope's header from one elsewhere.
 #[test]

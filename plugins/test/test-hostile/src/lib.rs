@@ -14,6 +14,9 @@
 //! | `HOSTILE:reject` | `rejected("hostile rejects")` |
 //! | `HOSTILE:fail` | `failed("hostile fails")` |
 //! | `HOSTILE:huge` | replaces the document with 20 MiB of text (past the default `max_response_mb`) |
+//! | `HOSTILE:texts` | sets the text of every element `T` (anywhere) to `T1`, `T2`, … in document order |
+//! | `HOSTILE:edit-replace` | sets the text of the first element `T` to `lost`, then replaces the document with `<replaced/>` (the edit is dropped) |
+//! | `HOSTILE:replace-edit` | replaces the document with `<replaced/>`, then sets the text of the first element `T` (an edit after `replace`: the document fails) |
 //! | `HOSTILE:fewer` | (any document of the batch) the batch gets one result fewer than it has documents |
 //! | `HOSTILE:more` | (any document of the batch) the batch gets one result more |
 //! | none | the document, unchanged |
@@ -126,6 +129,25 @@ impl Rule for Hostile {
         }
         if content.contains("HOSTILE:huge") {
             doc.replace(&"huge ".repeat(4 << 20));
+        }
+        let t = || doc.elements_anywhere("T");
+        if content.contains("HOSTILE:texts") {
+            for (i, e) in t()?.iter().enumerate() {
+                doc.set_text(e, &format!("T{}", i + 1));
+            }
+        }
+        if content.contains("HOSTILE:edit-replace") {
+            if let Some(e) = t()?.first() {
+                doc.set_text(e, "lost");
+            }
+            doc.replace("<replaced/>");
+        }
+        if content.contains("HOSTILE:replace-edit") {
+            let first = t()?;
+            doc.replace("<replaced/>");
+            if let Some(e) = first.first() {
+                doc.set_text(e, "too late");
+            }
         }
         Ok(())
     }
