@@ -86,8 +86,8 @@ impl Drop for Schema {
     }
 }
 
-/// The hosts' lease where a test kills or stops a host: the others take
-/// its work over soon.
+/// The hosts' lease where a test kills, stops or cuts off a host (or the
+/// database): the others take its work over soon.
 const SHORT_LEASE: &str = "2s";
 
 /// The hosts' lease where a test checks that each order runs exactly once:
@@ -248,23 +248,30 @@ fn message(dir: &Path, file: &str, n: u32, conversation: Option<&str>, delay_ms:
     std::fs::rename(tmp, dir.join(file)).unwrap();
 }
 
-/// Every warning and error the hosts logged (for failures: a lost lease, a
-/// commit the database refused, a task that failed), a line each.
-fn warnings(hosts: &[Host]) -> String {
-    let mut out = Vec::new();
+/// Every line the hosts logged, with the host run that logged it
+/// (`name#n`, its n-th start) and the line as JSON when it is JSON.
+fn log_lines(hosts: &[Host], mut each: impl FnMut(&str, &str, Option<&serde_json::Value>)) {
     for h in hosts {
-        for (run, log) in h.logs.iter().enumerate() {
+        for (n, log) in h.logs.iter().enumerate() {
+            let run = format!("{}#{n}", h.name);
             for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-                    out.push(format!("  {}#{run}: {line}", h.name));
-                    continue;
-                };
-                if matches!(v["level"].as_str(), Some("WARN" | "ERROR")) {
-                    out.push(format!("  {}#{run}: {line}", h.name));
-                }
+                let v = serde_json::from_str::<serde_json::Value>(line).ok();
+                each(&run, line, v.as_ref());
             }
         }
     }
+}
+
+/// Every warning and error the hosts logged (for failures: a lost lease, a
+/// commit the database refused, a task that failed), and any line that is
+/// not JSON, a line each.
+fn warnings(hosts: &[Host]) -> String {
+    let mut out = Vec::new();
+    log_lines(hosts, |run, line, v| {
+        if v.is_none_or(|v| matches!(v["level"].as_str(), Some("WARN" | "ERROR"))) {
+            out.push(format!("  {run}: {line}"));
+        }
+    });
     if out.is_empty() {
         "  (none)".to_string()
     } else {
@@ -276,37 +283,30 @@ fn warnings(hosts: &[Host]) -> String {
 /// a host run is `name#n`, its n-th start.
 fn events(hosts: &[Host]) -> Vec<(u64, bool, String, String)> {
     let mut out = Vec::new();
-    for h in hosts {
-        for (run, log) in h.logs.iter().enumerate() {
-            for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-                    continue;
-                };
-                let fields = v["fields"]["fields"].as_str().unwrap_or_default();
-                let get = |k: &str| {
-                    fields
-                        .split(' ')
-                        .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
-                        .map(str::to_string)
-                };
-                let Some(event) = get("event") else { continue };
-                let ts = v["timestamp"].as_str().unwrap();
-                let time = &ts[11..ts.len() - 1];
-                let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-                let mut parts = hms.split(':').map(|p| p.parse::<u64>().unwrap());
-                let secs = parts.next().unwrap() * 3600
-                    + parts.next().unwrap() * 60
-                    + parts.next().unwrap();
-                let frac_us: u64 = format!("{frac:0<6}")[..6].parse().unwrap();
-                out.push((
-                    secs * 1_000_000 + frac_us,
-                    event == "invoke",
-                    get("file").unwrap_or_default(),
-                    format!("{}#{run}", h.name),
-                ));
-            }
-        }
-    }
+    log_lines(hosts, |run, _, v| {
+        let Some(v) = v else { return };
+        let fields = v["fields"]["fields"].as_str().unwrap_or_default();
+        let get = |k: &str| {
+            fields
+                .split(' ')
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                .map(str::to_string)
+        };
+        let Some(event) = get("event") else { return };
+        let ts = v["timestamp"].as_str().unwrap();
+        let time = &ts[11..ts.len() - 1];
+        let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+        let mut parts = hms.split(':').map(|p| p.parse::<u64>().unwrap());
+        let secs =
+            parts.next().unwrap() * 3600 + parts.next().unwrap() * 60 + parts.next().unwrap();
+        let frac_us: u64 = format!("{frac:0<6}")[..6].parse().unwrap();
+        out.push((
+            secs * 1_000_000 + frac_us,
+            event == "invoke",
+            get("file").unwrap_or_default(),
+            run.to_string(),
+        ));
+    });
     // A `done` before an `invoke` of the same microsecond: no overlap.
     out.sort_by_key(|e| (e.0, e.1));
     out
