@@ -7,10 +7,24 @@
 //!   `owners`: a fencing epoch (from one sequence, so it only grows) and an
 //!   expiry that its heartbeat ([`GatewayQueue::renew`]) moves on. A claim
 //!   writes the owner and epoch into the message's row. A commit presents
-//!   its lease and reads the owner's row `FOR SHARE` first: when another
-//!   host has fenced the owner off (a new epoch), the commit is refused
-//!   whole; while a commit runs, nobody can fence its owner (the update of
-//!   the row waits for it).
+//!   its lease and reads the owner's row `FOR KEY SHARE` first: when
+//!   another host has fenced the owner off, the commit is refused whole;
+//!   while a commit runs, nobody can finish fencing its owner off (the
+//!   fence takes the row `FOR UPDATE`, which waits for it). The heartbeat's
+//!   plain update of the expiry does not wait for commits: a host busy
+//!   committing still renews its lease (with `FOR SHARE`, the overlapping
+//!   commits of a busy host kept the row locked, the renewal waited behind
+//!   them, and the lease ran out while the host worked).
+//! - **Fencing, in two steps.** A host that finds an owner's lease expired
+//!   first marks it as being fenced off (`FENCING` as its expiry), in a
+//!   transaction of its own that does not wait for the owner's commits:
+//!   from then on the owner's heartbeat and lease checks fail, so a host
+//!   that was frozen (swapped out, stopped) and wakes cannot renew its way
+//!   out. Then it takes the row `FOR UPDATE` — waiting for the commits
+//!   that checked the lease before the mark — gives the owner a new epoch
+//!   and returns its messages to Ready. An owner marked but not released
+//!   (its fencer died between the two) still counts as expired, so the
+//!   next heartbeat of any host finishes the job.
 //! - **Failover.** Every heartbeat also looks for owners whose lease
 //!   expired: it fences each off and returns its messages to Ready (their
 //!   attempt stays counted), so the other hosts take them.
@@ -437,13 +451,21 @@ impl Equals {
 /// The database's clock, in ms (leases expire by one clock for all hosts).
 const DB_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
-/// Checks that `lease` is its owner's current one; with `share`, the
-/// owner's row stays locked until the transaction ends, so nobody fences
-/// the owner off meanwhile.
+/// `owners.expires_ms` of an owner being fenced off: its lease is refused
+/// from then on, its messages are not back to Ready yet. Below every
+/// reading of the clock, so it counts as expired. (NULL: fenced off and
+/// released; the owner's next start gives it a new lease.)
+const FENCING: i64 = -1;
+
+/// Checks that `lease` is its owner's current one; the owner's row stays
+/// locked (`FOR KEY SHARE`) until the transaction ends, so nobody fences
+/// the owner off meanwhile ([`fence_wait`]), while its heartbeat's update
+/// of the expiry (no key changed) goes on.
 fn check_lease(t: &mut Tx<'_>, lease: &Lease) -> Result<(), QueueError> {
     let row = t
         .query_opt(
-            "SELECT epoch, expires_ms IS NULL FROM owners WHERE owner = $1 FOR SHARE",
+            "SELECT epoch, expires_ms IS NULL OR expires_ms < 0 FROM owners \
+             WHERE owner = $1 FOR KEY SHARE",
             &[&lease.owner()],
         )
         .map_err(sql_error)?;
@@ -456,6 +478,18 @@ fn check_lease(t: &mut Tx<'_>, lease: &Lease) -> Result<(), QueueError> {
             current: current.filter(|_| !fenced),
         });
     }
+    Ok(())
+}
+
+/// Before `owner` is fenced off (a new epoch): waits for the transactions
+/// that checked its lease ([`check_lease`]) to end, so none of them
+/// commits under an epoch already replaced.
+fn fence_wait(t: &mut Tx<'_>, owner: &str) -> Result<(), QueueError> {
+    t.query_opt(
+        "SELECT 1 FROM owners WHERE owner = $1 FOR UPDATE",
+        &[&owner],
+    )
+    .map_err(stmt_error)?;
     Ok(())
 }
 
@@ -718,15 +752,30 @@ impl PgQueue {
     }
 
     /// Fences off an owner whose lease expired and returns its work to
-    /// Ready. Returns how many messages it had in flight (None: its lease
-    /// had not expired after all, or another host did it first).
+    /// Ready, in the two steps of the module's "Fencing". Returns how many
+    /// messages it had in flight (None: its lease had not expired after
+    /// all, it started again, or another host did it first).
     fn take_over(&self, owner: &str) -> Result<Option<RecoveryReport>, QueueError> {
+        let marked = self.transaction(|t| {
+            t.execute(
+                &format!(
+                    "UPDATE owners SET expires_ms = {FENCING} \
+                     WHERE owner = $1 AND expires_ms < {DB_NOW}"
+                ),
+                &[&owner],
+            )
+            .map_err(sql_error)
+        })?;
+        if marked == 0 {
+            return Ok(None);
+        }
         let report = self.transaction(|t| {
+            fence_wait(t, owner)?;
             let fenced = t
                 .execute(
                     &format!(
                         "UPDATE owners SET epoch = nextval('lease_epochs'), expires_ms = NULL \
-                         WHERE owner = $1 AND expires_ms < {DB_NOW}"
+                         WHERE owner = $1 AND expires_ms = {FENCING}"
                     ),
                     &[&owner],
                 )
@@ -763,7 +812,7 @@ impl PgQueue {
                          epoch = EXCLUDED.epoch \
                      WHERE l.owner = EXCLUDED.owner OR NOT EXISTS ( \
                          SELECT 1 FROM owners o WHERE o.owner = l.owner AND o.epoch = l.epoch \
-                         AND o.expires_ms IS NOT NULL) \
+                         AND o.expires_ms >= 0) \
                      RETURNING owner",
                     &[&task, &port, &lease.owner(), &(lease.epoch() as i64)],
                 )
@@ -1312,7 +1361,7 @@ impl GatewayQueue for PgQueue {
                 .execute(
                     &format!(
                         "UPDATE owners SET expires_ms = {DB_NOW} + $3 \
-                         WHERE owner = $1 AND epoch = $2 AND expires_ms IS NOT NULL"
+                         WHERE owner = $1 AND epoch = $2 AND expires_ms >= 0"
                     ),
                     &[&lease.owner(), &(lease.epoch() as i64), &lease_ms],
                 )
@@ -1320,7 +1369,7 @@ impl GatewayQueue for PgQueue {
             if n == 0 {
                 let current = t
                     .query_opt(
-                        "SELECT epoch FROM owners WHERE owner = $1 AND expires_ms IS NOT NULL",
+                        "SELECT epoch FROM owners WHERE owner = $1 AND expires_ms >= 0",
                         &[&lease.owner()],
                     )
                     .map_err(stmt_error)?
@@ -1503,6 +1552,7 @@ impl GatewayQueue for PgQueue {
         let (lease, report) = self.transaction(|t| {
             // A new epoch first: this waits for commits under the old
             // lease that are running, and refuses the ones that come later.
+            fence_wait(t, owner)?;
             let row = t
                 .query_one(
                     &format!(

@@ -165,6 +165,69 @@ fn two_hosts_share_units_and_a_lost_lease_cannot_commit() {
     b.check_invariants();
 }
 
+/// A transaction on `conn` that has checked `lease` and not ended: a host
+/// between its lease check and its commit.
+fn checked<'c>(conn: &'c mut super::Conn, lease: &Lease) -> super::Tx<'c> {
+    let super::Conn { client, statements } = conn;
+    let mut t = super::Tx {
+        on: super::On::Transaction(client.transaction().unwrap()),
+        statements,
+    };
+    super::check_lease(&mut t, lease).unwrap();
+    t
+}
+
+/// The expiry `owners` holds for `owner` (None: NULL).
+fn expiry(q: &PgQueue, owner: &str) -> Option<i64> {
+    let mut c = q.pool.get().unwrap();
+    c.query_one("SELECT expires_ms FROM owners WHERE owner = $1", &[&owner])
+        .unwrap()
+        .get(0)
+}
+
+/// A busy host keeps its lease: its heartbeat does not wait for the
+/// transactions that checked its lease (claims, commits), while a fence
+/// of the host does — nothing commits under an epoch already replaced.
+#[test]
+fn a_commit_in_flight_lets_the_lease_renew_and_holds_off_a_fence() {
+    let (_schema, o) = options(Duration::from_secs(30));
+    let a = open(&o);
+    let b = open(&o);
+    let (la, _) = a.recover("host-a").unwrap();
+    let mut conn = a.pool.get().unwrap();
+    let inflight = checked(&mut conn, &la);
+    std::thread::scope(|s| {
+        // The heartbeat goes through at once (it waited behind such
+        // transactions when they held the row `FOR SHARE`).
+        let renewed = s.spawn(|| a.renew(&la));
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while !renewed.is_finished() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            renewed.is_finished(),
+            "the lease's renewal waited for a transaction that checked the lease"
+        );
+        renewed.join().unwrap().unwrap();
+        // Another host fencing A off (here: A starting again elsewhere)
+        // waits until the transaction has ended.
+        let fence = s.spawn(|| b.recover("host-a"));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !fence.is_finished(),
+            "the fence did not wait for a transaction under the lease"
+        );
+        inflight.commit().unwrap();
+        let (fresh, _) = fence.join().unwrap().unwrap();
+        assert!(fresh.epoch() > la.epoch());
+    });
+    drop(conn);
+    assert!(matches!(
+        a.renew(&la).unwrap_err(),
+        QueueError::StaleLease { .. }
+    ));
+}
+
 #[test]
 fn one_host_at_a_time_leads_a_task_of_a_port() {
     let (_schema, o) = options(Duration::from_millis(300));
@@ -303,4 +366,107 @@ fn a_connection_the_database_closed_is_replaced_not_reported() {
         );
     }
     assert_eq!(q.list(&Filter::default()).unwrap().len(), 2);
+}
+
+/// A host frozen (stopped, swapped out) in the middle of a transaction,
+/// past its lease, wakes while another host is fencing it off: it cannot
+/// renew its way out. Its transaction, which checked the lease before,
+/// still commits (the fence waited for it), and then its work goes back to
+/// Ready.
+#[test]
+fn a_host_waking_past_its_lease_cannot_renew_once_a_fence_began() {
+    let (_schema, o) = options(Duration::from_millis(300));
+    let a = open(&o);
+    let b = open(&o);
+    let k = insert_all(&a, [inbound("p", "1"), inbound("p", "2")]);
+    let (la, _) = a.recover("host-a").unwrap();
+    let (lb, _) = b.recover("host-b").unwrap();
+    let claimed = a
+        .claim(&la, &ClaimRequest::new(Direction::Inbound, "p", 10))
+        .unwrap();
+    assert_eq!(keys(&claimed), k);
+    let mut conn = a.pool.get().unwrap();
+    let inflight = checked(&mut conn, &la);
+    std::thread::sleep(Duration::from_millis(400));
+    std::thread::scope(|s| {
+        let fence = s.spawn(|| b.take_over("host-a"));
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while expiry(&b, "host-a") != Some(super::FENCING) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(expiry(&b, "host-a"), Some(super::FENCING), "no mark");
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            !fence.is_finished(),
+            "the fence did not wait for a transaction under the lease"
+        );
+        // A wakes: its heartbeat is refused.
+        assert!(matches!(
+            a.renew(&la).unwrap_err(),
+            QueueError::StaleLease { .. }
+        ));
+        // And so is any lease check after the mark.
+        let mut other = a.pool.get().unwrap();
+        let super::Conn { client, statements } = &mut *other;
+        let mut late = super::Tx {
+            on: super::On::Transaction(client.transaction().unwrap()),
+            statements,
+        };
+        assert!(matches!(
+            super::check_lease(&mut late, &la).unwrap_err(),
+            QueueError::StaleLease { .. }
+        ));
+        drop(late);
+        inflight.commit().unwrap();
+        let report = fence.join().unwrap().unwrap().expect("fenced off");
+        assert_eq!(report.total(), 2);
+    });
+    drop(conn);
+    assert_eq!(expiry(&b, "host-a"), None);
+    assert!(matches!(
+        a.renew(&la).unwrap_err(),
+        QueueError::StaleLease { .. }
+    ));
+    b.renew(&lb).unwrap();
+    for key in k {
+        assert_eq!(b.get(key).unwrap().unwrap().status, Status::Ready);
+    }
+    b.check_invariants();
+}
+
+/// A host that marked an owner as being fenced off and died before it
+/// returned the owner's work: the next heartbeat of another host finishes
+/// the job; an owner fenced off and released is not taken over again.
+#[test]
+fn a_fence_left_half_done_is_finished_by_the_next_heartbeat() {
+    let (_schema, o) = options(Duration::from_secs(30));
+    let a = open(&o);
+    let b = open(&o);
+    let k = insert_all(&a, [inbound("p", "1")]);
+    let (la, _) = a.recover("host-a").unwrap();
+    let (lb, _) = b.recover("host-b").unwrap();
+    a.claim(&la, &ClaimRequest::new(Direction::Inbound, "p", 10))
+        .unwrap();
+    // The first step of a fence, and nothing more.
+    let mut c = b.pool.get().unwrap();
+    c.execute(
+        "UPDATE owners SET expires_ms = $1 WHERE owner = 'host-a'",
+        &[&super::FENCING],
+    )
+    .unwrap();
+    drop(c);
+    assert!(matches!(
+        a.renew(&la).unwrap_err(),
+        QueueError::StaleLease { .. }
+    ));
+    assert_eq!(b.get(k[0]).unwrap().unwrap().status, Status::InProcess);
+    b.renew(&lb).unwrap();
+    assert_eq!(b.get(k[0]).unwrap().unwrap().status, Status::Ready);
+    assert_eq!(expiry(&b, "host-a"), None);
+    assert_eq!(b.take_over("host-a").unwrap(), None);
+    // A starts again: a new lease, which a heartbeat renews.
+    let (la2, _) = a.recover("host-a").unwrap();
+    assert!(la2.epoch() > la.epoch());
+    a.renew(&la2).unwrap();
+    b.check_invariants();
 }
