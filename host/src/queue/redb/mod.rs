@@ -6,7 +6,7 @@
 //! |----------------|---------------------------------------------|-------|
 //! | `meta`         | name (`format`, `last_message_key`, ...)    | `u64` |
 //! | `messages`     | message key                                 | metadata record (codec) |
-//! | `contents`     | message key                                 | format byte + UTF-8 content |
+//! | `contents`     | message key                                 | format byte + UTF-8 content, LZ4-compressed from 512 bytes |
 //! | `ready_index`  | (direction, port, name, position, key)      | `()`: one entry per Ready message |
 //! | `status_index` | (status, key)                               | `()`: one entry per message |
 //! | `counts`       | (direction, port, status)                   | number of messages (no zero rows) |
@@ -81,9 +81,11 @@ pub const DB_FILE: &str = "ferry.redb";
 ///
 /// 1: every history version holds its document. 2: the version a message
 /// was received as refers to the message's content record (`kept_contents`),
-/// which outlives the message. A format-1 file is read as it is and marked
-/// format 2 when opened: its records stay valid.
-pub(crate) const DB_FORMAT: u64 = 2;
+/// which outlives the message. 3: content of 512 bytes or more is stored
+/// LZ4-compressed. An older file is read as it is and marked format 3 when
+/// opened: its records stay valid (content records say in their first byte
+/// whether they are compressed).
+pub(crate) const DB_FORMAT: u64 = 3;
 
 /// redb's page cache (reads and the write buffer). redb's default, 1 GiB,
 /// lets the host's memory grow with the queue: a backlog of 1M messages of
@@ -521,10 +523,11 @@ impl RedbQueue {
                     });
                 }
                 Some(f) if f < DB_FORMAT => {
-                    // Format 1 to 2: its records are read as they are (a
-                    // history version holding its document stays valid), and
-                    // its messages left In process by a claim written to
-                    // disk go back to Ready at the host's recovery.
+                    // Format 1 or 2 to 3: its records are read as they
+                    // are (a history version holding its document stays
+                    // valid, uncompressed content too), and its messages
+                    // left In process by a claim written to disk go back to
+                    // Ready at the host's recovery.
                     tracing::info!(
                         path = %self.path.display(),
                         "gateway queue format {f} upgraded to {DB_FORMAT}"

@@ -822,6 +822,64 @@ fn a_format_1_queue_is_upgraded_on_open() {
     q.check_invariants();
 }
 
+/// A queue file of format 2 — content stored as it is, however long — is
+/// format 3 once opened: its documents read back unchanged (the received
+/// version in the history too), and what is written from then on is
+/// stored compressed and reads back the same.
+#[test]
+fn a_format_2_queue_keeps_its_uncompressed_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("<Envelope>{}</Envelope>", "<Line>1000</Line>".repeat(100));
+    let key = {
+        let q = RedbQueue::open(dir.path()).unwrap();
+        let mut m = inbound("p", "old");
+        m.content = long.clone();
+        let mut h = history("id-old", "receive");
+        h.content = String::new();
+        let mut tx = Transaction::new();
+        tx.insert(m).history_of_inserted(h);
+        let k = q.commit(tx).unwrap()[0];
+        // What format 2 wrote: the format byte and the text.
+        q.write(|w| {
+            let mut record = vec![super::codec::FORMAT_V1];
+            record.extend_from_slice(long.as_bytes());
+            w.contents.insert(k, record.as_slice())?;
+            w.meta.insert(FORMAT, 2)?;
+            Ok(())
+        })
+        .unwrap();
+        k
+    };
+    let q = RedbQueue::open(dir.path()).unwrap();
+    {
+        let txn = q.db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        assert_eq!(meta.get(FORMAT).unwrap().unwrap().value(), DB_FORMAT);
+        let contents = txn.open_table(super::CONTENTS).unwrap();
+        let record = contents.get(key).unwrap().unwrap();
+        assert_eq!(record.value()[0], super::codec::FORMAT_V1);
+    }
+    assert_eq!(q.get(key).unwrap().unwrap().content, long);
+    assert_eq!(q.history("id-old").unwrap()[0].content, long);
+    let mut m = inbound("p", "new");
+    m.content = long.replace("1000", "2000");
+    let mut tx = Transaction::new();
+    tx.insert(m);
+    let k = q.commit(tx).unwrap()[0];
+    {
+        let txn = q.db.begin_read().unwrap();
+        let contents = txn.open_table(super::CONTENTS).unwrap();
+        let record = contents.get(k).unwrap().unwrap();
+        assert_eq!(record.value()[0], super::codec::FORMAT_CONTENT_LZ4);
+        assert!(record.value().len() < long.len() / 4);
+    }
+    assert_eq!(
+        q.get(k).unwrap().unwrap().content,
+        long.replace("1000", "2000")
+    );
+    q.check_invariants();
+}
+
 #[test]
 fn retention_counts_keep_the_newest() {
     let (_dir, q) = fresh();
