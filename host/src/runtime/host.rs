@@ -391,9 +391,14 @@ impl wit_files::Host for HostState {
     }
 
     fn write(&mut self, files: Vec<wit_files::File>) -> Vec<Result<(), wit_files::FileError>> {
-        files
-            .iter()
-            .map(|f| self.grants.write(&f.path, &f.content).map_err(file_error))
+        self.grants
+            .write_many(
+                files
+                    .iter()
+                    .map(|f| (f.path.as_str(), f.content.as_slice())),
+            )
+            .into_iter()
+            .map(|r| r.map_err(file_error))
             .collect()
     }
 
