@@ -318,9 +318,9 @@ impl Grants {
     }
 
     /// `write` of several files, each as [`write`](Self::write) does it,
-    /// in three rounds over up to [`WRITE_ROUND`] files: all written to
-    /// their temporary names, then all synced, then each renamed into
-    /// place. Each file is synced before it is renamed, as alone; the
+    /// in rounds of up to [`WRITE_ROUND`] files, each round in three steps:
+    /// all written to their temporary names, then all synced, then each
+    /// renamed into place. Each file is synced before it is renamed, as alone; the
     /// rounds let the file system write its journal once for the files
     /// of a round (on ext4, the first `fsync` commits what the others
     /// would) instead of once per file. One result per file, in order; a
@@ -345,7 +345,7 @@ impl Grants {
         results
     }
 
-    /// The first round of a write: `content` in the temporary file of
+    /// The first step of a write: `content` in the temporary file of
     /// `path`, not synced yet.
     fn stage<'c>(&self, path: &'c str, content: &[u8]) -> Result<Staged<'_, 'c>, FileError> {
         let (g, rel) = self.file_path(path, true)?;
@@ -381,7 +381,7 @@ impl Grants {
         }
     }
 
-    /// The last two rounds of a write: sync every staged file, then rename
+    /// The last two steps of a round: sync every staged file, then rename
     /// each synced one into place.
     fn finish(&self, round: Vec<Result<Staged<'_, '_>, FileError>>) -> Vec<Result<(), FileError>> {
         let synced: Vec<_> = round
