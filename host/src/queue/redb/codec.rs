@@ -253,12 +253,16 @@ const COMPRESS_FROM: usize = 512;
 /// ([`FORMAT_V1`]) or its LZ4 compression ([`FORMAT_CONTENT_LZ4`]).
 pub(in crate::queue) fn encode_content(content: &str) -> Vec<u8> {
     let text = content.as_bytes();
-    if text.len() >= COMPRESS_FROM {
-        let mut v = Vec::with_capacity(5 + lz4_flex::block::get_maximum_output_size(text.len()));
-        v.push(FORMAT_CONTENT_LZ4);
-        v.extend_from_slice(&(text.len() as u32).to_le_bytes());
-        v.extend_from_slice(&lz4_flex::block::compress(text));
-        if v.len() <= text.len() - text.len() / 8 {
+    if let Ok(len) = u32::try_from(text.len())
+        && text.len() >= COMPRESS_FROM
+    {
+        let mut v = vec![0; 5 + lz4_flex::block::get_maximum_output_size(text.len())];
+        v[0] = FORMAT_CONTENT_LZ4;
+        v[1..5].copy_from_slice(&len.to_le_bytes());
+        if let Ok(n) = lz4_flex::block::compress_into(text, &mut v[5..])
+            && 5 + n <= text.len() - text.len() / 8
+        {
+            v.truncate(5 + n);
             return v;
         }
     }
