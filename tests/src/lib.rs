@@ -231,6 +231,29 @@ pub fn sales_order(lines: usize) -> String {
     )
 }
 
+/// When a record of a host's JSON log was written (its `timestamp`,
+/// "2026-11-22T01:10:00.123456Z"), in microseconds within the day.
+pub fn record_micros(record: &serde_json::Value) -> u64 {
+    let ts = record["timestamp"].as_str().unwrap();
+    let time = &ts[11..ts.len() - 1];
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut parts = hms.split(':').map(|p| p.parse::<u64>().unwrap());
+    let secs = parts.next().unwrap() * 3600 + parts.next().unwrap() * 60 + parts.next().unwrap();
+    let frac_us: u64 = format!("{frac:0<6}")[..6].parse().unwrap();
+    secs * 1_000_000 + frac_us
+}
+
+/// The value of `key` among the `key=value` fields a plugin logged (the
+/// record's `fields`, as the probe plugin writes them).
+pub fn record_field(record: &serde_json::Value, key: &str) -> Option<String> {
+    record["fields"]["fields"]
+        .as_str()
+        .unwrap_or_default()
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ferry_tests::{ferry_bin, plugins_dir};
+use ferry_tests::{ferry_bin, plugins_dir, record_field, record_micros};
 
 const ACTION: &str = "urn:test/ProbeService/run";
 
@@ -104,39 +104,22 @@ fn run_logged(config: &Path, stages: bool) -> (Vec<Event>, BTreeMap<String, u64>
         };
         if v["fields"]["message"] == "stage ended" {
             let stage = v["fields"]["stage"].as_str().unwrap_or_default();
-            ended.insert(stage.to_string(), micros(&v));
+            ended.insert(stage.to_string(), record_micros(&v));
             continue;
         }
-        let fields = v["fields"]["fields"].as_str().unwrap_or_default();
-        let get = |k: &str| {
-            fields
-                .split(' ')
-                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
-                .map(str::to_string)
+        let Some(event) = record_field(&v, "event") else {
+            continue;
         };
-        let Some(event) = get("event") else { continue };
         events.push(Event {
-            micros: micros(&v),
+            micros: record_micros(&v),
             invoke: event == "invoke",
-            file: get("file").unwrap_or_default(),
+            file: record_field(&v, "file").unwrap_or_default(),
         });
     }
     // On a tie, a `done` sorts before an `invoke`: a message that ends and the
     // next that starts in the same microsecond did not overlap.
     events.sort_by_key(|e| (e.micros, e.invoke));
     (events, ended)
-}
-
-/// A JSON log record's time, "2026-11-22T01:10:00.123456Z", in
-/// microseconds within the day.
-fn micros(record: &serde_json::Value) -> u64 {
-    let ts = record["timestamp"].as_str().unwrap();
-    let time = &ts[11..ts.len() - 1];
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut parts = hms.split(':').map(|p| p.parse::<u64>().unwrap());
-    let secs = parts.next().unwrap() * 3600 + parts.next().unwrap() * 60 + parts.next().unwrap();
-    let frac_us: u64 = format!("{frac:0<6}")[..6].parse().unwrap();
-    secs * 1_000_000 + frac_us
 }
 
 /// The largest number of invocations running at the same moment.

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use ferry_tests::{ferry_bin, plugins_dir};
+use ferry_tests::{ferry_bin, plugins_dir, record_field, record_micros};
 
 const ACTION: &str = "urn:test/ProbeService/run";
 const DEADLINE: Duration = Duration::from_secs(180);
@@ -285,25 +285,13 @@ fn events(hosts: &[Host]) -> Vec<(u64, bool, String, String)> {
     let mut out = Vec::new();
     log_lines(hosts, |run, _, v| {
         let Some(v) = v else { return };
-        let fields = v["fields"]["fields"].as_str().unwrap_or_default();
-        let get = |k: &str| {
-            fields
-                .split(' ')
-                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
-                .map(str::to_string)
+        let Some(event) = record_field(v, "event") else {
+            return;
         };
-        let Some(event) = get("event") else { return };
-        let ts = v["timestamp"].as_str().unwrap();
-        let time = &ts[11..ts.len() - 1];
-        let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-        let mut parts = hms.split(':').map(|p| p.parse::<u64>().unwrap());
-        let secs =
-            parts.next().unwrap() * 3600 + parts.next().unwrap() * 60 + parts.next().unwrap();
-        let frac_us: u64 = format!("{frac:0<6}")[..6].parse().unwrap();
         out.push((
-            secs * 1_000_000 + frac_us,
+            record_micros(v),
             event == "invoke",
-            get("file").unwrap_or_default(),
+            record_field(v, "file").unwrap_or_default(),
             run.to_string(),
         ));
     });

@@ -165,14 +165,27 @@ fn two_hosts_share_units_and_a_lost_lease_cannot_commit() {
     b.check_invariants();
 }
 
+/// Polls `done` until it holds, for 20 s at most (the caller asserts).
+fn wait_until(mut done: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A transaction on `conn`, begun.
+fn begin(conn: &mut super::Conn) -> super::Tx<'_> {
+    let super::Conn { client, statements } = conn;
+    super::Tx {
+        on: super::On::Transaction(client.transaction().unwrap()),
+        statements,
+    }
+}
+
 /// A transaction on `conn` that has checked `lease` and not ended: a host
 /// between its lease check and its commit.
 fn checked<'c>(conn: &'c mut super::Conn, lease: &Lease) -> super::Tx<'c> {
-    let super::Conn { client, statements } = conn;
-    let mut t = super::Tx {
-        on: super::On::Transaction(client.transaction().unwrap()),
-        statements,
-    };
+    let mut t = begin(conn);
     super::check_lease(&mut t, lease).unwrap();
     t
 }
@@ -200,10 +213,7 @@ fn a_commit_in_flight_lets_the_lease_renew_and_holds_off_a_fence() {
         // The heartbeat goes through at once (it waited behind such
         // transactions when they held the row `FOR SHARE`).
         let renewed = s.spawn(|| a.renew(&la));
-        let until = std::time::Instant::now() + Duration::from_secs(20);
-        while !renewed.is_finished() && std::time::Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until(|| renewed.is_finished());
         assert!(
             renewed.is_finished(),
             "the lease's renewal waited for a transaction that checked the lease"
@@ -390,10 +400,7 @@ fn a_host_waking_past_its_lease_cannot_renew_once_a_fence_began() {
     std::thread::sleep(Duration::from_millis(400));
     std::thread::scope(|s| {
         let fence = s.spawn(|| b.take_over("host-a"));
-        let until = std::time::Instant::now() + Duration::from_secs(20);
-        while expiry(&b, "host-a") != Some(super::FENCING) && std::time::Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until(|| expiry(&b, "host-a") == Some(super::FENCING));
         assert_eq!(expiry(&b, "host-a"), Some(super::FENCING), "no mark");
         std::thread::sleep(Duration::from_millis(100));
         assert!(
@@ -407,11 +414,7 @@ fn a_host_waking_past_its_lease_cannot_renew_once_a_fence_began() {
         ));
         // And so is any lease check after the mark.
         let mut other = a.pool.get().unwrap();
-        let super::Conn { client, statements } = &mut *other;
-        let mut late = super::Tx {
-            on: super::On::Transaction(client.transaction().unwrap()),
-            statements,
-        };
+        let mut late = begin(&mut other);
         assert!(matches!(
             super::check_lease(&mut late, &la).unwrap_err(),
             QueueError::StaleLease { .. }

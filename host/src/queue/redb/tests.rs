@@ -746,6 +746,20 @@ proptest! {
     }
 }
 
+/// The layout version the file records (`meta/format`).
+fn format_of(q: &RedbQueue) -> u64 {
+    let txn = q.db.begin_read().unwrap();
+    let meta = txn.open_table(META).unwrap();
+    meta.get(FORMAT).unwrap().unwrap().value()
+}
+
+/// The bytes of message `key`'s content record, as stored.
+fn content_record(q: &RedbQueue, key: MessageKey) -> Vec<u8> {
+    let txn = q.db.begin_read().unwrap();
+    let contents = txn.open_table(super::CONTENTS).unwrap();
+    contents.get(key).unwrap().unwrap().value().to_vec()
+}
+
 /// A queue file of format 1 — every history version holding its document,
 /// claims written to disk — with messages in every status: opened by this
 /// build it is format 2, nothing is lost, the messages left in flight are
@@ -782,11 +796,7 @@ fn a_format_1_queue_is_upgraded_on_open() {
         k
     };
     let q = RedbQueue::open(dir.path()).unwrap();
-    {
-        let txn = q.db.begin_read().unwrap();
-        let meta = txn.open_table(META).unwrap();
-        assert_eq!(meta.get(FORMAT).unwrap().unwrap().value(), DB_FORMAT);
-    }
+    assert_eq!(format_of(&q), DB_FORMAT);
     for (i, status) in Status::ALL.into_iter().enumerate() {
         let m = q.get(keys_by_status[i]).unwrap().unwrap();
         assert_eq!(m.status, status);
@@ -851,14 +861,8 @@ fn a_format_2_queue_keeps_its_uncompressed_content() {
         k
     };
     let q = RedbQueue::open(dir.path()).unwrap();
-    {
-        let txn = q.db.begin_read().unwrap();
-        let meta = txn.open_table(META).unwrap();
-        assert_eq!(meta.get(FORMAT).unwrap().unwrap().value(), DB_FORMAT);
-        let contents = txn.open_table(super::CONTENTS).unwrap();
-        let record = contents.get(key).unwrap().unwrap();
-        assert_eq!(record.value()[0], super::codec::FORMAT_V1);
-    }
+    assert_eq!(format_of(&q), DB_FORMAT);
+    assert_eq!(content_record(&q, key)[0], super::codec::FORMAT_V1);
     assert_eq!(q.get(key).unwrap().unwrap().content, long);
     assert_eq!(q.history("id-old").unwrap()[0].content, long);
     let mut m = inbound("p", "new");
@@ -866,13 +870,9 @@ fn a_format_2_queue_keeps_its_uncompressed_content() {
     let mut tx = Transaction::new();
     tx.insert(m);
     let k = q.commit(tx).unwrap()[0];
-    {
-        let txn = q.db.begin_read().unwrap();
-        let contents = txn.open_table(super::CONTENTS).unwrap();
-        let record = contents.get(k).unwrap().unwrap();
-        assert_eq!(record.value()[0], super::codec::FORMAT_CONTENT_LZ4);
-        assert!(record.value().len() < long.len() / 4);
-    }
+    let record = content_record(&q, k);
+    assert_eq!(record[0], super::codec::FORMAT_CONTENT_LZ4);
+    assert!(record.len() < long.len() / 4);
     assert_eq!(
         q.get(k).unwrap().unwrap().content,
         long.replace("1000", "2000")
