@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    ferry::tune_allocator();
     let cli = ferry::commands::Cli::parse();
     if !matches!(cli.command, ferry::commands::Command::Run(_)) {
         // Rust ignores SIGPIPE, so printing to a closed pipe (`ferry check |
