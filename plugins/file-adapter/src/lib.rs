@@ -151,7 +151,21 @@ struct SendSession {
 
 /// `folder/name`, as the files interface takes it.
 fn join(folder: &str, name: &str) -> String {
-    format!("{}/{name}", folder.trim_end_matches('/'))
+    join_parts(folder, &["", name, ""])
+}
+
+/// `folder/` followed by `parts` concatenated: one allocation, no
+/// formatting machinery (this runs for every file).
+fn join_parts(folder: &str, parts: &[&str]) -> String {
+    let folder = folder.trim_end_matches('/');
+    let len = folder.len() + 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut path = String::with_capacity(len);
+    path.push_str(folder);
+    path.push('/');
+    for p in parts {
+        path.push_str(p);
+    }
+    path
 }
 
 thread_local! {
@@ -187,7 +201,13 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 /// A file name that stays inside the folder: not empty, no path separator,
 /// not `.` or `..`.
 fn check_name(name: &str, what: &str) -> Result<(), PluginError> {
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+    // Bytes, not chars: the three are ASCII, and a char pattern costs a
+    // UTF-8 decode per character in the guest.
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.bytes().any(|b| matches!(b, b'/' | b'\\' | 0))
+    {
         return Err(PluginError::failed(format!(
             "{what}: invalid file name {name:?}"
         )));
@@ -330,12 +350,15 @@ pub fn remove_received(
 /// The name a sent message gets: `name` plus `extension` unless it already
 /// ends with it (ASCII case-insensitively).
 pub fn target_name(name: &str, extension: &str) -> String {
-    let lower = name.to_ascii_lowercase();
-    if extension.is_empty() || lower.ends_with(&extension.to_ascii_lowercase()) {
-        name.to_string()
-    } else {
-        format!("{name}{extension}")
+    let has = name.len() >= extension.len()
+        && name.as_bytes()[name.len() - extension.len()..]
+            .eq_ignore_ascii_case(extension.as_bytes());
+    let mut target = String::with_capacity(name.len() + extension.len());
+    target.push_str(name);
+    if !has {
+        target.push_str(extension);
     }
+    target
 }
 
 /// Remove staged temporary files with one host call; those already gone
@@ -472,7 +495,7 @@ impl Adapter for FileAdapter {
                 match check_name(&msg.name, "send") {
                     Err(e) => results.push(Err(e)),
                     Ok(()) => {
-                        let temp = join(&session.folder, &format!(".{}.tmp", msg.name));
+                        let temp = join_parts(&session.folder, &[".", &msg.name, ".tmp"]);
                         let target = join(
                             &session.folder,
                             &target_name(&msg.name, &session.options.extension),
@@ -632,6 +655,23 @@ mod tests {
         assert_eq!(target_name("resp_1", ".xml"), "resp_1.xml");
         assert_eq!(target_name("resp_1.XML", ".xml"), "resp_1.XML");
         assert_eq!(target_name("resp_1", ""), "resp_1");
+        assert_eq!(target_name("a.xm", ".xml"), "a.xm.xml");
+        assert_eq!(target_name("x", ".xml"), "x.xml");
+        assert_eq!(target_name("été.Xml", ".xml"), "été.Xml");
+        assert_eq!(target_name("été", ".xml"), "été.xml");
+    }
+
+    #[test]
+    fn paths_and_names() {
+        assert_eq!(join("/port", "a.xml"), "/port/a.xml");
+        assert_eq!(join("/port//", "a.xml"), "/port/a.xml");
+        assert_eq!(join_parts("/port/", &[".", "a", ".tmp"]), "/port/.a.tmp");
+        for bad in ["", ".", "..", "a/b", "a\\b", "a\0b"] {
+            assert!(check_name(bad, "send").is_err(), "{bad:?}");
+        }
+        for good in ["a.xml", "..a", "{ID}.xml", "é"] {
+            assert!(check_name(good, "send").is_ok(), "{good:?}");
+        }
     }
 
     #[test]
