@@ -4,8 +4,8 @@
 //!
 //! Implement [`Adapter`] and export it with one line:
 //! `ferry_plugin_sdk::export_adapter!(MyAdapter);`. The component then
-//! exports `ferry:plugin/receive@0.2.0` (`begin`, `receive`, `commit`,
-//! `rollback`), `ferry:plugin/send@0.2.0` (`begin`, `send` of a batch,
+//! exports `ferry:plugin/receive@0.2.1` (`begin`, `receive`, `commit`,
+//! `rollback`), `ferry:plugin/send@0.2.1` (`begin`, `send` of a batch,
 //! `commit`, `rollback`) and the world's `init`, and reaches its
 //! port's folders through [`crate::files`] (many paths per host call).
 //!
@@ -24,11 +24,11 @@ use std::marker::PhantomData;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "ferry:plugin/adapter@0.2.0",
+        world: "ferry:plugin/adapter@0.2.1",
         with: {
-            "ferry:plugin/types@0.2.0": crate::bindings::ferry::plugin::types,
-            "ferry:plugin/host@0.2.0": crate::bindings::ferry::plugin::host,
-            "ferry:plugin/files@0.2.0": crate::bindings::ferry::plugin::files,
+            "ferry:plugin/types@0.2.1": crate::bindings::ferry::plugin::types,
+            "ferry:plugin/host@0.2.1": crate::bindings::ferry::plugin::host,
+            "ferry:plugin/files@0.2.1": crate::bindings::ferry::plugin::files,
         },
         additional_derives: [PartialEq, Eq],
         pub_export_macro: true,

@@ -1,4 +1,4 @@
-//! Raw bindings of the parts of `ferry:plugin@0.2.0` that every world
+//! Raw bindings of the parts of `ferry:plugin@0.2.1` that every world
 //! shares: the `types` interface and the `host`, `documents` and `files`
 //! imports.
 //!
@@ -14,9 +14,9 @@ wit_bindgen::generate!({
     path: "../wit",
     inline: "package ferry:sdk;
              world common {
-                 import ferry:plugin/host@0.2.0;
-                 import ferry:plugin/documents@0.2.0;
-                 import ferry:plugin/files@0.2.0;
+                 import ferry:plugin/host@0.2.1;
+                 import ferry:plugin/documents@0.2.1;
+                 import ferry:plugin/files@0.2.1;
              }",
     world: "ferry:sdk/common",
     generate_all,

@@ -66,6 +66,17 @@ pub fn write(files: &[File]) -> Vec<Result<(), FileError>> {
     return files.iter().map(native::write).collect();
 }
 
+/// Write whole files in place, each synced (a file already at the path is
+/// replaced, not written through), without `write`'s temporary file and
+/// rename: not atomic, for staging files a later [`rename`] publishes. One
+/// result per file. Needs a host of `ferry:plugin@0.2.1` or later.
+pub fn write_in_place(files: &[File]) -> Vec<Result<(), FileError>> {
+    #[cfg(target_arch = "wasm32")]
+    return crate::bindings::ferry::plugin::files::write_in_place(files);
+    #[cfg(not(target_arch = "wasm32"))]
+    return files.iter().map(native::write_in_place).collect();
+}
+
 /// Rename each `(from, to)`: one result per pair.
 pub fn rename(pairs: &[(String, String)]) -> Vec<Result<(), FileError>> {
     #[cfg(target_arch = "wasm32")]
@@ -169,6 +180,21 @@ mod native {
         file.write_all(&f.content).map_err(err)?;
         file.sync_all().map_err(err)?;
         fs::rename(&temp, path).map_err(err)
+    }
+
+    pub fn write_in_place(f: &File) -> Result<(), FileError> {
+        let path = Path::new(&f.path);
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+            _ => {}
+        }
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(err)?;
+        file.write_all(&f.content).map_err(err)?;
+        file.sync_all().map_err(err)
     }
 
     pub fn rename(from: &str, to: &str) -> Result<(), FileError> {

@@ -5,15 +5,15 @@
 //! WebAssembly component built with plain
 //! `cargo build --release --target wasm32-wasip2`.
 //!
-//! The SDK carries Ferry's WIT contract (`ferry:plugin@0.2.0`), so plugin
+//! The SDK carries Ferry's WIT contract (`ferry:plugin@0.2.1`), so plugin
 //! authors never copy WIT files. A component must export exactly one world,
 //! so each world sits behind a cargo feature:
 //!
 //! | feature   | trait       | export macro                      | exports (as the host sees them) |
 //! |-----------|-------------|-----------------------------------|---------------------------------|
-//! | `rule`    | `Rule`      | `export_rule!(MyRule);`           | `ferry:plugin/rule@0.2.0`, `init` |
-//! | `adapter` | `Adapter`   | `export_adapter!(MyAdapter);`     | `ferry:plugin/receive@0.2.0`, `send`, `init` |
-//! | `service` | `Service`   | `export_service!(MyService);`     | `ferry:plugin/service@0.2.0`, `init` |
+//! | `rule`    | `Rule`      | `export_rule!(MyRule);`           | `ferry:plugin/rule@0.2.1`, `init` |
+//! | `adapter` | `Adapter`   | `export_adapter!(MyAdapter);`     | `ferry:plugin/receive@0.2.1`, `send`, `init` |
+//! | `service` | `Service`   | `export_service!(MyService);`     | `ferry:plugin/service@0.2.1`, `init` |
 //!
 //! The host calls rules and services with batches; the SDK calls your
 //! per-document (per-request) function for each item and hands back one

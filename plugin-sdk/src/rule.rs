@@ -25,9 +25,9 @@
 //! ferry_plugin_sdk::export_rule!(StampCompany);
 //! ```
 //!
-//! The component then exports `ferry:plugin/rule@0.2.0` and
-//! the world's `init`, and imports `ferry:plugin/documents@0.2.0`
-//! (and `ferry:plugin/host@0.2.0` if it logs).
+//! The component then exports `ferry:plugin/rule@0.2.1` and
+//! the world's `init`, and imports `ferry:plugin/documents@0.2.1`
+//! (and `ferry:plugin/host@0.2.1` if it logs).
 
 use crate::config::{Config, current};
 use crate::{Context, Document, PluginError};
@@ -39,11 +39,11 @@ use std::marker::PhantomData;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "ferry:plugin/rule-plugin@0.2.0",
+        world: "ferry:plugin/rule-plugin@0.2.1",
         with: {
-            "ferry:plugin/types@0.2.0": crate::bindings::ferry::plugin::types,
-            "ferry:plugin/host@0.2.0": crate::bindings::ferry::plugin::host,
-            "ferry:plugin/documents@0.2.0": crate::bindings::ferry::plugin::documents,
+            "ferry:plugin/types@0.2.1": crate::bindings::ferry::plugin::types,
+            "ferry:plugin/host@0.2.1": crate::bindings::ferry::plugin::host,
+            "ferry:plugin/documents@0.2.1": crate::bindings::ferry::plugin::documents,
         },
         pub_export_macro: true,
         export_macro_name: "__export_rule_world",

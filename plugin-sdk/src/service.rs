@@ -7,7 +7,7 @@
 //! `ferry_plugin_sdk::export_service!(MyService);`. The host calls the
 //! service with batches of requests; the SDK calls `invoke` for each and
 //! hands back one answer per request, with the documents [`send`] emitted
-//! while it ran. The component exports `ferry:plugin/service@0.2.0` and
+//! while it ran. The component exports `ferry:plugin/service@0.2.1` and
 //! the world's `init`.
 //!
 //! ```ignore
@@ -41,10 +41,10 @@ use std::marker::PhantomData;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "ferry:plugin/service-plugin@0.2.0",
+        world: "ferry:plugin/service-plugin@0.2.1",
         with: {
-            "ferry:plugin/types@0.2.0": crate::bindings::ferry::plugin::types,
-            "ferry:plugin/host@0.2.0": crate::bindings::ferry::plugin::host,
+            "ferry:plugin/types@0.2.1": crate::bindings::ferry::plugin::types,
+            "ferry:plugin/host@0.2.1": crate::bindings::ferry::plugin::host,
         },
         additional_derives: [PartialEq, Eq],
         pub_export_macro: true,

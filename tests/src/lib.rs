@@ -26,10 +26,25 @@ pub fn plugins_dir() -> PathBuf {
 ///
 /// When there is no such fixture.
 pub fn plugin_0_1(name: &str) -> PathBuf {
+    fixture("plugins-0.1", name)
+}
+
+/// A plugin built against `ferry:plugin@0.2.0`, kept as a fixture in
+/// `tests/fixtures/plugins-0.2.0/<name>.wasm` (see the README there).
+///
+/// # Panics
+///
+/// When there is no such fixture.
+pub fn plugin_0_2_0(name: &str) -> PathBuf {
+    fixture("plugins-0.2.0", name)
+}
+
+fn fixture(folder: &str, name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/plugins-0.1")
+        .join("fixtures")
+        .join(folder)
         .join(format!("{name}.wasm"));
-    assert!(path.is_file(), "no 0.1 fixture {}", path.display());
+    assert!(path.is_file(), "no fixture {}", path.display());
     path
 }
 

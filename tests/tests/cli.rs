@@ -71,20 +71,20 @@ fn plugin_check_describes_good_components() {
         (
             "value-map",
             "rule",
-            &["ferry:plugin/rule@0.2.0", "init"][..],
-            "ferry:plugin/documents@0.2.0",
+            &["ferry:plugin/rule@0.2.1", "init"][..],
+            "ferry:plugin/documents@0.2.1",
         ),
         (
             "file-adapter",
             "adapter",
-            &["ferry:plugin/receive@0.2.0", "ferry:plugin/send@0.2.0"][..],
-            "ferry:plugin/files@0.2.0",
+            &["ferry:plugin/receive@0.2.1", "ferry:plugin/send@0.2.1"][..],
+            "ferry:plugin/files@0.2.1",
         ),
         (
             "sales-order-service",
             "service",
-            &["ferry:plugin/service@0.2.0", "init"][..],
-            "ferry:plugin/host@0.2.0",
+            &["ferry:plugin/service@0.2.1", "init"][..],
+            "ferry:plugin/host@0.2.1",
         ),
     ] {
         let file = plugin(name);
@@ -93,7 +93,7 @@ fn plugin_check_describes_good_components() {
         let out = &r.stdout;
         assert!(out.contains(&format!("plugin:  {name}\n")), "{r}");
         assert!(
-            out.contains(&format!("world:   {world} (ferry:plugin@0.2.0)")),
+            out.contains(&format!("world:   {world} (ferry:plugin@0.2.1)")),
             "{r}"
         );
         assert!(
@@ -378,7 +378,7 @@ fn plugin_check_says_a_0_1_plugin_runs_through_the_adapter_layer() {
     assert!(
         r.stdout.contains(
             "world:   rule (ferry:plugin@0.1.0, run through the adapter layer: rebuild against \
-             ferry:plugin@0.2.0 for batches)"
+             ferry:plugin@0.2.1 for batches)"
         ),
         "{r}"
     );

@@ -124,7 +124,7 @@ fn every_template_builds_into_a_component_of_its_world_and_runs() {
             // The build checks the component as `plugin check` does, and
             // names the world as Ferry calls it (rule, adapter, service).
             assert!(
-                out_text.contains(&format!("world:   {world} (ferry:plugin@0.2.0)")),
+                out_text.contains(&format!("world:   {world} (ferry:plugin@0.2.1)")),
                 "{name} ({wit_world}): {out_text}"
             );
             std::fs::copy(&component, plugins.join(format!("{name}.wasm"))).unwrap();

@@ -24,7 +24,7 @@ pub const WIT_0_1: &str = include_str!("../../../wit/legacy/0.1.0/ferry.wit");
 static VERSION: LazyLock<String> = LazyLock::new(|| package_version(WIT));
 static LEGACY: LazyLock<String> = LazyLock::new(|| package_version(WIT_0_1));
 
-/// The version of `ferry:plugin` this host implements, e.g. `0.2.0`.
+/// The version of `ferry:plugin` this host implements, e.g. `0.2.1`.
 pub fn version() -> &'static str {
     &VERSION
 }

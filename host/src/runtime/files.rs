@@ -64,9 +64,21 @@ struct Staged<'g, 'c> {
     path: &'c str,
     /// The path inside the grant.
     rel: &'c str,
-    /// The temporary file's path inside the grant.
+    /// The path written inside the grant: the temporary file's, or `rel`
+    /// itself when written in place.
     temp: String,
+    /// Written in place: no rename.
+    in_place: bool,
     file: fs::File,
+}
+
+/// How [`Grants::write_many`] writes a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// To a temporary file renamed over the path once synced (`write`).
+    Atomic,
+    /// The path itself, created or truncated, synced (`write-in-place`).
+    InPlace,
 }
 
 impl Staged<'_, '_> {
@@ -312,7 +324,7 @@ impl Grants {
     /// `write` of one file: a synced temporary file (`.NAME.ferry-tmp` in
     /// the same folder) renamed into place.
     pub fn write(&self, path: &str, content: &[u8]) -> Result<(), FileError> {
-        self.write_many([(path, content)])
+        self.write_many([(path, content)], WriteMode::Atomic)
             .pop()
             .expect("one result per file")
     }
@@ -325,10 +337,13 @@ impl Grants {
     /// of a round (on ext4, the first `fsync` commits what the others
     /// would) instead of once per file. One result per file, in order; a
     /// path written twice in one call is written in order (a round ends
-    /// before the second).
+    /// before the second). [`WriteMode::InPlace`] writes each path itself
+    /// (created or truncated; a file that fails is removed) and renames
+    /// nothing: for staging files a later rename publishes.
     pub fn write_many<'c>(
         &self,
         files: impl IntoIterator<Item = (&'c str, &'c [u8])>,
+        mode: WriteMode,
     ) -> Vec<Result<(), FileError>> {
         let mut results = Vec::new();
         let mut round: Vec<Result<Staged<'_, 'c>, FileError>> = Vec::new();
@@ -339,7 +354,7 @@ impl Grants {
             if round.len() == WRITE_ROUND || again {
                 results.extend(self.finish(std::mem::take(&mut round)));
             }
-            round.push(self.stage(path, content));
+            round.push(self.stage(path, content, mode));
         }
         results.extend(self.finish(round));
         results
@@ -347,29 +362,56 @@ impl Grants {
 
     /// The first step of a write: `content` in the temporary file of
     /// `path`, not synced yet.
-    fn stage<'c>(&self, path: &'c str, content: &[u8]) -> Result<Staged<'_, 'c>, FileError> {
+    fn stage<'c>(
+        &self,
+        path: &'c str,
+        content: &[u8],
+        mode: WriteMode,
+    ) -> Result<Staged<'_, 'c>, FileError> {
         let (g, rel) = self.file_path(path, true)?;
-        let (folder, name) = match rel.rsplit_once('/') {
-            Some((f, n)) => (Some(f), n),
-            None => (None, rel),
-        };
-        // One temporary name per target: what a crash leaves is replaced
-        // by the next write of the same path, not left for ever.
-        let temp_name = format!(".{name}.ferry-tmp");
-        let temp = match folder {
-            Some(f) => format!("{f}/{temp_name}"),
-            None => temp_name,
+        let in_place = mode == WriteMode::InPlace;
+        let temp = if in_place {
+            rel.to_string()
+        } else {
+            let (folder, name) = match rel.rsplit_once('/') {
+                Some((f, n)) => (Some(f), n),
+                None => (None, rel),
+            };
+            // One temporary name per target: what a crash leaves is
+            // replaced by the next write of the same path, not left for
+            // ever.
+            let temp_name = format!(".{name}.ferry-tmp");
+            match folder {
+                Some(f) => format!("{f}/{temp_name}"),
+                None => temp_name,
+            }
         };
         let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
         options._cap_fs_ext_follow(FollowSymlinks::No);
-        let mut file =
-            cap_primitives::fs::open(&g.dir, Path::new(&temp), &options).map_err(resolve_error)?;
+        let mut file = if in_place {
+            // A new file: one already there (a link, or a hard link to a
+            // file elsewhere) is removed, never written through.
+            options.write(true).create_new(true);
+            let open = || cap_primitives::fs::open(&g.dir, Path::new(&temp), &options);
+            match open() {
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    cap_primitives::fs::remove_file(&g.dir, Path::new(&temp))
+                        .map_err(resolve_error)?;
+                    open()
+                }
+                other => other,
+            }
+        } else {
+            options.write(true).create(true).truncate(true);
+            cap_primitives::fs::open(&g.dir, Path::new(&temp), &options)
+        }
+        .map_err(resolve_error)?;
         let staged = |file| Staged {
             dir: &g.dir,
             path,
             rel,
             temp,
+            in_place,
             file,
         };
         match file.write_all(content) {
@@ -401,6 +443,9 @@ impl Grants {
             .into_iter()
             .map(|s| {
                 let s = s?;
+                if s.in_place {
+                    return Ok(());
+                }
                 match cap_primitives::fs::rename(s.dir, Path::new(&s.temp), s.dir, Path::new(s.rel))
                 {
                     Ok(()) => Ok(()),
@@ -460,9 +505,15 @@ mod tests {
     /// Many files in one call, over several rounds: each written whole
     /// and in place, one result per file in order, a refused path failing
     /// only itself, a path written twice ending with its second content,
-    /// no temporary file left.
+    /// no temporary file left; atomically and in place alike.
     #[test]
     fn writes_many_files_in_rounds_each_on_its_own() {
+        for mode in [WriteMode::Atomic, WriteMode::InPlace] {
+            writes_many_files(mode);
+        }
+    }
+
+    fn writes_many_files(mode: WriteMode) {
         let tmp = tempfile::tempdir().unwrap();
         fs::create_dir(tmp.path().join("sub")).unwrap();
         let g = grants(tmp.path(), true);
@@ -480,7 +531,7 @@ mod tests {
         // Written again in the same round.
         files[10].0 = "/port/0003.xml".into();
         files[10].1 = b"<o>second</o>".to_vec();
-        let results = g.write_many(files.iter().map(|(p, c)| (p.as_str(), c.as_slice())));
+        let results = g.write_many(files.iter().map(|(p, c)| (p.as_str(), c.as_slice())), mode);
         assert_eq!(results.len(), files.len());
         for (i, ((path, content), r)) in files.iter().zip(&results).enumerate() {
             match i {
@@ -509,12 +560,57 @@ mod tests {
         assert!(left.is_empty(), "{left:?}");
         // A read-only grant refuses every file of the call.
         let ro = grants(tmp.path(), false);
-        let results = ro.write_many([("/port/a.xml", &b"a"[..]), ("/port/b.xml", &b"b"[..])]);
+        let results = ro.write_many(
+            [("/port/a.xml", &b"a"[..]), ("/port/b.xml", &b"b"[..])],
+            mode,
+        );
         assert!(
             results
                 .iter()
                 .all(|r| matches!(r, Err(FileError::Denied(_))))
         );
+    }
+
+    /// In place: a file already at the path is replaced, never written
+    /// through — not a symbolic link out of the grant, not a hard link to
+    /// a file elsewhere; nothing is renamed and no temporary file made.
+    #[test]
+    fn writes_in_place_without_writing_through_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let port = tmp.path().join("port");
+        fs::create_dir(&port).unwrap();
+        let g = grants(&port, true);
+        let secret = tmp.path().join("secret.txt");
+        fs::write(&secret, b"secret").unwrap();
+        fs::hard_link(&secret, port.join("hard.tmp")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("x"), port.join("soft.tmp")).unwrap();
+        fs::write(port.join("old.tmp"), b"old content, longer").unwrap();
+        let results = g.write_many(
+            [
+                ("/port/hard.tmp", &b"new"[..]),
+                ("/port/soft.tmp", &b"new"[..]),
+                ("/port/old.tmp", &b"new"[..]),
+                ("/port/fresh.tmp", &b"new"[..]),
+            ],
+            WriteMode::InPlace,
+        );
+        for r in &results {
+            r.as_ref().unwrap();
+        }
+        for name in ["hard.tmp", "soft.tmp", "old.tmp", "fresh.tmp"] {
+            let p = port.join(name);
+            assert!(!fs::symlink_metadata(&p).unwrap().is_symlink(), "{name}");
+            assert_eq!(fs::read(&p).unwrap(), b"new", "{name}");
+        }
+        assert_eq!(fs::read(&secret).unwrap(), b"secret");
+        assert!(!outside.path().join("x").exists());
+        let mut names: Vec<String> = fs::read_dir(&port)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["fresh.tmp", "hard.tmp", "old.tmp", "soft.tmp"]);
     }
 
     #[test]

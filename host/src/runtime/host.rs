@@ -12,7 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{adapter, rule, v01};
 use super::document::{Batch, DocRef, Entry};
-use super::files::{self, FileError, Grants};
+use super::files::{self, FileError, Grants, WriteMode};
 use super::quota::{self, LogBucket, QuotaExceeded};
 use super::{Level, PluginError, SandboxConfig, SentDocument};
 
@@ -343,6 +343,26 @@ fn entry(e: files::Entry) -> wit_files::Entry {
     }
 }
 
+impl HostState {
+    /// `write` and `write-in-place`: one round trip for the batch.
+    fn write_files(
+        &self,
+        files: &[wit_files::File],
+        mode: WriteMode,
+    ) -> Vec<Result<(), wit_files::FileError>> {
+        self.grants
+            .write_many(
+                files
+                    .iter()
+                    .map(|f| (f.path.as_str(), f.content.as_slice())),
+                mode,
+            )
+            .into_iter()
+            .map(|r| r.map_err(file_error))
+            .collect()
+    }
+}
+
 impl wit_files::Host for HostState {
     fn list_folder(&mut self, path: String) -> Result<Vec<wit_files::Entry>, wit_files::FileError> {
         let entries = self.grants.list(&path).map_err(file_error)?;
@@ -391,15 +411,14 @@ impl wit_files::Host for HostState {
     }
 
     fn write(&mut self, files: Vec<wit_files::File>) -> Vec<Result<(), wit_files::FileError>> {
-        self.grants
-            .write_many(
-                files
-                    .iter()
-                    .map(|f| (f.path.as_str(), f.content.as_slice())),
-            )
-            .into_iter()
-            .map(|r| r.map_err(file_error))
-            .collect()
+        self.write_files(&files, WriteMode::Atomic)
+    }
+
+    fn write_in_place(
+        &mut self,
+        files: Vec<wit_files::File>,
+    ) -> Vec<Result<(), wit_files::FileError>> {
+        self.write_files(&files, WriteMode::InPlace)
     }
 
     fn rename(&mut self, pairs: Vec<(String, String)>) -> Vec<Result<(), wit_files::FileError>> {

@@ -74,7 +74,7 @@ impl Plugin {
         self.contract
     }
     /// The version of `ferry:plugin` it was built against, as the host
-    /// names it (`0.2.0`, or `0.1.0` for the adapter layer).
+    /// names it (`0.2.1`, or `0.1.0` for the adapter layer).
     pub fn contract_version(&self) -> &'static str {
         version_of(self.contract)
     }

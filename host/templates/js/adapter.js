@@ -2,10 +2,10 @@
 // point touches no files: its receive side has nothing to deliver, and its
 // send side writes each sent message to Ferry's log when the host commits.
 
-// (Folders the port grants are reached through 'ferry:plugin/files@0.2.0':
+// (Folders the port grants are reached through 'ferry:plugin/files@0.2.1':
 // list, read, write, rename and remove many paths per call.)
 
-import { log } from 'ferry:plugin/host@0.2.0';
+import { log } from 'ferry:plugin/host@0.2.1';
 
 let staged = [];
 

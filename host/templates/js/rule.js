@@ -1,7 +1,7 @@
 // {{name}}: a Ferry rule (world `rule-plugin`) in JavaScript. The host calls
 // it with batches of documents it has parsed; `applyOne` handles one.
 
-import { log } from 'ferry:plugin/host@0.2.0';
+import { log } from 'ferry:plugin/host@0.2.1';
 
 // The configuration `init` gave: once per instance.
 let options = new Map();

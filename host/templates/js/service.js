@@ -2,7 +2,7 @@
 // a message's `Action`: answers every request with its own body (an echo).
 // The host calls it with batches of requests; `invokeOne` handles one.
 
-import { log } from 'ferry:plugin/host@0.2.0';
+import { log } from 'ferry:plugin/host@0.2.1';
 
 export function init(config) {
   // The configuration, once per instance (config.options,

@@ -21,7 +21,8 @@
 //! ignoring files already gone; `rollback(names)` leaves them.
 //!
 //! **Send**: `begin(address)`; `send(msgs)` writes each `.<name>.tmp` in the
-//! folder (synced); `commit()` renames each temporary file to `<name>` plus
+//! folder (synced, in place: `files.write-in-place`, so the adapter needs a
+//! host of `ferry:plugin@0.2.1`); `commit()` renames each temporary file to `<name>` plus
 //! `extension` (unless the name already ends with it), so a reader never sees
 //! a half-written file; `rollback()` removes the temporary files.
 //!
@@ -487,7 +488,8 @@ impl Adapter for FileAdapter {
                 return msgs.iter().map(|_| Err(no_session("send"))).collect();
             };
             // Each message to its hidden temporary file, all in one host
-            // call; the host writes each atomically and synced.
+            // call, each synced; in place (no rename of its own): the file
+            // is only a stage, published by the rename of `commit`.
             let mut results: Vec<Result<(), PluginError>> = Vec::with_capacity(msgs.len());
             let mut writes: Vec<(usize, Staged)> = Vec::new();
             let mut batch: Vec<File> = Vec::new();
@@ -515,7 +517,8 @@ impl Adapter for FileAdapter {
                     }
                 }
             }
-            for ((at, staged), written) in writes.into_iter().zip(files::write(&batch)) {
+            let written = files::write_in_place(&batch);
+            for ((at, staged), written) in writes.into_iter().zip(written) {
                 match written {
                     Ok(()) => {
                         if !session.temps.insert(staged.temp.clone()) {

@@ -21,7 +21,7 @@
 // `action` throws an Error: Ferry records it with the Error's message (what
 // any uncaught exception looks like).
 
-import { log } from 'ferry:plugin/host@0.2.0';
+import { log } from 'ferry:plugin/host@0.2.1';
 
 // The rule's options, as `init` gave them (once per instance).
 let options = new Map();
