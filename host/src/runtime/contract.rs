@@ -5,7 +5,9 @@
 //!
 //! The rule (also written at the top of `wit/ferry.wit`): while Ferry is
 //! 0.x a minor version is a major one. A plugin built against `0.2.y` runs
-//! natively on a host implementing `0.2.x`; a plugin built against `0.1.y`
+//! natively on a host implementing `0.2.x` when `y <= x` (a patch adds
+//! functions; a plugin importing one its host lacks is refused at load by
+//! the linker, naming the function); a plugin built against `0.1.y`
 //! runs through the host's 0.1 adapter layer (one document per call, the
 //! configuration served by the old `config` imports); any other version is
 //! refused at load with what to rebuild it against.
