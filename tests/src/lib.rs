@@ -39,6 +39,39 @@ pub fn plugin_0_2_0(name: &str) -> PathBuf {
     fixture("plugins-0.2.0", name)
 }
 
+/// `root/plugins`, made and holding `names` copied from `fixture(name)`
+/// (e.g. [`plugin_0_1`]), each as `<name>.wasm`: a plugin folder of
+/// fixtures for a config's `plugin_dir = "plugins"`.
+///
+/// # Panics
+///
+/// When a fixture is missing or cannot be copied.
+pub fn fixture_plugins(root: &Path, names: &[&str], fixture: fn(&str) -> PathBuf) -> PathBuf {
+    let plugins = root.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for name in names {
+        std::fs::copy(fixture(name), plugins.join(format!("{name}.wasm"))).unwrap();
+    }
+    plugins
+}
+
+/// An AIF envelope of a sales order for the SalesOrderService `create`
+/// action: MessageId `{00000000-0000-4000-8000-<n, 12 digits>}`, customer
+/// `C<n>`, purchase order `PO-<n>`, one line of item `item`.
+pub fn order_envelope(n: u32, item: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+         <Envelope xmlns=\"http://schemas.microsoft.com/dynamics/2011/01/documents/Message\">\
+         <Header><MessageId>{{00000000-0000-4000-8000-{n:012}}}</MessageId>\
+         <Company>ceu</Company><Action>http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create</Action></Header>\
+         <Body><MessageParts><SalesOrder xmlns=\"http://schemas.microsoft.com/dynamics/2008/01/documents/SalesOrder\">\
+         <SalesTable class=\"entity\"><CustAccount>C{n}</CustAccount>\
+         <PurchOrderFormNum>PO-{n}</PurchOrderFormNum>\
+         <SalesLine class=\"entity\"><ItemId>{item}</ItemId><SalesQty>1</SalesQty></SalesLine>\
+         </SalesTable></SalesOrder></MessageParts></Body></Envelope>"
+    )
+}
+
 fn fixture(folder: &str, name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")

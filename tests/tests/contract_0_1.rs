@@ -6,41 +6,20 @@
 
 use ferry_tests::{exception_with, ferry, ferry_stdout};
 
-const ORDER_ACTION: &str =
-    "http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create";
-
-fn envelope(n: u32, item: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
-         <Envelope xmlns=\"http://schemas.microsoft.com/dynamics/2011/01/documents/Message\">\
-         <Header><MessageId>{{00000000-0000-4000-8000-{n:012}}}</MessageId>\
-         <Company>ceu</Company><Action>{ORDER_ACTION}</Action></Header>\
-         <Body><MessageParts><SalesOrder xmlns=\"http://schemas.microsoft.com/dynamics/2008/01/documents/SalesOrder\">\
-         <SalesTable class=\"entity\"><CustAccount>C{n}</CustAccount>\
-         <PurchOrderFormNum>PO-{n}</PurchOrderFormNum>\
-         <SalesLine class=\"entity\"><ItemId>{item}</ItemId><SalesQty>1</SalesQty></SalesLine>\
-         </SalesTable></SalesOrder></MessageParts></Body></Envelope>"
-    )
-}
-
 #[test]
 fn a_port_of_0_1_plugins_runs_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let plugins = root.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    for name in [
-        "file-adapter",
-        "value-map",
-        "sales-order-service",
-        "test-hostile",
-    ] {
-        std::fs::copy(
-            ferry_tests::plugin_0_1(name),
-            plugins.join(format!("{name}.wasm")),
-        )
-        .unwrap();
-    }
+    ferry_tests::fixture_plugins(
+        root,
+        &[
+            "file-adapter",
+            "value-map",
+            "sales-order-service",
+            "test-hostile",
+        ],
+        ferry_tests::plugin_0_1,
+    );
     let config = root.join("ferry.toml");
     std::fs::write(
         &config,
@@ -74,9 +53,21 @@ logging = "all"
     .unwrap();
     let inbox = root.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
-    std::fs::write(inbox.join("001.xml"), envelope(1, "EXT-1")).unwrap();
-    std::fs::write(inbox.join("002.xml"), envelope(2, "HOSTILE:panic")).unwrap();
-    std::fs::write(inbox.join("003.xml"), envelope(3, "EXT-1")).unwrap();
+    std::fs::write(
+        inbox.join("001.xml"),
+        ferry_tests::order_envelope(1, "EXT-1"),
+    )
+    .unwrap();
+    std::fs::write(
+        inbox.join("002.xml"),
+        ferry_tests::order_envelope(2, "HOSTILE:panic"),
+    )
+    .unwrap();
+    std::fs::write(
+        inbox.join("003.xml"),
+        ferry_tests::order_envelope(3, "EXT-1"),
+    )
+    .unwrap();
     let cfg = config.to_str().unwrap();
 
     // `ferry check` loads them, saying they run through the adapter layer.

@@ -6,36 +6,15 @@
 
 use ferry_tests::{ferry, ferry_stdout};
 
-const ORDER_ACTION: &str =
-    "http://schemas.microsoft.com/dynamics/2008/01/services/SalesOrderService/create";
-
-fn envelope(n: u32, item: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
-         <Envelope xmlns=\"http://schemas.microsoft.com/dynamics/2011/01/documents/Message\">\
-         <Header><MessageId>{{00000000-0000-4000-8000-{n:012}}}</MessageId>\
-         <Company>ceu</Company><Action>{ORDER_ACTION}</Action></Header>\
-         <Body><MessageParts><SalesOrder xmlns=\"http://schemas.microsoft.com/dynamics/2008/01/documents/SalesOrder\">\
-         <SalesTable class=\"entity\"><CustAccount>C{n}</CustAccount>\
-         <PurchOrderFormNum>PO-{n}</PurchOrderFormNum>\
-         <SalesLine class=\"entity\"><ItemId>{item}</ItemId><SalesQty>1</SalesQty></SalesLine>\
-         </SalesTable></SalesOrder></MessageParts></Body></Envelope>"
-    )
-}
-
 #[test]
 fn a_port_of_0_2_0_plugins_runs_natively_on_this_host() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let plugins = root.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    for name in ["file-adapter", "value-map", "sales-order-service"] {
-        std::fs::copy(
-            ferry_tests::plugin_0_2_0(name),
-            plugins.join(format!("{name}.wasm")),
-        )
-        .unwrap();
-    }
+    let plugins = ferry_tests::fixture_plugins(
+        root,
+        &["file-adapter", "value-map", "sales-order-service"],
+        ferry_tests::plugin_0_2_0,
+    );
     let config = root.join("ferry.toml");
     std::fs::write(
         &config,
@@ -67,7 +46,11 @@ logging = "all"
     let inbox = root.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
     for n in 1..=3 {
-        std::fs::write(inbox.join(format!("00{n}.xml")), envelope(n, "EXT-1")).unwrap();
+        std::fs::write(
+            inbox.join(format!("00{n}.xml")),
+            ferry_tests::order_envelope(n, "EXT-1"),
+        )
+        .unwrap();
     }
     let cfg = config.to_str().unwrap();
 
