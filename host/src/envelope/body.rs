@@ -60,11 +60,15 @@ pub(super) fn read_message_parts(r: &mut XmlReader<'_>) -> Result<String, Envelo
         .any(|(prefix, ns)| prefix.is_some() || (ns != MESSAGE_NS && ns != BATCH_NS));
     let parts_depth = r.depth();
     let body_start = r.offset();
+    if !track {
+        let body_end = r.read_to_close()?;
+        return Ok(r.src()[body_start..body_end].to_owned());
+    }
     let mut fixes: Vec<Fix> = Vec::new();
     let body_end = loop {
         let item = r.next()?;
         match &item.event {
-            Event::Start(e) | Event::Empty(e) if track => {
+            Event::Start(e) | Event::Empty(e) => {
                 let is_start = matches!(item.event, Event::Start(_));
                 // Body level of this element: 1 for a top-level element.
                 let level = r.depth() - parts_depth + usize::from(!is_start);
@@ -89,9 +93,6 @@ pub(super) fn read_message_parts(r: &mut XmlReader<'_>) -> Result<String, Envelo
             Event::End(_) => {
                 if r.depth() < parts_depth {
                     break item.start;
-                }
-                if !track {
-                    continue;
                 }
                 // The element just closed was at this body level.
                 let level = r.depth() - parts_depth + 1;

@@ -179,6 +179,7 @@ impl<'a> XmlReader<'a> {
     }
 
     /// Reads and checks the next event.
+    #[inline(always)]
     pub fn next(&mut self) -> Result<Item<'a>, EnvelopeError> {
         if let Some(level) = self.pending_pop.take() {
             while self.bindings.last().is_some_and(|b| b.level >= level) {
@@ -290,6 +291,7 @@ impl<'a> XmlReader<'a> {
     /// with `check_end_names`, `check_comments`, no trimming, empty elements
     /// not expanded) reads it: same boundaries, same errors at the same
     /// offsets. A reader that has failed is not read further.
+    #[inline(always)]
     fn read_event(&mut self) -> Result<Event<'a>, EnvelopeError> {
         let src = self.src;
         let bytes = src.as_bytes();
@@ -323,6 +325,7 @@ impl<'a> XmlReader<'a> {
     }
 
     /// Reads the markup starting with the `<` at `self.pos`.
+    #[inline(always)]
     fn read_markup(&mut self) -> Result<Event<'a>, EnvelopeError> {
         let src = self.src;
         let bytes = src.as_bytes();
@@ -402,11 +405,21 @@ impl<'a> XmlReader<'a> {
 
     /// Reads on to the end of the element whose `Start` event was just read.
     pub fn skip_element(&mut self) -> Result<(), EnvelopeError> {
+        self.read_to_close().map(|_| ())
+    }
+
+    /// Reads on, checking every event, to the end of the element whose
+    /// `Start` event was just read; returns the byte offset where its end
+    /// tag starts. (One loop here rather than [`XmlReader::next`] called
+    /// from outside: no event is handed out, so none is copied.)
+    pub fn read_to_close(&mut self) -> Result<usize, EnvelopeError> {
         let depth = self.depth();
-        while self.depth() >= depth {
-            self.next()?;
+        loop {
+            let item = self.next()?;
+            if self.depth() < depth {
+                return Ok(item.start);
+            }
         }
-        Ok(())
     }
 
     /// Reads to the end of the document, to find a well-formedness error
