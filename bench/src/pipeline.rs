@@ -177,6 +177,9 @@ impl GatewayQueue for Timed {
     fn is_processed(&self, message_id: &str) -> Result<bool, QueueError> {
         self.timed(|| self.inner.is_processed(message_id))
     }
+    fn are_processed(&self, message_ids: &[&str]) -> Result<Vec<bool>, QueueError> {
+        self.timed(|| self.inner.are_processed(message_ids))
+    }
     fn exceptions(&self, filter: &ExceptionFilter) -> Result<Vec<Exception>, QueueError> {
         self.timed(|| self.inner.exceptions(filter))
     }

@@ -310,6 +310,10 @@ impl GatewayQueue for MeteredQueue {
         self.inner.is_processed(message_id)
     }
 
+    fn are_processed(&self, message_ids: &[&str]) -> Result<Vec<bool>, QueueError> {
+        self.inner.are_processed(message_ids)
+    }
+
     fn exceptions(&self, filter: &ExceptionFilter) -> Result<Vec<Exception>, QueueError> {
         self.inner.exceptions(filter)
     }

@@ -476,6 +476,14 @@ pub(crate) fn remove_and_log_processed_make_it_a_duplicate<Q: Backend>(q: &Tq<Q>
     q.settle(tx).unwrap();
     assert!(q.is_processed(&m.message_id).unwrap());
     assert!(!q.is_processed("other").unwrap());
+    // Asked for several at once: one answer per id, in the order asked,
+    // an id asked twice answered twice.
+    let id = m.message_id.as_str();
+    assert_eq!(
+        q.are_processed(&["other", id, "another", id]).unwrap(),
+        [false, true, false, true]
+    );
+    assert!(q.are_processed(&[]).unwrap().is_empty());
     assert_eq!(q.get(k).unwrap(), None);
     assert!(q.counts().unwrap().is_empty());
     assert_eq!(q.history(&m.message_id).unwrap().len(), 1);

@@ -919,6 +919,14 @@ pub trait GatewayQueue: Send + Sync {
     /// upper case), as AIF compares message ids as GUIDs.
     fn is_processed(&self, message_id: &str) -> Result<bool, QueueError>;
 
+    /// [`GatewayQueue::is_processed`] for several ids at once, one answer
+    /// per id in order: what inbound processing asks for each claimed
+    /// group, in one read (one transaction, one round trip) rather than
+    /// one per message. The default asks one by one.
+    fn are_processed(&self, message_ids: &[&str]) -> Result<Vec<bool>, QueueError> {
+        message_ids.iter().map(|id| self.is_processed(id)).collect()
+    }
+
     /// The exception log entries matching `filter`, oldest first.
     fn exceptions(&self, filter: &ExceptionFilter) -> Result<Vec<Exception>, QueueError>;
 

@@ -50,7 +50,7 @@ pub mod schema;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -1480,6 +1480,20 @@ impl GatewayQueue for PgQueue {
             )
         })?;
         Ok(row.is_some())
+    }
+
+    fn are_processed(&self, message_ids: &[&str]) -> Result<Vec<bool>, QueueError> {
+        if message_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.read(|c| {
+            c.query(
+                "SELECT message_id FROM message_log WHERE message_id = ANY($1)",
+                &[&message_ids],
+            )
+        })?;
+        let found: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        Ok(message_ids.iter().map(|id| found.contains(*id)).collect())
     }
 
     fn exceptions(&self, filter: &ExceptionFilter) -> Result<Vec<Exception>, QueueError> {

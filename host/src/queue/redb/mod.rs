@@ -1151,9 +1151,16 @@ impl GatewayQueue for RedbQueue {
     }
 
     fn is_processed(&self, message_id: &str) -> Result<bool, QueueError> {
+        self.are_processed(&[message_id]).map(|found| found[0])
+    }
+
+    fn are_processed(&self, message_ids: &[&str]) -> Result<Vec<bool>, QueueError> {
         let txn = self.db.begin_read()?;
         let log = txn.open_table(MESSAGE_LOG)?;
-        Ok(log.get(message_id)?.is_some())
+        message_ids
+            .iter()
+            .map(|id| Ok(log.get(*id)?.is_some()))
+            .collect()
     }
 
     fn exceptions(&self, filter: &ExceptionFilter) -> Result<Vec<Exception>, QueueError> {

@@ -15,7 +15,7 @@
 //! of them was committed.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::config::{PortConfig, PortDirection, TaskKind};
@@ -63,6 +63,11 @@ pub(crate) fn handle_batch(
     // A batch runs on the plugins in force when it starts; a port paused
     // meanwhile leaves it queued.
     let ready = gw.ready_to_run(sandboxes, port, TaskKind::InboundProcessing);
+    let logged = if ready {
+        in_message_log(gw, msgs)
+    } else {
+        HashMap::new()
+    };
     let mut slots: Vec<Slot<'_>> = msgs
         .iter()
         .map(|msg| {
@@ -73,7 +78,7 @@ pub(crate) fn handle_batch(
             match guard.must_wait(gw, port, msg, &mut part) {
                 Err(e) => Slot::Settled(Err(e)),
                 Ok(true) => Slot::Settled(Ok(Outcome::Wait { part })),
-                Ok(false) => match prepare(gw, port, sandboxes, msg, seen, &mut part) {
+                Ok(false) => match prepare(gw, port, sandboxes, msg, seen, &logged, &mut part) {
                     Err(e) => Slot::Settled(Err(e)),
                     Ok(Prepared::Done(ok)) => Slot::Finished { msg, part, ok },
                     Ok(Prepared::Go(work)) => Slot::Going { work, part },
@@ -162,6 +167,21 @@ impl Work<'_> {
     /// The envelope, read by now.
     fn env(&self) -> &Envelope {
         self.env.as_ref().expect("read before the service stage")
+    }
+}
+
+/// Whether the message log holds each claimed message's id (normalised),
+/// asked once for the group. Empty if the queue cannot answer now: each
+/// message then asks on its own, and meets the error there.
+fn in_message_log(gw: &Gateway, msgs: &[QueuedMessage]) -> HashMap<String, bool> {
+    let ids: Vec<String> = msgs.iter().map(|m| message_log_id(&m.message_id)).collect();
+    let asked: Vec<&str> = ids.iter().map(String::as_str).collect();
+    match gw.queue.are_processed(&asked) {
+        Ok(found) => ids.into_iter().zip(found).collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "message log lookup for a group failed; asking per message");
+            HashMap::new()
+        }
     }
 }
 
@@ -299,6 +319,7 @@ fn prepare<'m>(
     sandboxes: &mut Sandboxes,
     claimed: &'m QueuedMessage,
     seen: &Mutex<HashSet<String>>,
+    logged: &HashMap<String, bool>,
     tx: &mut Transaction,
 ) -> Result<Prepared<'m>, QueueError> {
     // Resubmitted after its transforms failed: it starts there again.
@@ -355,7 +376,12 @@ fn prepare<'m>(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(log_id.clone());
-    if !first || gw.queue.is_processed(&log_id)? {
+    let processed = || match logged.get(&log_id) {
+        Some(&found) => Ok(found),
+        // Its MessageId is known only now (transformed again).
+        None => gw.queue.is_processed(&log_id),
+    };
+    if !first || processed()? {
         let read = match &env {
             Some(e) => Ok(Cow::Borrowed(e)),
             None => read_queued(&msg.content).map(Cow::Owned),
