@@ -455,7 +455,7 @@ fn a_pipeline_port_reads_each_envelope_once_and_still_refuses_what_is_not_one() 
         .map(|e| {
             (
                 e.stage.as_str(),
-                e.text.contains("not a single envelope") || e.text.contains("Duplicate"),
+                e.text.contains("not a valid envelope") || e.text.contains("Duplicate"),
             )
         })
         .collect();
@@ -470,4 +470,52 @@ fn a_pipeline_port_reads_each_envelope_once_and_still_refuses_what_is_not_one() 
         .filter(|m| m.direction != Direction::Inbound)
         .count();
     assert_eq!(outgoing, 3, "two responses and the duplicate's fault");
+}
+
+/// On a port without rules, gateway receive reads each envelope and
+/// inbound processing does not check its body a second time — unless the
+/// queued text changed since: an operator's edit that broke the body is
+/// read in full and fails in the parse stage with the reader's reason,
+/// while the unchanged message of the same occurrence is answered.
+#[test]
+fn an_envelope_edited_after_receive_is_read_in_full_again() {
+    use ferry::queue::{Direction, ExceptionFilter, Filter, GatewayQueue, Status, Transaction};
+    use ferry::services::{Sandboxes, inbound, receive};
+
+    let (dir, config_path) = setup("parallel = false", 1);
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    let (config, queue, gw) = library_gateway(dir.path(), &config_path, &text);
+    message(dir.path(), "001.xml", 1, None, 0);
+    message(dir.path(), "002.xml", 2, None, 0);
+    let port = &config.ports["in"];
+    let counts = receive::run(&gw, port, &mut Sandboxes::new(), &|| false).unwrap();
+    assert_eq!(counts.done, 2);
+    let queued = queue.list(&Filter::default()).unwrap();
+    let edited = queued.iter().find(|m| m.name == "002.xml").unwrap();
+    // Still shaped as the writer writes an envelope; the body no longer
+    // well-formed.
+    let broken = edited.content.replace("</File>", "</Fiel>");
+    assert_ne!(broken, edited.content);
+    let mut tx = Transaction::new();
+    tx.set_content(edited.key, broken);
+    queue.commit(tx).unwrap();
+
+    let counts = inbound::run(&gw, port, &mut Sandboxes::new(), &|| false).unwrap();
+    assert_eq!((counts.done, counts.failed), (1, 1));
+    let left: Vec<(String, Status)> = queue
+        .list(&Filter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction == Direction::Inbound)
+        .map(|m| (m.name, m.status))
+        .collect();
+    assert_eq!(left, [("002.xml".to_string(), Status::Error)]);
+    let exceptions = queue.exceptions(&ExceptionFilter::default()).unwrap();
+    assert_eq!(exceptions.len(), 1, "{exceptions:#?}");
+    assert_eq!(exceptions[0].stage, "parse");
+    assert!(
+        exceptions[0].text.contains("not a valid envelope")
+            && exceptions[0].text.contains("</Fiel>"),
+        "{exceptions:#?}"
+    );
 }

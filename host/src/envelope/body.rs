@@ -61,7 +61,11 @@ pub(super) fn read_message_parts(r: &mut XmlReader<'_>) -> Result<String, Envelo
     let parts_depth = r.depth();
     let body_start = r.offset();
     if !track {
-        let body_end = r.read_to_close()?;
+        // The end tags after a skipped body are still read (and checked).
+        let body_end = match r.skip_trusted_body() {
+            Some(end) => end,
+            None => r.read_to_close()?,
+        };
         return Ok(r.src()[body_start..body_end].to_owned());
     }
     let mut fixes: Vec<Fix> = Vec::new();

@@ -97,7 +97,7 @@ mod tests;
 pub use decode::decode_text;
 pub use error::{EnvelopeError, Position};
 pub use fault::{DUPLICATE_MESSAGE_CODE, DUPLICATE_MESSAGE_TEXT};
-pub use read::{parse, parse_bytes};
+pub use read::{parse, parse_bytes, parse_written};
 
 /// Namespace of the AIF message envelope (`Envelope`, `Header`, `Body`,
 /// `MessageParts` and the header fields).

@@ -74,6 +74,9 @@ pub(super) struct XmlReader<'a> {
     pending_pop: Option<usize>,
     root_seen: bool,
     root_closed: bool,
+    /// Where the body of a written envelope ends (see
+    /// [`XmlReader::trust_body_to`]).
+    trusted_body_end: Option<usize>,
 }
 
 impl<'a> XmlReader<'a> {
@@ -99,6 +102,7 @@ impl<'a> XmlReader<'a> {
             pending_pop: None,
             root_seen: false,
             root_closed: false,
+            trusted_body_end: None,
         })
     }
 
@@ -401,6 +405,25 @@ impl<'a> XmlReader<'a> {
                 Err(self.quick_xml_error(e, at))
             }
         }
+    }
+
+    /// The input is an envelope the writer wrote from one this reader
+    /// accepted, unchanged since: its body (the content of the first
+    /// `MessageParts`) ends at byte `end` and need not be checked again.
+    pub fn trust_body_to(&mut self, end: usize) {
+        self.trusted_body_end = Some(end);
+    }
+
+    /// Inside the first `MessageParts` of a trusted input (see
+    /// [`XmlReader::trust_body_to`]): moves past its content without
+    /// reading it, and returns where that content ends. `None` otherwise.
+    pub fn skip_trusted_body(&mut self) -> Option<usize> {
+        let end = self.trusted_body_end.take()?;
+        if end < self.pos || !self.src.is_char_boundary(end) {
+            return None;
+        }
+        self.pos = end;
+        Some(end)
     }
 
     /// Reads on to the end of the element whose `Start` event was just read.

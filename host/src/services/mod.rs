@@ -17,6 +17,7 @@ mod sandboxes;
 pub mod send;
 
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -66,6 +67,50 @@ pub struct Gateway {
     reported_refusals: Mutex<HashSet<(String, String, String)>>,
     /// Paused ports already reported, with the reason.
     reported_pauses: Mutex<HashSet<String>>,
+    /// Envelopes gateway receive wrote into the queue (see [`Written`]).
+    written: Written,
+}
+
+/// The envelopes gateway receive read and then wrote into the queue (with
+/// [`Envelope::to_xml`](crate::envelope::Envelope::to_xml)), by a
+/// fingerprint of the text: inbound processing finds an unchanged one here
+/// and reads it with [`envelope::parse_written`](crate::envelope::parse_written)
+/// — the header checked, the body not checked a second time. A text changed
+/// since (by an operator, or written by another host) is not found and is
+/// read in full. Kept in memory only; bounded (when full it starts again,
+/// which only means reading some envelopes in full).
+struct Written {
+    seen: Mutex<HashSet<u64>>,
+    /// Seeded per process: a changed text cannot be made to match.
+    hasher: foldhash::quality::RandomState,
+}
+
+impl Written {
+    /// Fingerprints kept at most.
+    const MAX: usize = 1 << 16;
+
+    fn new() -> Written {
+        Written {
+            seen: Mutex::new(HashSet::new()),
+            hasher: foldhash::quality::RandomState::default(),
+        }
+    }
+
+    fn note(&self, text: &str) {
+        let h = self.hasher.hash_one(text);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= Self::MAX {
+            seen.clear();
+        }
+        seen.insert(h);
+    }
+
+    /// Whether `text` was noted (once: it is forgotten now).
+    fn take(&self, text: &str) -> bool {
+        let h = self.hasher.hash_one(text);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        !seen.is_empty() && seen.remove(&h)
+    }
 }
 
 /// This host's lease, renewed by a heartbeat and replaced when lost.
@@ -236,6 +281,25 @@ impl Gateway {
             runtime,
             reported_refusals: Mutex::new(HashSet::new()),
             reported_pauses: Mutex::new(HashSet::new()),
+            written: Written::new(),
+        }
+    }
+
+    /// Gateway receive wrote `text` (an envelope it read) into the queue.
+    pub(crate) fn note_written(&self, text: &str) {
+        self.written.note(text);
+    }
+
+    /// Reads queued `text` as one envelope: without checking its body
+    /// again when gateway receive wrote it and it is unchanged.
+    pub(crate) fn read_queued(
+        &self,
+        text: &str,
+    ) -> Result<crate::envelope::Parsed, crate::envelope::EnvelopeError> {
+        if self.written.take(text) {
+            crate::envelope::parse_written(text)
+        } else {
+            crate::envelope::parse(text)
         }
     }
 
@@ -662,5 +726,25 @@ fn header_only(content: &str) -> String {
             e.to_xml()
         }
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Written;
+
+    #[test]
+    fn a_written_text_is_found_once_and_a_changed_one_never() {
+        let w = Written::new();
+        w.note("<a>1</a>");
+        assert!(!w.take("<a>2</a>"), "changed");
+        assert!(w.take("<a>1</a>"));
+        assert!(!w.take("<a>1</a>"), "found once");
+        // Bounded: when full it starts again.
+        for i in 0..=Written::MAX {
+            w.note(&i.to_string());
+        }
+        assert!(w.seen.lock().unwrap().len() <= Written::MAX);
+        assert!(w.take(&Written::MAX.to_string()));
     }
 }

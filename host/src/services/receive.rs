@@ -285,7 +285,7 @@ pub(crate) fn transform_again(
         Ok(Parsed::Single(e)) => Again::One(Box::new(e), provenance),
         Ok(Parsed::Batch(b)) => {
             let id = b.batch_id.clone();
-            let counts = queue_envelopes(port, tx, &msg.name, b.messages, id, &provenance);
+            let counts = queue_envelopes(gw, port, tx, &msg.name, b.messages, id, &provenance);
             tracing::info!(port = %port.name, file = %msg.name, messages = counts.done, "transformed again: queued");
             tx.remove(msg.key);
             Again::Queued
@@ -340,7 +340,7 @@ fn accept_all(
     if port.transforms.is_empty() {
         for (name, text) in texts {
             if let Some(text) = text {
-                counts.add(read_and_queue(port, tx, &name, text, &[]));
+                counts.add(read_and_queue(gw, port, tx, &name, text, &[]));
             }
         }
         return counts;
@@ -362,7 +362,7 @@ fn accept_all(
         let Some(text) = text else { continue };
         let outcome = outcomes.next().expect("one outcome per document");
         counts.add(match outcome {
-            Ok((doc, provenance)) => read_and_queue(port, tx, &name, doc.content, &provenance),
+            Ok((doc, provenance)) => read_and_queue(gw, port, tx, &name, doc.content, &provenance),
             Err(e) => {
                 let reason = format!("{name}: {TRANSFORM_FAILED}{e}");
                 let exception =
@@ -410,6 +410,7 @@ fn parse_exception(port: &PortConfig, reason: &str) -> NewException {
 /// Read a message's text (after its transforms) as an envelope or a batch
 /// and queue it, or park it Malformed XML / Error with the reason.
 fn read_and_queue(
+    gw: &Gateway,
     port: &PortConfig,
     tx: &mut Transaction,
     name: &str,
@@ -433,12 +434,13 @@ fn read_and_queue(
             return park(port, tx, name, status, text, reason, exception);
         }
     };
-    queue_envelopes(port, tx, name, messages, batch_id, provenance)
+    queue_envelopes(gw, port, tx, name, messages, batch_id, provenance)
 }
 
 /// Queue the envelopes read from source `name` Ready in `tx`, with their
 /// first history version.
 fn queue_envelopes(
+    gw: &Gateway,
     port: &PortConfig,
     tx: &mut Transaction,
     name: &str,
@@ -449,6 +451,10 @@ fn queue_envelopes(
     let n = messages.len() as u64;
     for (i, env) in messages.into_iter().enumerate() {
         let content = env.to_xml();
+        // Read again by inbound processing only if no rule changes it.
+        if port.pipeline.is_empty() {
+            gw.note_written(&content);
+        }
         // The version as received is the message's content: stored once
         // for both, unless only its header is logged.
         let whole = matches!(port.logging, LoggingMode::Original | LoggingMode::All);

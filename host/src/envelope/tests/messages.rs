@@ -372,3 +372,22 @@ fn comments_processing_instructions_and_whitespace_around_the_root_are_fine() {
     );
     assert_eq!(single(&xml), single(CUSTOMER_READ));
 }
+
+#[test]
+fn text_not_ending_as_the_writer_ends_an_envelope_is_read_in_full() {
+    use super::super::parse_written;
+    // A batch, an envelope with something after it, and a written envelope
+    // whose body was changed into malformed XML afterwards: the first two
+    // are not the writer's shape, so each is read (and checked) in full.
+    let batch = batch_of_three();
+    assert_eq!(parse_written(&batch), parse(&batch));
+    let written = single(SALES_ORDER_CREATE).to_xml();
+    let trailing = format!("{written}\n");
+    assert_eq!(parse_written(&trailing), parse(&trailing));
+    let broken = written.replace("</SalesTable>", "</SalesTabel>");
+    let broken = format!("{broken} ");
+    assert!(parse_written(&broken).unwrap_err().is_malformed());
+    // The writer's shape: the header is still checked.
+    let bad_header = written.replace("<Action>", "<Action x=>");
+    assert!(parse_written(&bad_header).unwrap_err().is_malformed());
+}

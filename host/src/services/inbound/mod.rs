@@ -186,12 +186,15 @@ fn in_message_log(gw: &Gateway, msgs: &[QueuedMessage]) -> HashMap<String, bool>
 }
 
 /// Read `content`, as queued, as one envelope.
-fn read_queued(content: &str) -> Result<Envelope, SandboxError> {
-    match envelope::parse(content) {
+fn read_queued(gw: &Gateway, content: &str) -> Result<Envelope, SandboxError> {
+    match gw.read_queued(content) {
         Ok(Parsed::Single(e)) => Ok(e),
-        Ok(Parsed::Batch(_)) | Err(_) => Err(SandboxError::Unavailable(
-            "the queued content is not a single envelope".into(),
+        Ok(Parsed::Batch(_)) => Err(SandboxError::Unavailable(
+            "the queued content is a batch, not a single envelope".into(),
         )),
+        Err(e) => Err(SandboxError::Unavailable(format!(
+            "the queued content is not a valid envelope: {e}"
+        ))),
     }
 }
 
@@ -359,7 +362,7 @@ fn prepare<'m>(
         // Read after the rules (see `Work::env`).
         (Cow::Borrowed(claimed), None)
     } else {
-        match read_queued(&claimed.content) {
+        match read_queued(gw, &claimed.content) {
             Ok(e) => (Cow::Borrowed(claimed), Some(e)),
             Err(err) => {
                 Gateway::fail_message(tx, &port.name, stage::PARSE, claimed, &err);
@@ -384,7 +387,7 @@ fn prepare<'m>(
     if !first || processed()? {
         let read = match &env {
             Some(e) => Ok(Cow::Borrowed(e)),
-            None => read_queued(&msg.content).map(Cow::Owned),
+            None => read_queued(gw, &msg.content).map(Cow::Owned),
         };
         let fault = match read {
             Ok(e) => e.duplicate_fault(),
@@ -469,7 +472,7 @@ fn pipeline(gw: &Gateway, port: &PortConfig, sandboxes: &mut Sandboxes, slots: &
         if out.content == msg.content {
             // Unchanged by the rules: the queued content is the envelope.
             if work.env.is_none() {
-                match read_queued(&msg.content) {
+                match read_queued(gw, &msg.content) {
                     Ok(e) => work.env = Some(e),
                     Err(err) => slots[i].fail(port, stage::PARSE, &err),
                 }
