@@ -334,6 +334,17 @@ fn library_gateway(
     (config, queue, gw)
 }
 
+/// The inbound messages left in the queue: (name, status).
+fn inbound_left(queue: &dyn ferry::queue::GatewayQueue) -> Vec<(String, ferry::queue::Status)> {
+    queue
+        .list(&ferry::queue::Filter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction == ferry::queue::Direction::Inbound)
+        .map(|m| (m.name, m.status))
+        .collect()
+}
+
 /// A Ready inbound message of port `in` named `name`, with MessageId `n`.
 fn queued(name: &str, n: u32, content: String) -> ferry::queue::NewMessage {
     ferry::queue::NewMessage {
@@ -441,13 +452,7 @@ fn a_pipeline_port_reads_each_envelope_once_and_still_refuses_what_is_not_one() 
     let port = &config.ports["in"];
     let counts = inbound::run(&gw, port, &mut Sandboxes::new(), &|| false).unwrap();
     assert_eq!((counts.done, counts.failed), (2, 2));
-    let left: Vec<(String, Status)> = queue
-        .list(&Filter::default())
-        .unwrap()
-        .into_iter()
-        .filter(|m| m.direction == Direction::Inbound)
-        .map(|m| (m.name, m.status))
-        .collect();
+    let left = inbound_left(&*queue);
     assert_eq!(left, [("2.xml".to_string(), Status::Error)]);
     let exceptions = queue.exceptions(&ExceptionFilter::default()).unwrap();
     let seen: Vec<(&str, bool)> = exceptions
@@ -479,7 +484,7 @@ fn a_pipeline_port_reads_each_envelope_once_and_still_refuses_what_is_not_one() 
 /// while the unchanged message of the same occurrence is answered.
 #[test]
 fn an_envelope_edited_after_receive_is_read_in_full_again() {
-    use ferry::queue::{Direction, ExceptionFilter, Filter, GatewayQueue, Status, Transaction};
+    use ferry::queue::{ExceptionFilter, Filter, GatewayQueue, Status, Transaction};
     use ferry::services::{Sandboxes, inbound, receive};
 
     let (dir, config_path) = setup("parallel = false", 1);
@@ -502,13 +507,7 @@ fn an_envelope_edited_after_receive_is_read_in_full_again() {
 
     let counts = inbound::run(&gw, port, &mut Sandboxes::new(), &|| false).unwrap();
     assert_eq!((counts.done, counts.failed), (1, 1));
-    let left: Vec<(String, Status)> = queue
-        .list(&Filter::default())
-        .unwrap()
-        .into_iter()
-        .filter(|m| m.direction == Direction::Inbound)
-        .map(|m| (m.name, m.status))
-        .collect();
+    let left = inbound_left(&*queue);
     assert_eq!(left, [("002.xml".to_string(), Status::Error)]);
     let exceptions = queue.exceptions(&ExceptionFilter::default()).unwrap();
     assert_eq!(exceptions.len(), 1, "{exceptions:#?}");

@@ -25,9 +25,13 @@ use super::{
 /// [`EnvelopeError::Invalid`] if it is XML but not an AIF message. Never panics.
 pub fn parse(xml: &str) -> Result<Parsed, EnvelopeError> {
     let xml = xml.strip_prefix('\u{FEFF}').unwrap_or(xml);
-    let mut reader = XmlReader::new(xml)?;
+    read_checked(XmlReader::new(xml)?)
+}
+
+/// Reads the document of `reader`; a structural error in a document that
+/// is not even XML is reported as the XML error.
+fn read_checked(mut reader: XmlReader<'_>) -> Result<Parsed, EnvelopeError> {
     match read_document(&mut reader) {
-        // A structural error, but maybe the document is not even XML: say so.
         Err(invalid) if !invalid.is_malformed() => {
             Err(reader.first_malformation().unwrap_or(invalid))
         }
@@ -54,12 +58,7 @@ pub fn parse_written(xml: &str) -> Result<Parsed, EnvelopeError> {
     };
     let mut reader = XmlReader::new(xml)?;
     reader.trust_body_to(end);
-    match read_document(&mut reader) {
-        Err(invalid) if !invalid.is_malformed() => {
-            Err(reader.first_malformation().unwrap_or(invalid))
-        }
-        result => result,
-    }
+    read_checked(reader)
 }
 
 /// [`decode_text`] then [`parse`]: reads a message file's raw bytes (UTF-8 or

@@ -293,6 +293,16 @@ fn mutated(base: &'static str) -> impl Strategy<Value = String> {
     })
 }
 
+/// An envelope binding prefixes `p0`, `p1` and a default namespace on its
+/// root, with `inner` in its `MessageParts`.
+fn prefixed_envelope(inner: &str) -> String {
+    format!(
+        "<s:Envelope xmlns:s=\"{MESSAGE_NS}\" xmlns=\"urn:outer:default\" xmlns:p0=\"urn:outer:0\" \
+         xmlns:p1=\"urn:outer:1\"><s:Header><s:Action>urn:a</s:Action></s:Header><s:Body>\
+         <s:MessageParts>{inner}</s:MessageParts></s:Body></s:Envelope>"
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -315,11 +325,7 @@ proptest! {
         // then written.
         let outer = [Some(0), Some(1), None];
         let inner = body(&nodes, &outer);
-        let received = format!(
-            "<s:Envelope xmlns:s=\"{MESSAGE_NS}\" xmlns=\"urn:outer:default\" xmlns:p0=\"urn:outer:0\" \
-             xmlns:p1=\"urn:outer:1\"><s:Header><s:Action>urn:a</s:Action></s:Header><s:Body>\
-             <s:MessageParts>{inner}</s:MessageParts></s:Body></s:Envelope>"
-        );
+        let received = prefixed_envelope(&inner);
         let queued = single(&received).to_xml();
         prop_assert_eq!(parse_written(&queued), parse(&queued), "{}", queued);
     }
@@ -329,11 +335,7 @@ proptest! {
         // p0, p1 and a default namespace are declared on the envelope root.
         let outer = [Some(0), Some(1), None];
         let inner = body(&nodes, &outer);
-        let xml = format!(
-            "<s:Envelope xmlns:s=\"{MESSAGE_NS}\" xmlns=\"urn:outer:default\" xmlns:p0=\"urn:outer:0\" \
-             xmlns:p1=\"urn:outer:1\"><s:Header><s:Action>urn:a</s:Action></s:Header><s:Body>\
-             <s:MessageParts>{inner}</s:MessageParts></s:Body></s:Envelope>"
-        );
+        let xml = prefixed_envelope(&inner);
         let extracted = single(&xml).body;
         let alone = format!("<w>{extracted}</w>");
         prop_assert_eq!(expanded_names(&xml, "MessageParts"), expanded_names(&alone, "w"), "{}", extracted);
